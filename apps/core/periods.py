@@ -1,0 +1,122 @@
+"""Billing periods and proration, pure (no Django).
+
+A billing period is a calendar month in the billing time zone: ``[first day 00:00, next first
+day 00:00)`` (SPEC §3). Intervals are half-open ``[start, end)`` of timezone-aware datetimes;
+durations are exact seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+DEFAULT_BILLING_TIME_ZONE = "Asia/Shanghai"
+SECONDS_PER_HOUR = 3600
+SECONDS_PER_DAY = 86400
+_PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def _zone(tz: str | ZoneInfo | None) -> ZoneInfo:
+    if tz is None:
+        return ZoneInfo(DEFAULT_BILLING_TIME_ZONE)
+    return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Period:
+    """A billing month, ``Period(2026, 11)``; its text form is ``"2026-11"``."""
+
+    year: int
+    month: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.month <= 12 or not 1 <= self.year <= 9998:
+            raise ValueError(f"invalid period {self.year}-{self.month}")
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        match = _PERIOD_RE.match(text or "")
+        if not match:
+            raise ValueError(f"period must look like YYYY-MM, got {text!r}")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def containing(cls, instant: datetime, tz: str | ZoneInfo | None = None) -> Period:
+        local = instant.astimezone(_zone(tz))
+        return cls(local.year, local.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def next(self) -> Period:
+        return Period(self.year + 1, 1) if self.month == 12 else Period(self.year, self.month + 1)
+
+    def previous(self) -> Period:
+        return Period(self.year - 1, 12) if self.month == 1 else Period(self.year, self.month - 1)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def bounds(self, tz: str | ZoneInfo | None = None) -> tuple[datetime, datetime]:
+        """``(start, end)`` as aware datetimes in the billing zone; end is exclusive."""
+        zone = _zone(tz)
+        nxt = self.next()
+        start = datetime(self.year, self.month, 1, tzinfo=zone)
+        end = datetime(nxt.year, nxt.month, 1, tzinfo=zone)
+        return start, end
+
+    def seconds(self, tz: str | ZoneInfo | None = None) -> int:
+        start, end = self.bounds(tz)
+        return seconds_between(start, end)
+
+
+def seconds_between(start: datetime, end: datetime) -> int:
+    """Exact elapsed seconds between two aware datetimes (UTC arithmetic, DST-safe)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware")
+    delta: timedelta = end - start
+    return delta.days * SECONDS_PER_DAY + delta.seconds + (1 if delta.microseconds >= 500_000 else 0)
+
+
+def overlap_seconds(
+    start: datetime, end: datetime | None, window_start: datetime, window_end: datetime
+) -> int:
+    """Seconds of ``[start, end)`` inside ``[window_start, window_end)``; ``end=None`` is open-ended."""
+    lo = max(start, window_start)
+    hi = window_end if end is None else min(end, window_end)
+    if hi <= lo:
+        return 0
+    return seconds_between(lo, hi)
+
+
+def prorate(amount: Decimal, active_seconds: int, unit_seconds: int) -> Decimal:
+    """Exact ``amount × active / unit`` (not rounded: round once per line, later)."""
+    if unit_seconds <= 0:
+        raise ValueError("unit_seconds must be positive")
+    if active_seconds < 0:
+        raise ValueError("active_seconds must not be negative")
+    return amount * Decimal(active_seconds) / Decimal(unit_seconds)
+
+
+def split_at(start: datetime, end: datetime, cut: datetime) -> list[tuple[datetime, datetime]]:
+    """Split ``[start, end)`` at ``cut`` into one or two non-empty half-open parts."""
+    if not start < cut < end:
+        return [(start, end)]
+    return [(start, cut), (cut, end)]
+
+
+def periods_between(start: datetime, end: datetime, tz: str | ZoneInfo | None = None) -> list[Period]:
+    """Every period that ``[start, end)`` touches, in order."""
+    if end <= start:
+        return []
+    first = Period.containing(start, tz)
+    last_instant = end - timedelta(microseconds=1)
+    last = Period.containing(last_instant, tz)
+    out = [first]
+    while out[-1] < last:
+        out.append(out[-1].next())
+    return out
