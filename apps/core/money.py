@@ -127,7 +127,11 @@ def amount_in_words(amount: Decimal | int | str) -> str:
                 continue
             if text and (need_zero or group < 1000):
                 text += "零"
-            text += _four_digits(group) + _BIG_UNITS[idx]
+            unit = _BIG_UNITS[idx]
+            if idx == 3 and groups[2]:
+                # 壹万贰仟叁佰肆拾伍亿, not 壹万亿贰仟叁佰肆拾伍亿: the 亿 group carries the 亿.
+                unit = "万"
+            text += _four_digits(group) + unit
             need_zero = False
         parts.append(text + "元")
     if jiao == 0 and fen == 0:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 DEFAULT_BILLING_TIME_ZONE = "Asia/Shanghai"
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86400
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -74,12 +75,23 @@ class Period:
         return seconds_between(start, end)
 
 
+def _whole_second(instant: datetime) -> int:
+    """Seconds since the epoch of an aware instant, microseconds rounded half up."""
+    delta: timedelta = instant - _EPOCH
+    return delta.days * SECONDS_PER_DAY + delta.seconds + (1 if delta.microseconds >= 500_000 else 0)
+
+
 def seconds_between(start: datetime, end: datetime) -> int:
-    """Exact elapsed seconds between two aware datetimes (UTC arithmetic, DST-safe)."""
+    """Elapsed whole seconds between two aware datetimes (UTC arithmetic, DST-safe).
+
+    Each instant is rounded to the nearest second before subtracting, so durations add up
+    exactly: ``seconds_between(a, b) + seconds_between(b, c) == seconds_between(a, c)`` for any
+    ``b``, also with sub-second timestamps (a usage record cut at a period boundary bills the
+    same seconds as the whole record).
+    """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("datetimes must be timezone-aware")
-    delta: timedelta = end - start
-    return delta.days * SECONDS_PER_DAY + delta.seconds + (1 if delta.microseconds >= 500_000 else 0)
+    return _whole_second(end) - _whole_second(start)
 
 
 def overlap_seconds(

@@ -1,0 +1,101 @@
+"""The staff roles of SPEC §1 as Django groups, with their model permissions.
+
+``sync_roles`` is called from data migrations (with the historical app registry) whenever a
+new app adds models a role should reach; it is idempotent.
+"""
+
+from __future__ import annotations
+
+ACCOUNT_MANAGER = "account_manager"
+SALES_MANAGER = "sales_manager"
+FINANCE = "finance"
+OPERATIONS = "operations"
+
+ALL = "view add change delete".split()
+VIEW = ["view"]
+
+# role → {"app_label.model": [actions]}; a model not yet installed is skipped.
+ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
+    ACCOUNT_MANAGER: {
+        "customers.customer": ["view", "add", "change"],
+        "accounts.customermembership": ALL,
+        "contracts.pricelist": VIEW,
+        "contracts.pricelistitem": VIEW,
+        "contracts.taxcategory": VIEW,
+        "inventory.gpumodel": VIEW,
+        "inventory.server": VIEW,
+        "inventory.card": VIEW,
+        "providers.provider": VIEW,
+        "providers.site": VIEW,
+        "providers.supplyagreement": VIEW,
+        "contracts.contract": ["view", "add", "change", "delete"],
+        "contracts.contractline": ALL,
+        "contracts.allocation": ALL,
+    },
+    SALES_MANAGER: {
+        "customers.customer": VIEW,
+        "contracts.pricelist": ALL,
+        "contracts.pricelistitem": ALL,
+        "contracts.taxcategory": VIEW,
+        "inventory.gpumodel": VIEW,
+        "inventory.server": VIEW,
+        "inventory.card": VIEW,
+        "providers.provider": VIEW,
+        "providers.site": VIEW,
+        "providers.supplyagreement": VIEW,
+        "contracts.contract": ["view", "change"],
+        "contracts.contractline": VIEW,
+        "contracts.allocation": VIEW,
+    },
+    FINANCE: {
+        "customers.customer": ["view", "change"],
+        "contracts.pricelist": VIEW,
+        "contracts.pricelistitem": VIEW,
+        "contracts.taxcategory": ALL,
+        "inventory.gpumodel": VIEW,
+        "inventory.server": VIEW,
+        "inventory.card": VIEW,
+        "providers.provider": VIEW,
+        "providers.site": VIEW,
+        "providers.supplyagreement": VIEW,
+        "contracts.contract": VIEW,
+        "contracts.contractline": VIEW,
+        "contracts.allocation": VIEW,
+    },
+    OPERATIONS: {
+        "providers.provider": ALL,
+        "providers.site": ALL,
+        "providers.supplyagreement": ALL,
+        "inventory.gpumodel": ALL,
+        "inventory.server": ALL,
+        "inventory.card": ALL,
+        "customers.customer": VIEW,
+        "contracts.contract": VIEW,
+        "contracts.contractline": VIEW,
+        "contracts.allocation": VIEW,
+        "rest_framework_api_key.apikey": ALL,
+    },
+}
+
+
+def sync_roles(apps, schema_editor=None) -> None:
+    """Create the role groups and grant exactly the permissions listed above."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, grants in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for model_key, actions in grants.items():
+            app_label, model = model_key.split(".")
+            codenames = [f"{action}_{model}" for action in actions]
+            wanted.extend(
+                Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+            )
+        group.permissions.set(wanted)

@@ -1,0 +1,21 @@
+"""Tests: the real PostgreSQL server (DATABASE_URL, default the local one on 127.0.0.1:5432)."""
+
+import dj_database_url
+
+from .base import *  # noqa: F403
+from .base import env
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/suanli"), conn_max_age=0
+    )
+}
+SECRET_KEY = "test-only-secret-key"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_BROKER_URL = "memory://"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+BILLING_TIME_ZONE = "Asia/Shanghai"
+LANGUAGE_CODE = "en"
