@@ -14,7 +14,8 @@ OPERATIONS = "operations"
 ALL = "view add change delete".split()
 VIEW = ["view"]
 
-# role → {"app_label.model": [actions]}; a model not yet installed is skipped.
+# role → {"app_label.model": [actions]}; the codename is "<action>_<model>" (custom ones such as
+# approve_contract included); a model not yet installed is skipped.
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     ACCOUNT_MANAGER: {
         "customers.customer": ["view", "add", "change"],
@@ -28,8 +29,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "providers.provider": VIEW,
         "providers.site": VIEW,
         "providers.supplyagreement": VIEW,
-        "contracts.contract": ["view", "add", "change", "delete"],
+        "contracts.contract": ["view", "add", "change", "delete", "activate", "terminate"],
         "contracts.contractline": ALL,
+        "contracts.linetier": ALL,
         "contracts.allocation": ALL,
     },
     SALES_MANAGER: {
@@ -43,8 +45,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "providers.provider": VIEW,
         "providers.site": VIEW,
         "providers.supplyagreement": VIEW,
-        "contracts.contract": ["view", "change"],
+        "contracts.contract": ["view", "approve"],
         "contracts.contractline": VIEW,
+        "contracts.linetier": VIEW,
         "contracts.allocation": VIEW,
     },
     FINANCE: {
@@ -58,8 +61,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "providers.provider": VIEW,
         "providers.site": VIEW,
         "providers.supplyagreement": VIEW,
-        "contracts.contract": VIEW,
+        "contracts.contract": ["view", "terminate"],
         "contracts.contractline": VIEW,
+        "contracts.linetier": VIEW,
         "contracts.allocation": VIEW,
     },
     OPERATIONS: {

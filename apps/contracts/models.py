@@ -1,10 +1,12 @@
-"""Price lists and tax categories (contracts and lines join them in a later migration)."""
+"""Tax categories, price lists, contracts, their lines and the hardware allocated to them."""
 
 from decimal import Decimal
 
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import RangeOperators
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q, Value
 from simple_history.models import HistoricalRecords
 
 from apps.core.choices import Currency, LeaseTerm, ResourceKind, unit_code
@@ -95,3 +97,238 @@ class PriceListItem(models.Model):
     @property
     def unit(self) -> str:
         return unit_code(self.resource, self.term)
+
+
+class ContractStatus(models.TextChoices):
+    DRAFT = "draft", "Draft 草稿"
+    PENDING_APPROVAL = "pending_approval", "Pending approval 待审批"
+    ACTIVE = "active", "Active 生效"
+    SUSPENDED = "suspended", "Suspended 暂停"
+    TERMINATED = "terminated", "Terminated 已终止"
+    EXPIRED = "expired", "Expired 已到期"
+
+
+class YearlyBilling(models.TextChoices):
+    MONTHLY_INSTALMENTS = "monthly_instalments", "Monthly instalments 按月分期"
+    UPFRONT = "upfront", "Upfront 一次性预付"
+
+
+PERCENT_VALIDATORS = [MinValueValidator(0), MaxValueValidator(Decimal("99.99"))]
+
+
+class Contract(TimeStampedModel):
+    """A customer's lease. Only drafts are editable; an active contract changes by amendment.
+
+    An amendment is a new row with the same number and ``version + 1`` (``amends`` points at the
+    version it replaces); the old version stays readable, and is ended when the new one activates.
+    """
+
+    number = models.CharField(max_length=20, db_index=True, editable=False)
+    version = models.PositiveSmallIntegerField(default=1, editable=False)
+    amends = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="amended_by", editable=False
+    )
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="contracts")
+    account_manager = models.ForeignKey(
+        "accounts.User", on_delete=models.PROTECT, related_name="managed_contracts"
+    )
+    price_list = models.ForeignKey(
+        PriceList, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.CNY)
+    prices_include_tax = models.BooleanField(default=True, help_text="含税价: list prices include VAT.")
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty = open-ended.")
+    minimum_monthly_amount = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    status = models.CharField(
+        max_length=20,
+        choices=ContractStatus.choices,
+        default=ContractStatus.DRAFT,
+        db_index=True,
+        editable=False,
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    approved_by = models.ForeignKey(
+        "accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
+    approved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    activated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    end_reason = models.CharField(max_length=300, blank=True, editable=False)
+    notes = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-number", "-version"]
+        permissions = [
+            ("approve_contract", "Can approve contract discounts above the threshold"),
+            ("activate_contract", "Can activate, suspend and resume contracts"),
+            ("terminate_contract", "Can terminate contracts"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["number", "version"], name="uniq_contract_number_version"),
+            models.CheckConstraint(
+                condition=Q(end_at__isnull=True) | Q(end_at__gt=F("start_at")),
+                name="contract_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(minimum_monthly_amount__isnull=True) | Q(minimum_monthly_amount__gte=0),
+                name="contract_minimum_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        suffix = f" v{self.version}" if self.version > 1 else ""
+        return f"{self.number}{suffix}"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == ContractStatus.DRAFT
+
+
+class ContractLine(models.Model):
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField(default=1)
+    resource = models.CharField(max_length=10, choices=ResourceKind.choices)
+    gpu_model = models.ForeignKey("inventory.GpuModel", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(
+        max_digits=18, decimal_places=6, help_text="Cards, servers, or P (dense FP16) with up to 6 decimals."
+    )
+    term = models.CharField(max_length=10, choices=LeaseTerm.choices)
+    list_unit_price = models.DecimalField(max_digits=18, decimal_places=6, validators=[MinValueValidator(0)])
+    term_discount_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("0"), validators=PERCENT_VALIDATORS
+    )
+    discount_percent = models.DecimalField(
+        "negotiated discount %",
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=PERCENT_VALIDATORS,
+    )
+    tax_category = models.ForeignKey(TaxCategory, on_delete=models.PROTECT, related_name="+")
+    start_at = models.DateTimeField(null=True, blank=True, help_text="Empty = the contract's start.")
+    end_at = models.DateTimeField(null=True, blank=True, help_text="Empty = the contract's end.")
+    yearly_billing = models.CharField(
+        max_length=20, choices=YearlyBilling.choices, default=YearlyBilling.MONTHLY_INSTALMENTS
+    )
+    p_basis = models.CharField(max_length=20, default="fp16_dense", editable=False)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["contract", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="line_quantity_positive"),
+            models.CheckConstraint(condition=Q(list_unit_price__gte=0), name="line_price_non_negative"),
+            models.CheckConstraint(
+                condition=Q(term_discount_percent__gte=0) & Q(term_discount_percent__lt=100),
+                name="line_term_discount_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0) & Q(discount_percent__lt=100), name="line_discount_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(end_at__isnull=True) | Q(start_at__isnull=True) | Q(end_at__gt=F("start_at")),
+                name="line_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=~Q(resource__in=["card", "server"])
+                | Q(quantity=Func(F("quantity"), function="trunc")),
+                name="line_whole_cards_and_servers",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract} #{self.position} {self.quantity.normalize()} × {self.gpu_model} {self.unit}"
+
+    @property
+    def unit(self) -> str:
+        return unit_code(self.resource, self.term)
+
+    @property
+    def combined_discount_percent(self) -> Decimal:
+        """1 − (1 − term)(1 − negotiated), in percent, exact."""
+        keep = (1 - self.term_discount_percent / 100) * (1 - self.discount_percent / 100)
+        return (1 - keep) * 100
+
+
+class LineTier(models.Model):
+    """A graduated tier of an hourly line: quantity up to ``up_to`` (per period) at ``list_unit_price``."""
+
+    line = models.ForeignKey(ContractLine, on_delete=models.CASCADE, related_name="tiers")
+    up_to = models.DecimalField(
+        max_digits=18, decimal_places=6, null=True, blank=True, help_text="Empty = no limit."
+    )
+    list_unit_price = models.DecimalField(max_digits=18, decimal_places=6, validators=[MinValueValidator(0)])
+
+    class Meta:
+        ordering = ["line", F("up_to").asc(nulls_last=True)]
+        constraints = [models.UniqueConstraint(fields=["line", "up_to"], name="uniq_line_tier")]
+
+
+class Allocation(models.Model):
+    """A card or a whole server serving a line over ``[start_at, end_at)``.
+
+    ``server`` is always set (for a card, its server) and ``slot`` is the card's slot, or empty for
+    the whole server, so one exclusion constraint covers card–card, server–server and card–server
+    overlaps. Allocations of drafts are tentative; they become ``firm`` when the contract
+    activates, and only firm ones take part in the constraint.
+    """
+
+    line = models.ForeignKey(ContractLine, on_delete=models.CASCADE, related_name="allocations")
+    server = models.ForeignKey("inventory.Server", on_delete=models.PROTECT, related_name="allocations")
+    card = models.ForeignKey(
+        "inventory.Card", on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    slot = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField(null=True, blank=True)
+    firm = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["line", "server__serial", "slot"]
+        indexes = [models.Index(fields=["card", "start_at"]), models.Index(fields=["server", "start_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_at__isnull=True) | Q(end_at__gt=F("start_at")),
+                name="allocation_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=(Q(card__isnull=True) & Q(slot__isnull=True))
+                | (Q(card__isnull=False) & Q(slot__isnull=False)),
+                name="allocation_card_has_slot",
+            ),
+            ExclusionConstraint(
+                name="allocation_no_double_booking",
+                expressions=[
+                    (
+                        Func(F("server_id"), F("server_id"), Value("[]"), function="int8range"),
+                        RangeOperators.OVERLAPS,
+                    ),
+                    (
+                        Func(
+                            Func(F("slot"), Value(0), function="COALESCE"),
+                            Func(F("slot"), Value(32767), function="COALESCE"),
+                            Value("[]"),
+                            function="int4range",
+                        ),
+                        RangeOperators.OVERLAPS,
+                    ),
+                    (
+                        Func(F("start_at"), F("end_at"), Value("[)"), function="tstzrange"),
+                        RangeOperators.OVERLAPS,
+                    ),
+                ],
+                condition=Q(firm=True),
+                violation_error_code="double_booking",
+                violation_error_message="This hardware is already allocated to another contract over an overlapping time.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = self.card.uuid if self.card_id else f"server {self.server.serial}"
+        return f"{what} → {self.line.contract}"

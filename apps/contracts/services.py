@@ -1,0 +1,649 @@
+"""Every write to contracts: drafting, allocation, the lifecycle, amendments.
+
+Each service runs in a transaction, locks the contract row, checks the source state and leaves an
+audit trail (django-simple-history records who changed what; ``_history_user`` carries the actor).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from apps.core.errors import Conflict, DomainError, InvalidState
+from apps.core.numbering import next_number
+from apps.core.periods import Period
+from apps.inventory.models import Card, GpuModel, HardwareStatus, Server
+
+from .models import (
+    Allocation,
+    Contract,
+    ContractLine,
+    ContractStatus,
+    LineTier,
+    PriceList,
+    PriceListItem,
+    TaxCategory,
+    YearlyBilling,
+)
+
+DEFAULT_TAX_CATEGORY = "it_service"
+QUANTITY_PLACES = 6
+
+
+@dataclass
+class AllocationData:
+    card: Card | None = None
+    server: Server | None = None
+    start_at: datetime.datetime | None = None
+    end_at: datetime.datetime | None = None
+
+
+@dataclass
+class LineData:
+    resource: str
+    gpu_model: GpuModel
+    quantity: Decimal
+    term: str
+    list_unit_price: Decimal | None = None
+    term_discount_percent: Decimal | None = None
+    discount_percent: Decimal = Decimal("0")
+    tax_category: TaxCategory | None = None
+    start_at: datetime.datetime | None = None
+    end_at: datetime.datetime | None = None
+    yearly_billing: str = YearlyBilling.MONTHLY_INSTALMENTS
+    tiers: list[tuple[Decimal | None, Decimal]] = field(default_factory=list)
+    allocations: list[AllocationData] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _locked(contract: Contract) -> Contract:
+    return Contract.objects.select_for_update().get(pk=contract.pk)
+
+
+def _require_status(contract: Contract, *allowed: str, action: str) -> None:
+    if contract.status not in allowed:
+        raise InvalidState(
+            f"Cannot {action} contract {contract}: it is {contract.status}, not {' or '.join(allowed)}.",
+            fields={"status": contract.status},
+        )
+
+
+def _save(obj, actor, **kwargs) -> None:
+    obj._history_user = actor
+    obj.save(**kwargs)
+
+
+def price_list_item(price_list: PriceList | None, gpu_model: GpuModel, resource: str, term: str):
+    """The price list item for (model, resource, term), from the given or the default list."""
+    qs = PriceListItem.objects.select_related("tax_category").filter(
+        gpu_model=gpu_model, resource=resource, term=term
+    )
+    if price_list is not None:
+        return qs.filter(price_list=price_list).first()
+    return qs.filter(price_list__is_default=True).first()
+
+
+def line_problems(data: LineData, *, contract_start, contract_end) -> dict[str, list[str]]:
+    """Field errors of one line (nothing is saved while any exist)."""
+    errors: dict[str, list[str]] = {}
+    quantity = data.quantity
+    if quantity is None or quantity <= 0:
+        errors["quantity"] = ["Quantity must be greater than zero."]
+    elif -quantity.as_tuple().exponent > QUANTITY_PLACES and quantity != quantity.quantize(Decimal("1e-6")):
+        errors["quantity"] = ["Quantity may have at most 6 decimal places."]
+    elif data.resource in ("card", "server") and quantity != quantity.to_integral_value():
+        errors["quantity"] = [f"A {data.resource} quantity must be a whole number."]
+    for name in ("term_discount_percent", "discount_percent"):
+        value = getattr(data, name)
+        if value is not None and not (Decimal(0) <= value < Decimal(100)):
+            errors[name] = ["Discount must be at least 0 and below 100."]
+    if data.list_unit_price is not None and data.list_unit_price < 0:
+        errors["list_unit_price"] = ["List unit price must not be negative."]
+    start = data.start_at or contract_start
+    end = data.end_at or contract_end
+    if end is not None and start is not None and end <= start:
+        errors["end"] = ["End must be after start."]
+    if data.start_at and contract_start and data.start_at < contract_start:
+        errors["start"] = ["A line cannot start before its contract."]
+    if data.yearly_billing == YearlyBilling.UPFRONT and data.term != "yearly":
+        errors["yearly_billing"] = ["Upfront billing applies to yearly lines only."]
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Drafting
+
+
+@transaction.atomic
+def contract_create(
+    *,
+    actor,
+    customer,
+    start_at: datetime.datetime,
+    lines: list[LineData],
+    account_manager=None,
+    currency: str | None = None,
+    prices_include_tax: bool = True,
+    end_at: datetime.datetime | None = None,
+    minimum_monthly_amount: Decimal | None = None,
+    price_list: PriceList | None = None,
+    notes: str = "",
+) -> Contract:
+    """Create a draft contract with its lines and tentative allocations; number ``C-YYYY-NNNNNN``."""
+    errors: dict = {}
+    if end_at is not None and end_at <= start_at:
+        errors["end"] = ["End must be after start."]
+    if minimum_monthly_amount is not None and minimum_monthly_amount < 0:
+        errors["minimum_monthly_amount"] = ["Minimum monthly amount must not be negative."]
+    line_errors = {}
+    for index, data in enumerate(lines):
+        problems = line_problems(data, contract_start=start_at, contract_end=end_at)
+        if problems:
+            line_errors[index] = problems
+    if line_errors:
+        errors["lines"] = line_errors
+    if errors:
+        raise DomainError(_first(errors), code="invalid", fields=errors)
+
+    year = Period.containing(start_at, settings.BILLING_TIME_ZONE).year
+    contract = Contract(
+        number=next_number("C", year),
+        customer=customer,
+        account_manager=account_manager or actor,
+        price_list=price_list,
+        currency=currency or customer.currency,
+        prices_include_tax=prices_include_tax,
+        start_at=start_at,
+        end_at=end_at,
+        minimum_monthly_amount=minimum_monthly_amount,
+        notes=notes,
+    )
+    _save(contract, actor)
+    for position, data in enumerate(lines, start=1):
+        line_add(contract=contract, data=data, actor=actor, position=position)
+    return contract
+
+
+def _first(errors) -> str:
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            inner = _first(value)
+            return f"{key}: {inner}" if not isinstance(key, int) else f"line {key}: {inner}"
+    if isinstance(errors, list) and errors:
+        return _first(errors[0])
+    return str(errors)
+
+
+@transaction.atomic
+def line_add(*, contract: Contract, data: LineData, actor, position: int | None = None) -> ContractLine:
+    """Add a line to a draft, defaulting the term discount and tax category from the price list."""
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.DRAFT, action="edit")
+    problems = line_problems(data, contract_start=contract.start_at, contract_end=contract.end_at)
+    item = price_list_item(contract.price_list, data.gpu_model, data.resource, data.term)
+    list_price = data.list_unit_price
+    if list_price is None:
+        if item is None:
+            problems.setdefault("list_unit_price", []).append(
+                f"No list price for {data.gpu_model} {data.resource}/{data.term}; give one."
+            )
+        else:
+            list_price = item.list_unit_price
+    if problems:
+        raise DomainError(_first(problems), code="invalid", fields=problems)
+    term_discount = data.term_discount_percent
+    if term_discount is None:
+        term_discount = item.term_discount_percent if item else Decimal("0")
+    tax_category = data.tax_category or (
+        item.tax_category if item else TaxCategory.objects.get(code=DEFAULT_TAX_CATEGORY)
+    )
+    if position is None:
+        position = contract.lines.count() + 1
+    line = ContractLine(
+        contract=contract,
+        position=position,
+        resource=data.resource,
+        gpu_model=data.gpu_model,
+        quantity=data.quantity,
+        term=data.term,
+        list_unit_price=list_price,
+        term_discount_percent=term_discount,
+        discount_percent=data.discount_percent or Decimal("0"),
+        tax_category=tax_category,
+        start_at=data.start_at,
+        end_at=data.end_at,
+        yearly_billing=data.yearly_billing,
+    )
+    _save(line, actor)
+    if data.tiers:
+        LineTier.objects.bulk_create(
+            [LineTier(line=line, up_to=up_to, list_unit_price=price) for up_to, price in data.tiers]
+        )
+    for alloc in data.allocations:
+        allocation_add(
+            line=line,
+            card=alloc.card,
+            server=alloc.server,
+            start_at=alloc.start_at,
+            end_at=alloc.end_at,
+            actor=actor,
+        )
+    return line
+
+
+def line_interval(line: ContractLine) -> tuple[datetime.datetime, datetime.datetime | None]:
+    return line.start_at or line.contract.start_at, line.end_at or line.contract.end_at
+
+
+def allocation_conflicts(
+    *, server: Server, slot: int | None, start_at, end_at, exclude_line_id: int | None = None, firm_only=True
+):
+    """Allocations that would overlap: same card, or the card's whole server, or any card of a server."""
+    qs = Allocation.objects.select_related("line__contract", "card", "server").filter(
+        server=server, start_at__lt=end_at or datetime.datetime.max.replace(tzinfo=datetime.UTC)
+    )
+    qs = qs.filter(Q(end_at__isnull=True) | Q(end_at__gt=start_at))
+    if slot is not None:
+        qs = qs.filter(Q(slot=slot) | Q(slot__isnull=True))
+    if firm_only:
+        qs = qs.filter(firm=True)
+    if exclude_line_id:
+        qs = qs.exclude(line_id=exclude_line_id)
+    return qs
+
+
+def _conflict_message(hardware: str, other: Allocation) -> str:
+    other_what = other.card.uuid if other.card_id else f"server {other.server.serial}"
+    until = other.end_at.isoformat() if other.end_at else "open-ended"
+    return (
+        f"{hardware} is already allocated to contract {other.line.contract} "
+        f"({other_what}, {other.start_at.isoformat()} – {until})."
+    )
+
+
+@transaction.atomic
+def allocation_add(
+    *,
+    line: ContractLine,
+    actor,
+    card: Card | None = None,
+    server: Server | None = None,
+    start_at: datetime.datetime | None = None,
+    end_at: datetime.datetime | None = None,
+) -> Allocation:
+    """Allocate a card or a whole server to a draft's line (tentative until activation)."""
+    contract = _locked(line.contract)
+    _require_status(contract, ContractStatus.DRAFT, action="allocate hardware to")
+    if (card is None) == (server is None):
+        raise DomainError(
+            "Allocate exactly one of a card or a server.",
+            code="invalid",
+            fields={"card": ["Give a card or a server, not both."]},
+        )
+    field_name = "card" if card is not None else "server"
+    if card is not None:
+        card = Card.objects.select_related("server__gpu_model").get(pk=card.pk)
+        server = card.server
+        hardware = f"Card {card.uuid}"
+    else:
+        server = Server.objects.select_related("gpu_model").get(pk=server.pk)
+        hardware = f"Server {server.serial}"
+        if line.resource == "card":
+            raise DomainError(
+                "A card line takes cards, not whole servers.",
+                code="invalid",
+                fields={"server": ["A card line takes cards, not whole servers."]},
+            )
+    if line.resource == "server" and card is not None:
+        raise DomainError(
+            "A server line takes whole servers.",
+            code="invalid",
+            fields={"card": ["A server line takes whole servers, not single cards."]},
+        )
+    if server.gpu_model_id != line.gpu_model_id:
+        msg = f"{hardware} is a {server.gpu_model}, but the line is for {line.gpu_model}."
+        raise DomainError(msg, code="invalid", fields={field_name: [msg]})
+    for obj in filter(None, [server, card]):
+        if obj.status in (HardwareStatus.RETIRED, HardwareStatus.MAINTENANCE):
+            msg = f"{hardware} is {obj.status} and cannot be allocated."
+            raise DomainError(msg, code="invalid", fields={field_name: [msg]})
+    line_start, line_end = line_interval(line)
+    start_at = start_at or line_start
+    end_at = end_at or line_end
+    if end_at is not None and end_at <= start_at:
+        raise DomainError(
+            "End must be after start.", code="invalid", fields={"end": ["End must be after start."]}
+        )
+    if start_at < line_start or (line_end is not None and (end_at is None or end_at > line_end)):
+        msg = "The allocation must lie within the line's period."
+        raise DomainError(msg, code="invalid", fields={"start": [msg]})
+    slot = card.slot if card is not None else None
+    same_line = allocation_conflicts(
+        server=server, slot=slot, start_at=start_at, end_at=end_at, firm_only=False
+    ).filter(line=line)
+    if same_line.exists():
+        msg = f"{hardware} is already allocated to this line."
+        raise DomainError(msg, code="invalid", fields={field_name: [msg]})
+    other = allocation_conflicts(server=server, slot=slot, start_at=start_at, end_at=end_at).first()
+    if other is not None:
+        msg = _conflict_message(hardware, other)
+        raise Conflict(msg, code="double_booking", fields={field_name: [msg]})
+    allocation = Allocation(line=line, server=server, card=card, slot=slot, start_at=start_at, end_at=end_at)
+    _save(allocation, actor)
+    return allocation
+
+
+@transaction.atomic
+def allocation_remove(*, allocation: Allocation, actor) -> None:
+    contract = _locked(allocation.line.contract)
+    _require_status(contract, ContractStatus.DRAFT, action="change allocations of")
+    allocation._history_user = actor
+    allocation.delete()
+
+
+@transaction.atomic
+def contract_delete(*, contract: Contract, actor) -> None:
+    """Only drafts can be deleted (their number is kept by the series; it is not reused)."""
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.DRAFT, action="delete")
+    contract._history_user = actor
+    contract.delete()
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy
+
+
+def needs_approval(contract: Contract) -> bool:
+    """Any line whose combined discount exceeds ``DISCOUNT_APPROVAL_THRESHOLD`` percent."""
+    threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD)
+    return any(line.combined_discount_percent > threshold for line in contract.lines.all())
+
+
+def coverage_problems(contract: Contract) -> dict[int, str]:
+    """Lines whose allocations at the line start do not cover the quantity: {line position: why}."""
+    problems = {}
+    lines = contract.lines.select_related("gpu_model").prefetch_related("allocations__server__gpu_model")
+    for line in lines:
+        start, _ = line_interval(line)
+        live = [
+            a
+            for a in line.allocations.all()
+            if a.start_at <= start and (a.end_at is None or a.end_at > start)
+        ]
+        if line.resource == "card":
+            have, unit = Decimal(sum(1 for a in live if a.card_id)), "cards"
+        elif line.resource == "server":
+            have, unit = Decimal(sum(1 for a in live if not a.card_id)), "servers"
+        else:
+            have = sum(
+                (a.server.gpu_model.p_per_card * (1 if a.card_id else a.server.card_count) for a in live),
+                Decimal(0),
+            )
+            unit = "P"
+        if have < line.quantity:
+            problems[line.position] = (
+                f"line {line.position} ({line.gpu_model} {line.resource}) needs {line.quantity.normalize()} "
+                f"{unit}, allocations cover {have.normalize()} {unit}"
+            )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+
+
+@transaction.atomic
+def contract_submit(*, contract: Contract, actor, now: datetime.datetime) -> Contract:
+    """Draft → pending approval (for discounts above the threshold)."""
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.DRAFT, action="submit")
+    if not contract.lines.exists():
+        raise DomainError(
+            "A contract needs at least one line.", code="invalid", fields={"lines": ["Add a line."]}
+        )
+    contract.status = ContractStatus.PENDING_APPROVAL
+    contract.submitted_at = now
+    _save(contract, actor)
+    return contract
+
+
+@transaction.atomic
+def contract_approve(*, contract: Contract, actor, now: datetime.datetime) -> Contract:
+    """A sales manager approves the discounts; never the contract's own account manager."""
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.PENDING_APPROVAL, action="approve")
+    if not actor.has_perm("contracts.approve_contract"):
+        raise DomainError(
+            "Only a sales manager can approve discounts.", code="permission_denied", http_status=403
+        )
+    if actor.pk == contract.account_manager_id:
+        raise DomainError(
+            "The contract's own account manager cannot approve it.", code="permission_denied", http_status=403
+        )
+    contract.approved_by = actor
+    contract.approved_at = now
+    _save(contract, actor)
+    return contract
+
+
+def _firm_up(contract: Contract) -> None:
+    """Make the contract's allocations firm; the exclusion constraint has the last word."""
+    allocations = Allocation.objects.filter(line__contract=contract).select_related("card", "server", "line")
+    for allocation in allocations:
+        hardware = (
+            f"Card {allocation.card.uuid}" if allocation.card_id else f"Server {allocation.server.serial}"
+        )
+        other = allocation_conflicts(
+            server=allocation.server,
+            slot=allocation.slot,
+            start_at=allocation.start_at,
+            end_at=allocation.end_at,
+            exclude_line_id=allocation.line_id,
+        ).first()
+        if other is not None:
+            msg = _conflict_message(hardware, other)
+            raise Conflict(msg, code="double_booking", fields={"allocations": [msg]})
+    try:
+        with transaction.atomic():
+            Allocation.objects.filter(line__contract=contract).update(firm=True)
+    except IntegrityError:
+        # A concurrent activation committed first; name what it took.
+        for allocation in allocations:
+            other = allocation_conflicts(
+                server=allocation.server,
+                slot=allocation.slot,
+                start_at=allocation.start_at,
+                end_at=allocation.end_at,
+                exclude_line_id=allocation.line_id,
+            ).first()
+            if other is not None:
+                hardware = (
+                    f"Card {allocation.card.uuid}"
+                    if allocation.card_id
+                    else f"Server {allocation.server.serial}"
+                )
+                msg = _conflict_message(hardware, other)
+                raise Conflict(msg, code="double_booking", fields={"allocations": [msg]}) from None
+        raise Conflict("Another contract took some of this hardware.", code="double_booking") from None
+
+
+@transaction.atomic
+def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> Contract:
+    """Draft (within the discount threshold) or approved → active, once allocations cover every line."""
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.DRAFT, ContractStatus.PENDING_APPROVAL, action="activate")
+    if not contract.lines.exists():
+        raise DomainError(
+            "A contract needs at least one line.", code="invalid", fields={"lines": ["Add a line."]}
+        )
+    if needs_approval(contract) and contract.approved_at is None:
+        threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD).normalize()
+        raise InvalidState(
+            f"Discounts above {threshold}% need a sales manager's approval before activation.",
+            code="approval_required",
+        )
+    problems = coverage_problems(contract)
+    if problems:
+        raise DomainError(
+            "Allocations do not cover the contract: " + "; ".join(problems.values()) + ".",
+            code="insufficient_allocation",
+            fields={"allocations": list(problems.values())},
+        )
+    if contract.amends_id:
+        previous = _locked(contract.amends)
+        _end(
+            previous,
+            at=contract.start_at,
+            status=ContractStatus.TERMINATED,
+            actor=actor,
+            now=now,
+            reason=f"amended by version {contract.version}",
+        )
+    _firm_up(contract)
+    contract.status = ContractStatus.ACTIVE
+    contract.activated_at = now
+    _save(contract, actor)
+    return contract
+
+
+@transaction.atomic
+def contract_suspend(*, contract: Contract, actor, now: datetime.datetime, reason: str = "") -> Contract:
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.ACTIVE, action="suspend")
+    contract.status = ContractStatus.SUSPENDED
+    contract.end_reason = reason
+    _save(contract, actor)
+    return contract
+
+
+@transaction.atomic
+def contract_resume(*, contract: Contract, actor, now: datetime.datetime) -> Contract:
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.SUSPENDED, action="resume")
+    contract.status = ContractStatus.ACTIVE
+    contract.end_reason = ""
+    _save(contract, actor)
+    return contract
+
+
+def _end(contract: Contract, *, at, status, actor, now, reason: str) -> None:
+    """End a contract at ``at``: clip its end, its lines and allocations; hardware is free after ``at``."""
+    at = max(at, contract.start_at)
+    if contract.end_at is None or contract.end_at > at:
+        contract.end_at = at
+    for allocation in Allocation.objects.filter(line__contract=contract):
+        if allocation.start_at >= at:
+            allocation._history_user = actor
+            allocation.delete()
+        elif allocation.end_at is None or allocation.end_at > at:
+            allocation.end_at = at
+            _save(allocation, actor, update_fields=["end_at"])
+    for line in contract.lines.all():
+        if line.end_at is not None and line.end_at > at:
+            line.end_at = at
+            _save(line, actor, update_fields=["end_at"])
+    contract.status = status
+    contract.ended_at = now
+    contract.end_reason = reason
+    _save(contract, actor)
+
+
+@transaction.atomic
+def contract_terminate(
+    *,
+    contract: Contract,
+    actor,
+    now: datetime.datetime,
+    at: datetime.datetime | None = None,
+    reason: str = "",
+) -> Contract:
+    """Active or suspended → terminated at ``at`` (default now); billing stops there."""
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.ACTIVE, ContractStatus.SUSPENDED, action="terminate")
+    _end(contract, at=at or now, status=ContractStatus.TERMINATED, actor=actor, now=now, reason=reason)
+    return contract
+
+
+@transaction.atomic
+def contract_expire_due(*, now: datetime.datetime, actor=None) -> int:
+    """Mark active contracts whose end has passed as expired (daily job). Returns how many."""
+    due = Contract.objects.select_for_update(skip_locked=True).filter(
+        status__in=[ContractStatus.ACTIVE, ContractStatus.SUSPENDED], end_at__lte=now
+    )
+    count = 0
+    for contract in due:
+        contract.status = ContractStatus.EXPIRED
+        contract.ended_at = now
+        _save(contract, actor)
+        count += 1
+    return count
+
+
+@transaction.atomic
+def contract_amend(
+    *, contract: Contract, actor, effective_at: datetime.datetime, now: datetime.datetime
+) -> Contract:
+    """Start an amendment: a new draft version from ``effective_at`` with copies of lines and allocations.
+
+    The current version keeps running (and stays readable) until the amendment is activated, which
+    ends it at ``effective_at``.
+    """
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.ACTIVE, ContractStatus.SUSPENDED, action="amend")
+    if Contract.objects.filter(amends=contract).exists():
+        raise InvalidState(f"Contract {contract} already has an amendment in progress.")
+    if effective_at <= contract.start_at or (contract.end_at and effective_at >= contract.end_at):
+        raise DomainError(
+            "The amendment must take effect within the contract's term.",
+            code="invalid",
+            fields={"effective_at": ["Must lie within the contract's term."]},
+        )
+    new = Contract(
+        number=contract.number,
+        version=contract.version + 1,
+        amends=contract,
+        customer=contract.customer,
+        account_manager=contract.account_manager,
+        price_list=contract.price_list,
+        currency=contract.currency,
+        prices_include_tax=contract.prices_include_tax,
+        start_at=effective_at,
+        end_at=contract.end_at,
+        minimum_monthly_amount=contract.minimum_monthly_amount,
+        notes=contract.notes,
+    )
+    _save(new, actor)
+    for line in contract.lines.prefetch_related("allocations", "tiers"):
+        _, line_end = line_interval(line)
+        if line_end is not None and line_end <= effective_at:
+            continue
+        allocations = list(line.allocations.all())
+        tiers = list(line.tiers.all())
+        line.pk = None
+        line.contract = new
+        line.start_at = max(line.start_at or effective_at, effective_at)
+        _save(line, actor)
+        LineTier.objects.bulk_create(
+            [LineTier(line=line, up_to=t.up_to, list_unit_price=t.list_unit_price) for t in tiers]
+        )
+        for allocation in allocations:
+            if allocation.end_at is not None and allocation.end_at <= effective_at:
+                continue
+            Allocation.objects.create(
+                line=line,
+                server=allocation.server,
+                card=allocation.card,
+                slot=allocation.slot,
+                start_at=max(allocation.start_at, effective_at),
+                end_at=allocation.end_at,
+            )
+    return new
