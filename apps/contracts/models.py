@@ -247,6 +247,21 @@ class ContractLine(models.Model):
     def unit(self) -> str:
         return unit_code(self.resource, self.term)
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .rules import line_problems
+
+        contract = self.contract if self.contract_id else None
+        problems = line_problems(
+            self,
+            contract_start=contract.start_at if contract else None,
+            contract_end=contract.end_at if contract else None,
+        )
+        renamed = {{"start": "start_at", "end": "end_at"}.get(k, k): v for k, v in problems.items()}
+        if renamed:
+            raise ValidationError(renamed)
+
     @property
     def combined_discount_percent(self) -> Decimal:
         """1 − (1 − term)(1 − negotiated), in percent, exact."""
@@ -266,6 +281,9 @@ class LineTier(models.Model):
     class Meta:
         ordering = ["line", F("up_to").asc(nulls_last=True)]
         constraints = [models.UniqueConstraint(fields=["line", "up_to"], name="uniq_line_tier")]
+
+    def __str__(self) -> str:
+        return f"up to {self.up_to if self.up_to is not None else '∞'} @ {self.list_unit_price}"
 
 
 class Allocation(models.Model):

@@ -30,9 +30,9 @@ from .models import (
     TaxCategory,
     YearlyBilling,
 )
+from .rules import line_problems
 
 DEFAULT_TAX_CATEGORY = "it_service"
-QUANTITY_PLACES = 6
 
 
 @dataclass
@@ -89,33 +89,6 @@ def price_list_item(price_list: PriceList | None, gpu_model: GpuModel, resource:
     if price_list is not None:
         return qs.filter(price_list=price_list).first()
     return qs.filter(price_list__is_default=True).first()
-
-
-def line_problems(data: LineData, *, contract_start, contract_end) -> dict[str, list[str]]:
-    """Field errors of one line (nothing is saved while any exist)."""
-    errors: dict[str, list[str]] = {}
-    quantity = data.quantity
-    if quantity is None or quantity <= 0:
-        errors["quantity"] = ["Quantity must be greater than zero."]
-    elif -quantity.as_tuple().exponent > QUANTITY_PLACES and quantity != quantity.quantize(Decimal("1e-6")):
-        errors["quantity"] = ["Quantity may have at most 6 decimal places."]
-    elif data.resource in ("card", "server") and quantity != quantity.to_integral_value():
-        errors["quantity"] = [f"A {data.resource} quantity must be a whole number."]
-    for name in ("term_discount_percent", "discount_percent"):
-        value = getattr(data, name)
-        if value is not None and not (Decimal(0) <= value < Decimal(100)):
-            errors[name] = ["Discount must be at least 0 and below 100."]
-    if data.list_unit_price is not None and data.list_unit_price < 0:
-        errors["list_unit_price"] = ["List unit price must not be negative."]
-    start = data.start_at or contract_start
-    end = data.end_at or contract_end
-    if end is not None and start is not None and end <= start:
-        errors["end"] = ["End must be after start."]
-    if data.start_at and contract_start and data.start_at < contract_start:
-        errors["start"] = ["A line cannot start before its contract."]
-    if data.yearly_billing == YearlyBilling.UPFRONT and data.term != "yearly":
-        errors["yearly_billing"] = ["Upfront billing applies to yearly lines only."]
-    return errors
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,6 +242,50 @@ def _conflict_message(hardware: str, other: Allocation) -> str:
     )
 
 
+def allocation_problem(
+    *, line: ContractLine, card: Card | None, server: Server | None, start_at, end_at
+) -> DomainError | None:
+    """Why this card or server cannot serve ``line`` over ``[start_at, end_at)``, or None."""
+
+    def invalid(field_name: str, msg: str, error=DomainError, code="invalid") -> DomainError:
+        return error(msg, code=code, fields={field_name: [msg]})
+
+    if (card is None) == (server is None):
+        return invalid("card", "Give a card or a server, not both.")
+    field_name = "card" if card is not None else "server"
+    if card is not None:
+        server = card.server
+        hardware = f"Card {card.uuid}"
+        if line.resource == "server":
+            return invalid("card", "A server line takes whole servers, not single cards.")
+    else:
+        hardware = f"Server {server.serial}"
+        if line.resource == "card":
+            return invalid("server", "A card line takes cards, not whole servers.")
+    if server.gpu_model_id != line.gpu_model_id:
+        return invalid(
+            field_name, f"{hardware} is a {server.gpu_model}, but the line is for {line.gpu_model}."
+        )
+    for obj in filter(None, [server, card]):
+        if obj.status in (HardwareStatus.RETIRED, HardwareStatus.MAINTENANCE):
+            return invalid(field_name, f"{hardware} is {obj.status} and cannot be allocated.")
+    line_start, line_end = line_interval(line)
+    if end_at is not None and end_at <= start_at:
+        return invalid("end", "End must be after start.")
+    if start_at < line_start or (line_end is not None and (end_at is None or end_at > line_end)):
+        return invalid("start", "The allocation must lie within the line's period.")
+    slot = card.slot if card is not None else None
+    overlapping = allocation_conflicts(
+        server=server, slot=slot, start_at=start_at, end_at=end_at, firm_only=False
+    )
+    if overlapping.filter(line=line).exists():
+        return invalid(field_name, f"{hardware} is already allocated to this line.")
+    other = allocation_conflicts(server=server, slot=slot, start_at=start_at, end_at=end_at).first()
+    if other is not None:
+        return invalid(field_name, _conflict_message(hardware, other), error=Conflict, code="double_booking")
+    return None
+
+
 @transaction.atomic
 def allocation_add(
     *,
@@ -282,61 +299,27 @@ def allocation_add(
     """Allocate a card or a whole server to a draft's line (tentative until activation)."""
     contract = _locked(line.contract)
     _require_status(contract, ContractStatus.DRAFT, action="allocate hardware to")
-    if (card is None) == (server is None):
-        raise DomainError(
-            "Allocate exactly one of a card or a server.",
-            code="invalid",
-            fields={"card": ["Give a card or a server, not both."]},
-        )
-    field_name = "card" if card is not None else "server"
     if card is not None:
         card = Card.objects.select_related("server__gpu_model").get(pk=card.pk)
-        server = card.server
-        hardware = f"Card {card.uuid}"
+        server_for_card = card.server
     else:
+        server_for_card = None
+    if server is not None:
         server = Server.objects.select_related("gpu_model").get(pk=server.pk)
-        hardware = f"Server {server.serial}"
-        if line.resource == "card":
-            raise DomainError(
-                "A card line takes cards, not whole servers.",
-                code="invalid",
-                fields={"server": ["A card line takes cards, not whole servers."]},
-            )
-    if line.resource == "server" and card is not None:
-        raise DomainError(
-            "A server line takes whole servers.",
-            code="invalid",
-            fields={"card": ["A server line takes whole servers, not single cards."]},
-        )
-    if server.gpu_model_id != line.gpu_model_id:
-        msg = f"{hardware} is a {server.gpu_model}, but the line is for {line.gpu_model}."
-        raise DomainError(msg, code="invalid", fields={field_name: [msg]})
-    for obj in filter(None, [server, card]):
-        if obj.status in (HardwareStatus.RETIRED, HardwareStatus.MAINTENANCE):
-            msg = f"{hardware} is {obj.status} and cannot be allocated."
-            raise DomainError(msg, code="invalid", fields={field_name: [msg]})
     line_start, line_end = line_interval(line)
     start_at = start_at or line_start
     end_at = end_at or line_end
-    if end_at is not None and end_at <= start_at:
-        raise DomainError(
-            "End must be after start.", code="invalid", fields={"end": ["End must be after start."]}
-        )
-    if start_at < line_start or (line_end is not None and (end_at is None or end_at > line_end)):
-        msg = "The allocation must lie within the line's period."
-        raise DomainError(msg, code="invalid", fields={"start": [msg]})
-    slot = card.slot if card is not None else None
-    same_line = allocation_conflicts(
-        server=server, slot=slot, start_at=start_at, end_at=end_at, firm_only=False
-    ).filter(line=line)
-    if same_line.exists():
-        msg = f"{hardware} is already allocated to this line."
-        raise DomainError(msg, code="invalid", fields={field_name: [msg]})
-    other = allocation_conflicts(server=server, slot=slot, start_at=start_at, end_at=end_at).first()
-    if other is not None:
-        msg = _conflict_message(hardware, other)
-        raise Conflict(msg, code="double_booking", fields={field_name: [msg]})
-    allocation = Allocation(line=line, server=server, card=card, slot=slot, start_at=start_at, end_at=end_at)
+    problem = allocation_problem(line=line, card=card, server=server, start_at=start_at, end_at=end_at)
+    if problem is not None:
+        raise problem
+    allocation = Allocation(
+        line=line,
+        server=server_for_card or server,
+        card=card,
+        slot=card.slot if card is not None else None,
+        start_at=start_at,
+        end_at=end_at,
+    )
     _save(allocation, actor)
     return allocation
 
@@ -371,25 +354,12 @@ def needs_approval(contract: Contract) -> bool:
 def coverage_problems(contract: Contract) -> dict[int, str]:
     """Lines whose allocations at the line start do not cover the quantity: {line position: why}."""
     problems = {}
-    lines = contract.lines.select_related("gpu_model").prefetch_related("allocations__server__gpu_model")
-    for line in lines:
-        start, _ = line_interval(line)
-        live = [
-            a
-            for a in line.allocations.all()
-            if a.start_at <= start and (a.end_at is None or a.end_at > start)
-        ]
-        if line.resource == "card":
-            have, unit = Decimal(sum(1 for a in live if a.card_id)), "cards"
-        elif line.resource == "server":
-            have, unit = Decimal(sum(1 for a in live if not a.card_id)), "servers"
-        else:
-            have = sum(
-                (a.server.gpu_model.p_per_card * (1 if a.card_id else a.server.card_count) for a in live),
-                Decimal(0),
-            )
-            unit = "P"
-        if have < line.quantity:
+    units = {"card": "cards", "server": "servers", "p_unit": "P"}
+    for line in contract.lines.select_related("gpu_model", "contract"):
+        missing = line_shortfall(line)
+        if missing > 0:
+            have = line.quantity - missing
+            unit = units[line.resource]
             problems[line.position] = (
                 f"line {line.position} ({line.gpu_model} {line.resource}) needs {line.quantity.normalize()} "
                 f"{unit}, allocations cover {have.normalize()} {unit}"
@@ -647,3 +617,70 @@ def contract_amend(
                 end_at=allocation.end_at,
             )
     return new
+
+
+@transaction.atomic
+def contract_save_draft(*, contract: Contract, actor) -> Contract:
+    """Save a draft's header from the admin form; a new draft gets its number here."""
+    if contract.pk is None:
+        year = Period.containing(contract.start_at, settings.BILLING_TIME_ZONE).year
+        contract.number = next_number("C", year)
+        contract.account_manager = contract.account_manager or actor
+        contract.currency = contract.currency or contract.customer.currency
+    else:
+        current = _locked(contract)
+        _require_status(current, ContractStatus.DRAFT, action="edit")
+    _save(contract, actor)
+    return contract
+
+
+@transaction.atomic
+def line_save(*, line: ContractLine, actor) -> ContractLine:
+    """Save a draft's line from the admin form, defaulting the term discount and tax from the price list."""
+    contract = _locked(line.contract)
+    _require_status(contract, ContractStatus.DRAFT, action="edit")
+    if line.pk is None and (line.tax_category_id is None or line.term_discount_percent is None):
+        item = price_list_item(contract.price_list, line.gpu_model, line.resource, line.term)
+        if line.term_discount_percent is None:
+            line.term_discount_percent = item.term_discount_percent if item else Decimal("0")
+        if line.tax_category_id is None:
+            line.tax_category = (
+                item.tax_category if item else TaxCategory.objects.get(code=DEFAULT_TAX_CATEGORY)
+            )
+    _save(line, actor)
+    return line
+
+
+@transaction.atomic
+def allocation_fill(*, line: ContractLine, options, actor) -> list[Allocation]:
+    """Allocate hardware from ``options`` (capacity finder rows, best first) until the line is covered."""
+    created = []
+    for option in options:
+        if line_shortfall(line) <= 0:
+            break
+        created.append(
+            allocation_add(
+                line=line, card=option.card, server=None if option.card else option.server, actor=actor
+            )
+        )
+    return created
+
+
+def line_shortfall(line: ContractLine) -> Decimal:
+    """What the line's allocations at its start still lack: cards, servers or P."""
+    start, _ = line_interval(line)
+    live = [
+        a
+        for a in line.allocations.select_related("server__gpu_model")
+        if a.start_at <= start and (a.end_at is None or a.end_at > start)
+    ]
+    if line.resource == "card":
+        have = Decimal(sum(1 for a in live if a.card_id))
+    elif line.resource == "server":
+        have = Decimal(sum(1 for a in live if not a.card_id))
+    else:
+        have = sum(
+            (a.server.gpu_model.p_per_card * (1 if a.card_id else a.server.card_count) for a in live),
+            Decimal(0),
+        )
+    return line.quantity - have
