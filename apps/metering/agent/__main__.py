@@ -1,0 +1,3 @@
+from apps.metering.agent.cli import main
+
+raise SystemExit(main())
