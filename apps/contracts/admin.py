@@ -1,7 +1,36 @@
-from django.contrib import admin
+"""Contracts admin: the account manager's home. Drafts are edited here; everything else is an action."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import PriceList, PriceListItem, TaxCategory
+from apps.core.errors import DomainError
+from apps.providers.models import HubRegion, Site
+
+from . import selectors, services
+from .models import (
+    Allocation,
+    Contract,
+    ContractLine,
+    LineTier,
+    PriceList,
+    PriceListItem,
+    TaxCategory,
+)
+from .quote_pdf import quote_pdf
+from .quotes import contract_quote
 
 
 @admin.register(TaxCategory)
@@ -39,3 +68,539 @@ class PriceListItemAdmin(SimpleHistoryAdmin):
     list_filter = ("price_list", "resource", "term", "gpu_model", "tax_category")
     search_fields = ("gpu_model__name", "price_list__code")
     list_select_related = ("price_list", "gpu_model", "tax_category")
+
+
+# --- contracts -------------------------------------------------------------------------------
+
+
+class DraftOnlyInlineMixin:
+    """Inlines of a contract are editable only while it is a draft."""
+
+    def _contract_of(self, obj):
+        if obj is None:
+            return None
+        return obj if isinstance(obj, Contract) else obj.contract
+
+    def has_change_permission(self, request, obj=None):
+        contract = self._contract_of(obj)
+        return super().has_change_permission(request, obj) and (contract is None or contract.is_editable)
+
+    def has_add_permission(self, request, obj=None):
+        contract = self._contract_of(obj)
+        return super().has_add_permission(request, obj) and (contract is None or contract.is_editable)
+
+    def has_delete_permission(self, request, obj=None):
+        contract = self._contract_of(obj)
+        return super().has_delete_permission(request, obj) and (contract is None or contract.is_editable)
+
+
+class ContractLineForm(forms.ModelForm):
+    class Meta:
+        model = ContractLine
+        fields = (
+            "position",
+            "resource",
+            "gpu_model",
+            "quantity",
+            "term",
+            "list_unit_price",
+            "term_discount_percent",
+            "discount_percent",
+            "tax_category",
+            "start_at",
+            "end_at",
+            "yearly_billing",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Empty term discount and tax category take the price list's (see services.line_save).
+        self.fields["term_discount_percent"].required = False
+        self.fields["tax_category"].required = False
+        if not self.instance.pk:
+            self.fields["term_discount_percent"].initial = None
+
+
+class ContractLineInline(DraftOnlyInlineMixin, admin.TabularInline):
+    model = ContractLine
+    form = ContractLineForm
+    extra = 0
+    show_change_link = True
+    autocomplete_fields = ["gpu_model"]
+    fields = (*ContractLineForm.Meta.fields, "allocated")
+    readonly_fields = ("allocated",)
+
+    @admin.display(description="allocated 已分配")
+    def allocated(self, obj):
+        if not obj.pk:
+            return "—"
+        return ", ".join(a.card.uuid if a.card_id else a.server.serial for a in obj.allocations.all()) or "—"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("gpu_model", "tax_category")
+            .prefetch_related("allocations__card", "allocations__server")
+        )
+
+
+class ContractAdminForm(forms.ModelForm):
+    class Meta:
+        model = Contract
+        fields = (
+            "customer",
+            "account_manager",
+            "price_list",
+            "currency",
+            "prices_include_tax",
+            "start_at",
+            "end_at",
+            "minimum_monthly_amount",
+            "notes",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "account_manager" in self.fields:
+            self.fields["account_manager"].required = False
+            self.fields["account_manager"].help_text = "Empty: you."
+
+
+@admin.register(Contract)
+class ContractAdmin(SimpleHistoryAdmin):
+    form = ContractAdminForm
+    list_display = (
+        "number",
+        "version",
+        "customer",
+        "account_manager",
+        "status_badge",
+        "start_at",
+        "end_at",
+        "line_count",
+    )
+    list_filter = (
+        "status",
+        "account_manager",
+        "lines__gpu_model",
+        "lines__term",
+        "lines__resource",
+        "currency",
+    )
+    search_fields = (
+        "number",
+        "customer__code",
+        "customer__name",
+        "lines__allocations__card__uuid",
+        "lines__allocations__server__serial",
+    )
+    list_select_related = ("customer", "account_manager")
+    autocomplete_fields = ["customer", "account_manager"]
+    inlines = [ContractLineInline]
+    date_hierarchy = "start_at"
+    actions = [
+        "submit_selected",
+        "approve_selected",
+        "activate_selected",
+        "suspend_selected",
+        "resume_selected",
+        "terminate_selected",
+    ]
+    readonly_fields = (
+        "number",
+        "version",
+        "status",
+        "approved_by",
+        "approved_at",
+        "activated_at",
+        "ended_at",
+        "end_reason",
+        "allocation_table",
+    )
+    change_form_template = "admin/contracts/contract/change_form.html"
+
+    # -- visibility and editability --
+
+    def get_queryset(self, request):
+        return selectors.contract_list(user=request.user).annotate(_lines=Count("lines"))
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not obj.is_editable:
+            return (*ContractAdminForm.Meta.fields, *self.readonly_fields)
+        if not request.user.has_perm("contracts.add_contract"):
+            return (*ContractAdminForm.Meta.fields, *self.readonly_fields)
+        return self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is not None and obj.is_editable and not request.user.is_superuser:
+            # Drafts are the account managers' own work; finance and sales managers look, not edit.
+            return request.user.has_perm("contracts.add_contract")
+        return True
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.is_editable)
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("contracts.approve_contract")
+
+    def has_activate_permission(self, request):
+        return request.user.has_perm("contracts.activate_contract")
+
+    def has_terminate_permission(self, request):
+        return request.user.has_perm("contracts.terminate_contract")
+
+    # -- saving goes through the services --
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.contract_save_draft(contract=obj, actor=request.user)
+        except DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ContractLine:
+            return super().save_formset(request, form, formset, change)
+        lines = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj._history_user = request.user
+            obj.delete()
+        for line in lines:
+            services.line_save(line=line, actor=request.user)
+        formset.save_m2m()
+
+    def delete_model(self, request, obj):
+        services.contract_delete(contract=obj, actor=request.user)
+
+    # -- display --
+
+    @admin.display(description="status 状态", ordering="status")
+    def status_badge(self, obj):
+        colours = {
+            "draft": "#777",
+            "pending_approval": "#b8860b",
+            "active": "#2e7d32",
+            "suspended": "#c62828",
+            "terminated": "#444",
+            "expired": "#444",
+        }
+        return format_html(
+            '<b style="color:{}">{}</b>', colours.get(obj.status, "#000"), obj.get_status_display()
+        )
+
+    @admin.display(description="lines", ordering="_lines")
+    def line_count(self, obj):
+        return obj._lines
+
+    @admin.display(description="allocations 资源分配")
+    def allocation_table(self, obj):
+        rows = Allocation.objects.filter(line__contract=obj).select_related("line", "card", "server__site")
+        if not rows:
+            return "—"
+        body = format_html_join(
+            "",
+            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    a.line.position,
+                    a.card.uuid if a.card_id else "whole server 整机",
+                    a.server.serial,
+                    a.server.site.get_hub_display(),
+                    f"{a.start_at:%Y-%m-%d %H:%M} – " + (f"{a.end_at:%Y-%m-%d %H:%M}" if a.end_at else "…"),
+                    "firm 已锁定" if a.firm else "tentative 暂定",
+                )
+                for a in rows
+            ),
+        )
+        return format_html(
+            "<table><tr><th>line</th><th>card</th><th>server</th><th>hub</th><th>interval</th><th>state</th></tr>"
+            "{}</table>",
+            body,
+        )
+
+    # -- actions: each calls one service and reports --
+
+    def _run(self, request, queryset, service, verb, **kwargs):
+        done = 0
+        for contract in queryset:
+            try:
+                service(contract=contract, actor=request.user, now=timezone.now(), **kwargs)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{contract}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} contract(s).", messages.SUCCESS)
+
+    @admin.action(description="Submit for approval 提交审批", permissions=["change"])
+    def submit_selected(self, request, queryset):
+        self._run(request, queryset, services.contract_submit, "Submitted")
+
+    @admin.action(description="Approve discounts 审批通过", permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        self._run(request, queryset, services.contract_approve, "Approved")
+
+    @admin.action(description="Activate 生效", permissions=["activate"])
+    def activate_selected(self, request, queryset):
+        self._run(request, queryset, services.contract_activate, "Activated")
+
+    @admin.action(description="Suspend 暂停", permissions=["activate"])
+    def suspend_selected(self, request, queryset):
+        self._run(request, queryset, services.contract_suspend, "Suspended")
+
+    @admin.action(description="Resume 恢复", permissions=["activate"])
+    def resume_selected(self, request, queryset):
+        self._run(request, queryset, services.contract_resume, "Resumed")
+
+    @admin.action(description="Terminate now 立即终止", permissions=["terminate"])
+    def terminate_selected(self, request, queryset):
+        self._run(request, queryset, services.contract_terminate, "Terminated")
+
+    # -- capacity finder and quote preview --
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/capacity/", view(self.capacity_view), name="contracts_contract_capacity"),
+            path("<int:pk>/quote/", view(self.quote_view), name="contracts_contract_quote"),
+            path("<int:pk>/quote.pdf", view(self.quote_pdf_view), name="contracts_contract_quote_pdf"),
+            *super().get_urls(),
+        ]
+
+    def _get_visible(self, request, pk) -> Contract:
+        contract = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_or_change_permission(request, contract):
+            raise PermissionDenied
+        return contract
+
+    def capacity_view(self, request, pk):
+        contract = self._get_visible(request, pk)
+        lines = list(contract.lines.select_related("gpu_model", "tax_category"))
+        form = CapacityForm(request.GET or None, lines=lines)
+        line = None
+        options = []
+        if form.is_valid():
+            line = form.cleaned_data["line"]
+            options = selectors.capacity_find(
+                line=line,
+                hubs=form.cleaned_data["hubs"] or None,
+                site_ids=[s.pk for s in form.cleaned_data["sites"]] or None,
+            )
+        elif len(lines) == 1 and not request.GET:
+            return HttpResponseRedirect(f"{request.path}?line={lines[0].pk}")
+        if request.method == "POST":
+            if not (self.has_change_permission(request, contract) and contract.is_editable):
+                raise PermissionDenied
+            line = get_object_or_404(ContractLine, pk=request.POST.get("line"), contract=contract)
+            options = selectors.capacity_find(line=line, hubs=request.POST.getlist("hubs") or None)
+            chosen = set(request.POST.getlist("pick"))
+            if "fill" not in request.POST:
+                options = [o for o in options if o.label in chosen]
+            try:
+                created = services.allocation_fill(line=line, options=options, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Allocated {len(created)} to line {line.position}: "
+                    + ", ".join(a.card.uuid if a.card_id else a.server.serial for a in created),
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(f"{request.path}?line={line.pk}")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Capacity finder 资源查找 · {contract}",
+            "opts": self.model._meta,
+            "original": contract,
+            "contract": contract,
+            "form": form,
+            "line": line,
+            "options": options,
+            "shortfall": services.line_shortfall(line) if line else None,
+            "editable": contract.is_editable and self.has_change_permission(request, contract),
+        }
+        return TemplateResponse(request, "admin/contracts/contract/capacity.html", context)
+
+    def _quote(self, request, pk):
+        contract = self._get_visible(request, pk)
+        try:
+            utilisation = Decimal(request.GET.get("utilisation", "100"))
+        except InvalidOperation:
+            utilisation = Decimal(100)
+        return contract, contract_quote(contract=contract, utilisation_percent=utilisation)
+
+    def quote_view(self, request, pk):
+        contract, quote = self._quote(request, pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Quote preview 报价预览 · {contract}",
+            "opts": self.model._meta,
+            "original": contract,
+            "quote": quote,
+            "contract": contract,
+            "pdf_url": reverse("admin:contracts_contract_quote_pdf", args=[contract.pk]),
+        }
+        return TemplateResponse(request, "admin/contracts/contract/quote.html", context)
+
+    def quote_pdf_view(self, request, pk):
+        contract, quote = self._quote(request, pk)
+        response = HttpResponse(quote_pdf(quote), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="quote-{contract.number}.pdf"'
+        return response
+
+
+class CapacityForm(forms.Form):
+    line = forms.ModelChoiceField(queryset=ContractLine.objects.none(), label="Line 合同行")
+    hubs = forms.MultipleChoiceField(
+        choices=HubRegion.choices,
+        required=False,
+        label="Preferred hubs 枢纽",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    sites = forms.ModelMultipleChoiceField(queryset=Site.objects.none(), required=False, label="Sites 机房")
+
+    def __init__(self, *args, lines, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["line"].queryset = ContractLine.objects.filter(pk__in=[line.pk for line in lines])
+        self.fields["line"].label_from_instance = lambda line: (
+            f"#{line.position} {line.quantity.normalize()} × {line.gpu_model} {line.resource}/{line.term}"
+        )
+        models = {line.gpu_model_id for line in lines}
+        self.fields["sites"].queryset = Site.objects.filter(servers__gpu_model_id__in=models).distinct()
+
+
+class AllocationForm(forms.ModelForm):
+    class Meta:
+        model = Allocation
+        fields = ("card", "server", "start_at", "end_at")
+
+    def clean(self):
+        data = super().clean()
+        line = self.instance.line if self.instance.line_id else getattr(self, "parent_line", None)
+        if line is None or self.instance.pk:
+            return data
+        card, server = data.get("card"), data.get("server")
+        start, end = services.line_interval(line)
+        problem = services.allocation_problem(
+            line=line,
+            card=card,
+            server=None if card else server,
+            start_at=data.get("start_at") or start,
+            end_at=data.get("end_at") or end,
+        )
+        if problem is not None:
+            field = next(iter(problem.fields), None)
+            raise ValidationError({field if field in self.fields else None: problem.message})
+        return data
+
+
+class AllocationInline(admin.TabularInline):
+    model = Allocation
+    form = AllocationForm
+    extra = 0
+    fields = ("card", "server", "start_at", "end_at", "firm")
+    readonly_fields = ("firm",)
+    autocomplete_fields = ["card", "server"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+
+        class BoundForm(formset.form):
+            parent_line = obj
+
+        formset.form = BoundForm
+        return formset
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or obj.contract.is_editable)
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and (obj is None or obj.contract.is_editable)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.contract.is_editable)
+
+
+class LineTierInline(DraftOnlyInlineMixin, admin.TabularInline):
+    model = LineTier
+    extra = 0
+
+    def _contract_of(self, obj):
+        return None if obj is None else obj.contract
+
+
+@admin.register(ContractLine)
+class ContractLineAdmin(SimpleHistoryAdmin):
+    """A line's own page: its allocations and graduated tiers."""
+
+    list_display = (
+        "__str__",
+        "contract",
+        "resource",
+        "gpu_model",
+        "quantity",
+        "term",
+        "list_unit_price",
+        "discount_percent",
+    )
+    list_filter = ("resource", "term", "gpu_model", "contract__status")
+    search_fields = ("contract__number", "contract__customer__code", "allocations__card__uuid")
+    list_select_related = ("contract", "gpu_model")
+    inlines = [AllocationInline, LineTierInline]
+    form = ContractLineForm
+    autocomplete_fields = ["gpu_model"]
+
+    def get_queryset(self, request):
+        visible = selectors.contract_list(user=request.user)
+        return super().get_queryset(request).filter(contract__in=visible)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not obj.contract.is_editable:
+            return ContractLineForm.Meta.fields
+        return ()
+
+    def has_add_permission(self, request):
+        return False  # lines are added on their contract's page
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.contract.is_editable)
+
+    def save_model(self, request, obj, form, change):
+        services.line_save(line=obj, actor=request.user)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Allocation:
+            return super().save_formset(request, form, formset, change)
+        allocations = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            services.allocation_remove(allocation=obj, actor=request.user)
+        for allocation in allocations:
+            if allocation.pk:
+                continue
+            try:
+                services.allocation_add(
+                    line=form.instance,
+                    card=allocation.card,
+                    server=None if allocation.card_id else allocation.server,
+                    start_at=allocation.start_at,
+                    end_at=allocation.end_at,
+                    actor=request.user,
+                )
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+
+
+@admin.register(Allocation)
+class AllocationAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "server", "slot", "start_at", "end_at", "firm")
+    list_filter = ("firm", "server__gpu_model", "server__provider")
+    search_fields = ("card__uuid", "server__serial", "line__contract__number")
+    list_select_related = ("line__contract", "card", "server")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

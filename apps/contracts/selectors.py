@@ -86,7 +86,9 @@ def capacity_find(
     contract = line.contract
     start_at = start_at or line.start_at or contract.start_at
     end_at = end_at or line.end_at or contract.end_at
-    busy = Allocation.objects.filter(_overlapping(start_at, end_at), firm=True, server=OuterRef("pk"))
+    # Busy: firmly allocated to any contract, or already held (even tentatively) by this contract.
+    held = Q(firm=True) | Q(line__contract=contract)
+    busy = Allocation.objects.filter(_overlapping(start_at, end_at), held, server=OuterRef("pk"))
     servers = Server.objects.filter(gpu_model=line.gpu_model).exclude(
         status__in=[HardwareStatus.MAINTENANCE, HardwareStatus.RETIRED]
     )
@@ -94,8 +96,6 @@ def capacity_find(
         servers = servers.filter(site__hub__in=hubs)
     if site_ids:
         servers = servers.filter(site_id__in=site_ids)
-    # Hardware this line already holds is not offered again.
-    servers = servers.exclude(allocations__line=line, allocations__card__isnull=True)
 
     unit_price = effective_unit_price(line.list_unit_price, line.term_discount_percent, line.discount_percent)
     net_price = unit_price / (1 + line.tax_category.rate) if contract.prices_include_tax else unit_price
@@ -119,12 +119,11 @@ def capacity_find(
 
     if line.resource == "card":
         busy_card = Allocation.objects.filter(
-            _overlapping(start_at, end_at), firm=True, server=OuterRef("server_id")
+            _overlapping(start_at, end_at), held, server=OuterRef("server_id")
         ).filter(Q(slot=OuterRef("slot")) | Q(slot__isnull=True))
         cards = (
             Card.objects.filter(server__in=servers)
             .exclude(status__in=[HardwareStatus.MAINTENANCE, HardwareStatus.RETIRED])
-            .exclude(allocations__line=line)
             .filter(~Exists(busy_card))
             .select_related("server__provider", "server__site", "server__gpu_model")
             .order_by("server__site__hub", "server__serial", "slot")[: limit * 4]

@@ -625,7 +625,8 @@ def contract_save_draft(*, contract: Contract, actor) -> Contract:
     if contract.pk is None:
         year = Period.containing(contract.start_at, settings.BILLING_TIME_ZONE).year
         contract.number = next_number("C", year)
-        contract.account_manager = contract.account_manager or actor
+        if contract.account_manager_id is None:
+            contract.account_manager = actor
         contract.currency = contract.currency or contract.customer.currency
     else:
         current = _locked(contract)

@@ -100,10 +100,11 @@ LOGIN_URL = "/admin/login/"
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
-TIME_ZONE = "UTC"
+BILLING_TIME_ZONE = env("BILLING_TIME_ZONE", "Asia/Shanghai")
+# Stored in UTC (USE_TZ); shown and entered in the billing time zone in admin and portal forms.
+TIME_ZONE = BILLING_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
-BILLING_TIME_ZONE = env("BILLING_TIME_ZONE", "Asia/Shanghai")
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
