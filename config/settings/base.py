@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "apps.inventory",
     "apps.customers",
     "apps.contracts",
+    "apps.metering",
+    "apps.billing",
     "apps.api",
 ]
 

@@ -1,0 +1,68 @@
+"""Usage records pushed by partner systems, their telemetry, and the partner API keys."""
+
+from django.db import models
+from django.db.models import F, Q
+from rest_framework_api_key.models import AbstractAPIKey
+
+
+class PartnerAPIKey(AbstractAPIKey):
+    """An API key of one provider's partner system (hashed at rest; only the prefix is shown)."""
+
+    provider = models.ForeignKey("providers.Provider", on_delete=models.CASCADE, related_name="api_keys")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "partner API key"
+        verbose_name_plural = "partner API keys"
+
+
+class UsageRecord(models.Model):
+    """``[start_at, end_at)`` of one card, or of a whole server (which counts for each of its cards).
+
+    ``(provider, event_id)`` is unique; ``content_hash`` tells a harmless duplicate (same content)
+    from a conflict (same id, other content). Telemetry is evidence, never a billing basis.
+    """
+
+    provider = models.ForeignKey("providers.Provider", on_delete=models.PROTECT, related_name="usage_records")
+    event_id = models.CharField(max_length=128)
+    content_hash = models.CharField(max_length=32)
+    card = models.ForeignKey(
+        "inventory.Card", on_delete=models.PROTECT, null=True, blank=True, related_name="usage_records"
+    )
+    server = models.ForeignKey(
+        "inventory.Server", on_delete=models.PROTECT, null=True, blank=True, related_name="usage_records"
+    )
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField()
+    utilization_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    memory_used_bytes = models.BigIntegerField(null=True, blank=True)
+    energy_mj = models.BigIntegerField("energy (mJ)", null=True, blank=True)
+    telemetry = models.JSONField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-start_at"]
+        indexes = [
+            models.Index(fields=["card", "start_at"], name="usage_card_start"),
+            models.Index(fields=["server", "start_at"], name="usage_server_start"),
+            models.Index(fields=["provider", "start_at"], name="usage_provider_start"),
+            models.Index(fields=["start_at"], name="usage_start"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="uniq_usage_provider_event"),
+            models.CheckConstraint(condition=Q(end_at__gt=F("start_at")), name="usage_end_after_start"),
+            models.CheckConstraint(
+                condition=(Q(card__isnull=False) & Q(server__isnull=True))
+                | (Q(card__isnull=True) & Q(server__isnull=False)),
+                name="usage_card_xor_server",
+            ),
+            models.CheckConstraint(
+                condition=Q(utilization_percent__isnull=True)
+                | (Q(utilization_percent__gte=0) & Q(utilization_percent__lte=100)),
+                name="usage_utilization_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.start_at:%Y-%m-%d %H:%M}–{self.end_at:%H:%M})"
