@@ -227,7 +227,7 @@ def test_amendment_is_a_new_version_and_the_old_one_stays_readable(am, customer)
     assert Allocation.objects.get(line__contract=amendment, firm=True).start_at == effective
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_activations_of_the_same_card_exactly_one_wins(make_staff):
     am = make_staff(roles.ACCOUNT_MANAGER, username="am-c")
     customer = CustomerFactory()
