@@ -1,7 +1,12 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from import_export.admin import ImportExportMixin
+from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import Card, GpuModel, Server
+from .resources import ServerResource, import_error_lines
 
 
 @admin.register(GpuModel)
@@ -31,7 +36,7 @@ class CardInline(admin.TabularInline):
 
 
 @admin.register(Server)
-class ServerAdmin(SimpleHistoryAdmin):
+class ServerAdmin(ImportExportMixin, SimpleHistoryAdmin):
     list_display = ("serial", "provider", "site", "hub", "gpu_model", "card_count", "status")
     list_filter = ("status", "gpu_model", "provider", "site__hub", "provider__type")
     search_fields = ("serial", "cards__uuid", "provider__code", "site__name")
@@ -39,6 +44,28 @@ class ServerAdmin(SimpleHistoryAdmin):
     autocomplete_fields = ["provider", "site", "gpu_model"]
     inlines = [CardInline]
     show_full_result_count = False
+    resource_classes = [ServerResource]
+    import_formats = [CSV, XLSX]
+    export_formats = [CSV, XLSX]
+
+    def has_import_permission(self, request):
+        # An import creates servers and cards and may change existing servers.
+        return request.user.has_perms(
+            ["inventory.add_server", "inventory.change_server", "inventory.add_card"]
+        )
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def process_result(self, result, request):
+        # The confirm step re-validates (the data may have changed since the preview); on any
+        # error the import was rolled back, so say so instead of "Import finished".
+        if result.has_errors() or result.has_validation_errors():
+            lines = import_error_lines(result)
+            more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
+            messages.error(request, "Nothing was imported: " + " ".join(lines[:5]) + more)
+            return HttpResponseRedirect(reverse("admin:inventory_server_import"))
+        return super().process_result(result, request)
 
     @admin.display(description="hub", ordering="site__hub")
     def hub(self, obj):

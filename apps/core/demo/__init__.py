@@ -1,0 +1,47 @@
+"""The demo data behind ``manage.py loaddemo`` (SPEC §12).
+
+The load is a list of steps run in order inside one transaction. Each step finds its rows by
+natural key and writes only what is missing or different, so a second run changes nothing.
+Randomness comes from ``DemoContext.rng(step, ...)``, seeded per step, never from the clock.
+Later steps (contracts, usage, a billing run) are appended to ``STEPS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from . import customers, hardware, people, prices
+from .base import DemoContext, ProgressFactory, Tally, no_progress
+from .data import DEFAULT_SEED, DEMO_PASSWORD
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[DemoContext], None]
+
+
+STEPS: list[Step] = [
+    Step("staff users", people.load_staff),
+    Step("providers and sites", hardware.load_providers),
+    Step("servers and cards", hardware.load_servers),
+    Step("price lists", prices.load_price_lists),
+    Step("supply agreements", hardware.load_supply_agreements),
+    Step("customers", customers.load_customers),
+    Step("portal users", people.load_portal_users),
+]
+
+
+def load_demo(*, seed: int = DEFAULT_SEED, progress: ProgressFactory = no_progress) -> dict[str, Tally]:
+    """Load (or complete) the demo data; returns created/updated/unchanged counts per kind of row."""
+    ctx = DemoContext(seed=seed, progress=progress)
+    with transaction.atomic():
+        for step in STEPS:
+            step.run(ctx)
+    return ctx.tallies
+
+
+__all__ = ["DEFAULT_SEED", "DEMO_PASSWORD", "STEPS", "DemoContext", "Step", "Tally", "load_demo"]

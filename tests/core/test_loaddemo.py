@@ -1,0 +1,201 @@
+"""``manage.py loaddemo``: a realistic demo, loaded in one go, and a second run changes nothing."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db.models import Max
+
+from apps.accounts import roles
+from apps.contracts.models import PriceList, PriceListItem
+from apps.core.demo import DemoContext
+from apps.core.demo.hardware import card_uuid, server_plan
+from apps.core.validators import uscc_problem, validate_nvml_uuid
+from apps.customers.models import Customer
+from apps.inventory.models import Card, Server
+from apps.providers.models import Provider, ProviderType, Site, SupplyAgreement
+
+LOWERCASE_NVML = re.compile(r"^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def loaddemo() -> str:
+    out = StringIO()
+    call_command("loaddemo", stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def snapshot() -> dict[str, tuple]:
+    """Row count and latest ``updated_at`` of every table (history tables included)."""
+    state = {}
+    for model in apps.get_models():
+        if model._meta.app_label in {"sessions", "admin"}:
+            continue
+        qs = model._default_manager.all()
+        has_updated_at = any(f.name == "updated_at" for f in model._meta.concrete_fields)
+        latest = qs.aggregate(m=Max("updated_at"))["m"] if has_updated_at else None
+        state[model._meta.label] = (qs.count(), latest)
+    User = get_user_model()
+    state["passwords"] = tuple(User.objects.order_by("username").values_list("username", "password"))
+    return state
+
+
+@pytest.fixture
+def demo(db):
+    return loaddemo()
+
+
+def test_the_demo_has_providers_of_every_type_across_the_hubs(demo):
+    assert Provider.objects.count() >= 7
+    assert set(Provider.objects.values_list("type", flat=True)) == set(ProviderType.values)
+    assert Site.objects.values("hub").distinct().count() >= 5
+    assert Provider.objects.filter(code__in=["cu-qinghai", "bj-idc"]).count() == 2
+    for provider in Provider.objects.prefetch_related("sites"):
+        assert 1 <= len(provider.sites.all()) <= 3
+
+
+def test_the_demo_has_about_300_servers_of_8_cards_with_unique_valid_uuids(demo):
+    servers = Server.objects.count()
+    assert 290 <= servers <= 320
+    assert Card.objects.count() == servers * 8
+    uuids = list(Card.objects.values_list("uuid", flat=True))
+    assert len(set(uuids)) == len(uuids)
+    for value in uuids:
+        validate_nvml_uuid(value)
+        assert LOWERCASE_NVML.match(value), value
+    # Cards are numbered 0..7 in every server and their UUIDs derive from serial and slot.
+    card = Card.objects.select_related("server").get(server__serial="SRV-BJ-0001", slot=3)
+    assert card.uuid == card_uuid("SRV-BJ-0001", 3)
+    assert set(Card.objects.values_list("slot", flat=True)) == set(range(8))
+
+    models = set(Server.objects.values_list("gpu_model__name", flat=True))
+    assert {"A100-SXM4-40GB", "A100-SXM4-80GB", "A800-SXM4-80GB", "H800-SXM5-80GB"} <= models
+    assert {"H20-96GB", "L40S-48GB", "RTX4090-24GB", "Ascend-910B-64GB"} <= models
+    assert Server.objects.filter(status="maintenance").exists()
+    assert Server.objects.filter(status="retired").exists()
+    assert all(re.match(r"^SRV-[A-Z]+-\d{4}$", s) for s in Server.objects.values_list("serial", flat=True))
+
+
+def test_platform_owned_servers_carry_the_white_papers_costs(demo):
+    owned = Server.objects.filter(purchase_cost_amount__isnull=False)
+    assert owned.count() == 2
+    for server in owned:
+        assert server.purchase_cost_amount == Decimal("1800000.00")
+        assert server.annual_cash_cost_amount == Decimal("240000.00")
+        assert server.gpu_model.name == "A100-SXM4-40GB"
+
+
+def test_supply_costs_leave_a_margin_below_every_list_price(demo):
+    effective = {}
+    for item in PriceListItem.objects.select_related("gpu_model"):
+        key = (item.gpu_model.name, item.resource, item.term)
+        price = item.list_unit_price * (1 - item.term_discount_percent / 100)
+        effective[key] = min(price, effective.get(key, price))
+    agreements = list(SupplyAgreement.objects.select_related("provider", "gpu_model"))
+    assert len(agreements) >= 20
+    assert Provider.objects.exclude(supply_agreements__isnull=False).count() == 0
+    for agreement in agreements:
+        key = (agreement.gpu_model.name, agreement.resource, agreement.term)
+        assert key in effective, f"{agreement} has no list price"
+        assert 0 < agreement.cost_unit_price < effective[key], agreement
+    assert SupplyAgreement.objects.get(
+        provider__code="bj-idc", gpu_model__name="A100-SXM4-40GB", resource="card", term="hourly"
+    ).cost_unit_price == Decimal("12.00")
+
+
+def test_the_standard_price_list_covers_the_models_the_reference_list_does_not(demo):
+    standard = PriceList.objects.get(code="suanli-standard-2026")
+    assert standard.is_default is False
+    assert PriceList.objects.get(is_default=True, currency="CNY").code == "market-reference"
+    items = standard.items.select_related("gpu_model", "tax_category")
+    assert {i.gpu_model.name for i in items} == {
+        "A800-SXM4-80GB",
+        "H800-SXM5-80GB",
+        "H20-96GB",
+        "L40S-48GB",
+        "RTX4090-24GB",
+        "Ascend-910B-64GB",
+    }
+    assert {(i.resource, i.term) for i in items} == {
+        ("card", "hourly"),
+        ("server", "monthly"),
+        ("server", "yearly"),
+        ("p_unit", "yearly"),
+    }
+    a800 = items.get(gpu_model__name="A800-SXM4-80GB", resource="p_unit", term="yearly")
+    assert (a800.list_unit_price, a800.term_discount_percent) == (Decimal("200000"), Decimal("15"))
+    assert a800.tax_category.code == "it_service"
+    assert items.get(
+        gpu_model__name="H800-SXM5-80GB", resource="server", term="monthly"
+    ).tax_category.code == ("equipment_lease")
+
+
+def test_30_customers_with_valid_credit_codes(demo):
+    customers = list(Customer.objects.select_related("account_manager"))
+    assert len(customers) == 30
+    for customer in customers:
+        assert uscc_problem(customer.tax_id) is None, (customer.code, customer.tax_id)
+        customer.full_clean()
+    assert Customer.objects.filter(code="acme").exists()
+    assert {c.invoice_type for c in customers} == {"vat_special", "vat_general"}
+    assert 1 <= sum(c.auto_issue for c in customers) < 10
+    assert {c.account_manager.username for c in customers} == {"am1", "am2"}
+
+
+def test_demo_users_log_in_with_the_demo_password(demo, client):
+    User = get_user_model()
+    expected_roles = {
+        "am1": roles.ACCOUNT_MANAGER,
+        "am2": roles.ACCOUNT_MANAGER,
+        "sales1": roles.SALES_MANAGER,
+        "finance1": roles.FINANCE,
+        "ops1": roles.OPERATIONS,
+    }
+    for username, role in expected_roles.items():
+        user = User.objects.get(username=username)
+        assert user.is_staff and not user.is_superuser
+        assert list(user.groups.values_list("name", flat=True)) == [role]
+    assert User.objects.get(username="admin").is_superuser
+
+    for username in ["admin", *expected_roles]:
+        assert client.login(username=username, password="suanli-demo"), username
+        assert client.get("/admin/").status_code == 200
+        client.logout()
+
+    portal = User.objects.get(username="acme-user")
+    assert not portal.is_staff
+    assert list(portal.memberships.values_list("customer__code", flat=True)) == ["acme"]
+    assert client.login(username="acme-user", password="suanli-demo")
+    assert client.get("/admin/").status_code == 302  # not staff: sent to the login page
+
+
+def test_a_second_run_changes_nothing(demo):
+    before = snapshot()
+    output = loaddemo()
+    assert snapshot() == before
+    assert re.search(r"servers\s+\d+\s+\(0 created, 0 updated, \d+ unchanged\)", output)
+    assert "suanli-demo" in output
+
+
+def test_a_second_run_restores_deleted_demo_rows_and_leaves_changed_servers_alone(demo):
+    Customer.objects.filter(code="moyan").delete()
+    server = Server.objects.get(serial="SRV-QH-0001")
+    server.status = "allocated"
+    server.save()
+    output = loaddemo()
+    assert Customer.objects.filter(code="moyan").exists()
+    assert re.search(r"customers\s+30\s+\(1 created, 0 updated, 29 unchanged\)", output)
+    server.refresh_from_db()
+    assert server.status == "allocated"
+
+
+def test_the_plan_depends_on_the_seed_only():
+    assert server_plan(DemoContext(seed=7)) == server_plan(DemoContext(seed=7))
+    assert [p.status for p in server_plan(DemoContext(seed=7))] != [
+        p.status for p in server_plan(DemoContext(seed=8))
+    ]
