@@ -6,7 +6,8 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -67,6 +68,21 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, ProtectedError | RestrictedError):
+        objects = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        kinds = sorted({str(obj._meta.verbose_name_plural) for obj in objects})
+        return error_response(
+            "conflict",
+            f"Cannot delete it: {', '.join(kinds)} still refer to it.",
+            status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, DataError):
+        # A value the database cannot store (NUL character, number out of range) that slipped
+        # past validation: the client's data, so a 400, not a 500.
+        logger.warning("data error answered as 400: %s", exc)
+        return error_response(
+            "invalid", "A value cannot be stored (out of range or not allowed).", status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, IntegrityError):
         logger.warning("integrity error answered as 409: %s", exc)
         return error_response(
