@@ -1,0 +1,402 @@
+"""Billing a chunk of customers for a period: rate with the engine, write draft invoices in bulk.
+
+One chunk costs a constant number of queries whatever its customers' lines or usage: contracts and
+allocations are prefetched, usage is merged per card in one SQL statement, and the drafts are
+written with bulk operations under per-customer advisory locks (taken in id order, so two runs
+over the same customers queue instead of deadlocking). Issued invoices are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+
+from apps.contracts import pricing
+from apps.core.money import ZERO, round_unit_price
+from apps.core.periods import Period
+from apps.customers.models import Customer
+
+from ..descriptions import line_description
+from ..inputs import LoadedContract, contracts_for, merged_usage
+from ..models import BillingRun, Invoice, InvoiceLine, InvoiceStatus
+
+logger = logging.getLogger(__name__)
+
+LATE_LOOKBACK_MONTHS = 12
+ADVISORY_NAMESPACE = 4_200_001  # pg_advisory_xact_lock(namespace, customer_id)
+
+
+@dataclass
+class ChunkResult:
+    created: int = 0
+    refreshed: int = 0
+    unchanged: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    invoice_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PlannedLine:
+    contract_id: int
+    contract_line_id: int | None
+    charge: pricing.LineCharge
+    description: str
+    tax_classification: str
+    prices_include_tax: bool
+
+    def values(self) -> tuple:
+        c = self.charge
+        return (
+            c.kind,
+            self.contract_id,
+            self.contract_line_id,
+            self.description,
+            round_unit_price(c.quantity),
+            c.unit,
+            round_unit_price(c.list_unit_price),
+            round_unit_price(c.unit_price),
+            c.discount_amount,
+            c.amount,
+            c.tax_rate,
+            c.tax.tax,
+            c.tax.net,
+            c.tax.gross,
+            c.service_start,
+            c.service_end,
+        )
+
+
+def _tz() -> str:
+    return settings.BILLING_TIME_ZONE
+
+
+def _classification(loaded: LoadedContract, charge: pricing.LineCharge) -> str:
+    if charge.line_id is not None:
+        return loaded.lines[charge.line_id].tax_category.fapiao_classification
+    # the shortfall takes the highest-rate category among the contract's lines
+    top = max(loaded.lines.values(), key=lambda line: line.tax_category.rate)
+    return top.tax_category.fapiao_classification
+
+
+def plan_customer(
+    contracts: list[LoadedContract],
+    period: Period,
+    usage: dict[int, list[pricing.UsageRecord]],
+    late: list[tuple[Period, dict[int, list[pricing.UsageRecord]], dict[int, list[pricing.UsageRecord]]]],
+) -> dict[str, list[PlannedLine]]:
+    """Invoice lines of one customer for ``period`` by currency (pure, apart from reading inputs)."""
+    by_currency: dict[str, list[PlannedLine]] = defaultdict(list)
+    for loaded in contracts:
+        contract = loaded.contract
+        records = [r for card_id in loaded.card_ids for r in usage.get(card_id, ())]
+        charges = pricing.rate_contract(loaded.rating, period, records, tz=_tz())
+        for charge in charges.all_lines:
+            line = loaded.lines.get(charge.line_id) if charge.line_id else None
+            by_currency[contract.currency].append(
+                PlannedLine(
+                    contract.pk,
+                    charge.line_id,
+                    charge,
+                    line_description(contract, line, charge, str(period)),
+                    _classification(loaded, charge),
+                    contract.prices_include_tax,
+                )
+            )
+        for late_period, all_usage, billed_usage in late:
+            all_records = [r for card_id in loaded.card_ids for r in all_usage.get(card_id, ())]
+            if not all_records:
+                continue
+            billed = [r for card_id in loaded.card_ids for r in billed_usage.get(card_id, ())]
+            for charge in pricing.rate_contract_late_usage(
+                loaded.rating, late_period, all_records, billed, tz=_tz()
+            ):
+                if charge.amount == ZERO and charge.quantity == ZERO:
+                    continue
+                line = loaded.lines[charge.line_id]
+                by_currency[contract.currency].append(
+                    PlannedLine(
+                        contract.pk,
+                        charge.line_id,
+                        charge,
+                        line_description(contract, line, charge, str(late_period)),
+                        _classification(loaded, charge),
+                        contract.prices_include_tax,
+                    )
+                )
+    return by_currency
+
+
+def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContract]], period: Period, as_of):
+    """Per customer: [(earlier period, all usage, already billed usage)] for periods with late records.
+
+    A period's usage is billed up to the latest usage cutoff of the customer's issued invoices from
+    that period on; records received after it (and by ``as_of``) are late.
+    """
+    earliest = period
+    for _ in range(LATE_LOOKBACK_MONTHS):
+        earliest = earliest.previous()
+    issued = Invoice.objects.filter(
+        customer_id__in=customer_ids,
+        status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
+        period__gte=str(earliest),
+        period__lt=str(period),
+    ).values_list("customer_id", "period", "usage_cutoff_at")
+    cutoffs: dict[int, dict[str, datetime.datetime]] = defaultdict(dict)
+    for customer_id, invoice_period, cutoff in issued:
+        if cutoff is not None:
+            cutoffs[customer_id][invoice_period] = cutoff
+    result: dict[int, list] = defaultdict(list)
+    for customer_id, by_period in cutoffs.items():
+        card_ids = {cid for loaded in contracts.get(customer_id, ()) for cid in loaded.card_ids}
+        if not card_ids:
+            continue
+        for invoiced_period in sorted(by_period):
+            cutoff = max(c for p, c in by_period.items() if p >= invoiced_period)
+            p = Period.parse(invoiced_period)
+            start, end = p.bounds(_tz())
+            late = merged_usage(card_ids, start, end, received_to=as_of, received_from=cutoff)
+            if not late:
+                continue
+            all_usage = merged_usage(card_ids, start, end, received_to=as_of)
+            billed = merged_usage(card_ids, start, end, received_to=cutoff)
+            result[customer_id].append((p, all_usage, billed))
+    return result
+
+
+def _has_issued_late_periods(customer_ids: list[int], period: Period) -> bool:
+    return Invoice.objects.filter(
+        customer_id__in=customer_ids,
+        status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
+        period__lt=str(period),
+    ).exists()
+
+
+def bill_customers(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
+    """Create or refresh the draft invoices of ``customer_ids`` for the run's period."""
+    period = Period.parse(run.period)
+    start, end = period.bounds(_tz())
+    customer_ids = sorted(customer_ids)
+    result = ChunkResult()
+    contracts = contracts_for(customer_ids, start, end)
+    all_cards = {
+        cid for loaded_list in contracts.values() for loaded in loaded_list for cid in loaded.card_ids
+    }
+    usage = merged_usage(all_cards, start, end, received_to=run.as_of)
+    late = (
+        _late_inputs(customer_ids, contracts, period, run.as_of)
+        if _has_issued_late_periods(customer_ids, period)
+        else {}
+    )
+
+    plans: dict[int, dict[str, list[PlannedLine]]] = {}
+    codes = {}
+    for customer_id in customer_ids:
+        loaded_list = contracts.get(customer_id, [])
+        if loaded_list:
+            codes[customer_id] = loaded_list[0].contract.customer.code
+        try:
+            plans[customer_id] = plan_customer(loaded_list, period, usage, late.get(customer_id, []))
+        except Exception as exc:  # one customer's bad data must not block the others
+            logger.exception("billing %s failed for customer %s", run.period, customer_id)
+            result.errors[codes.get(customer_id, str(customer_id))] = f"{type(exc).__name__}: {exc}"
+    try:
+        _write(run, period, plans, result)
+    except Exception:
+        # Fall back to one transaction per customer so one failure cannot block the chunk.
+        logger.exception("chunk write failed; retrying customer by customer")
+        result.created = result.refreshed = result.unchanged = 0
+        result.invoice_ids = []
+        for customer_id, plan in plans.items():
+            try:
+                _write(run, period, {customer_id: plan}, result)
+            except Exception as exc:
+                result.errors[codes.get(customer_id, str(customer_id))] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+@transaction.atomic
+def _write(
+    run: BillingRun, period: Period, plans: dict[int, dict[str, list[PlannedLine]]], result: ChunkResult
+):
+    customer_ids = sorted(plans)
+    if not customer_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, id::int) FROM unnest(%s::bigint[]) AS id ORDER BY id",
+            [ADVISORY_NAMESPACE, customer_ids],
+        )
+    existing = {
+        (inv.customer_id, inv.currency): inv
+        for inv in Invoice.objects.select_for_update()
+        .filter(customer_id__in=customer_ids, period=str(period))
+        .exclude(status=InvoiceStatus.VOID)
+    }
+    draft_ids = [inv.pk for inv in existing.values() if inv.status == InvoiceStatus.DRAFT]
+    current_lines: dict[int, list[tuple]] = defaultdict(list)
+    for line in InvoiceLine.objects.filter(invoice_id__in=draft_ids).order_by("invoice_id", "position"):
+        current_lines[line.invoice_id].append(_stored_values(line))
+
+    include_tax = {}
+    new_invoices: list[tuple[Invoice, list[PlannedLine]]] = []
+    refresh: list[tuple[Invoice, list[PlannedLine]]] = []
+    to_delete: list[int] = []
+    customers = {c.pk: c for c in Customer.objects.filter(pk__in=customer_ids)}
+    for customer_id in customer_ids:
+        plan = plans[customer_id]
+        for currency, planned in plan.items():
+            invoice = existing.pop((customer_id, currency), None)
+            include_tax[(customer_id, currency)] = _include_tax(planned)
+            if invoice is None:
+                invoice = Invoice(
+                    customer=customers[customer_id],
+                    currency=currency,
+                    period=str(period),
+                    billing_run=run,
+                    usage_cutoff_at=run.as_of,
+                )
+                new_invoices.append((invoice, planned))
+            elif invoice.status != InvoiceStatus.DRAFT:
+                result.unchanged += 1
+            elif current_lines.get(invoice.pk, []) == [p.values() for p in planned]:
+                result.unchanged += 1
+                result.invoice_ids.append(invoice.pk)
+            else:
+                refresh.append((invoice, planned))
+    # Drafts with nothing left to bill (a contract ended or was voided) go away.
+    to_delete = [
+        inv.pk
+        for inv in existing.values()
+        if inv.status == InvoiceStatus.DRAFT
+        and inv.customer_id in plans
+        and not plans[inv.customer_id].get(inv.currency)
+    ]
+    if to_delete:
+        Invoice.objects.filter(pk__in=to_delete, status=InvoiceStatus.DRAFT).delete()
+
+    for invoice, planned in new_invoices + refresh:
+        _set_totals(invoice, planned)
+        invoice.prices_include_tax = include_tax[(invoice.customer_id, invoice.currency)]
+        invoice.billing_run = run
+        invoice.usage_cutoff_at = run.as_of
+    Invoice.objects.bulk_create([inv for inv, _ in new_invoices])
+    if refresh:
+        InvoiceLine.objects.filter(invoice_id__in=[inv.pk for inv, _ in refresh]).delete()
+        Invoice.objects.bulk_update(
+            [inv for inv, _ in refresh],
+            [
+                "net_amount",
+                "tax_amount",
+                "total_amount",
+                "prices_include_tax",
+                "billing_run",
+                "usage_cutoff_at",
+                "updated_at",
+            ],
+        )
+    lines = []
+    for invoice, planned in new_invoices + refresh:
+        for position, p in enumerate(planned, start=1):
+            lines.append(_line(invoice, position, p))
+    InvoiceLine.objects.bulk_create(lines, batch_size=2000)
+    result.created += len(new_invoices)
+    result.refreshed += len(refresh)
+    result.invoice_ids.extend(inv.pk for inv, _ in new_invoices + refresh)
+
+
+def _include_tax(planned: list[PlannedLine]) -> bool:
+    # gross == amount exactly when the amount already includes the tax
+    return (
+        all(p.charge.tax.gross == p.charge.amount for p in planned if p.charge.tax.tax) if planned else True
+    )
+
+
+def _set_totals(invoice: Invoice, planned: list[PlannedLine]) -> None:
+    invoice.net_amount = sum((p.charge.tax.net for p in planned), ZERO)
+    invoice.tax_amount = sum((p.charge.tax.tax for p in planned), ZERO)
+    invoice.total_amount = sum((p.charge.tax.gross for p in planned), ZERO)
+    invoice.updated_at = datetime.datetime.now(datetime.UTC)
+
+
+def _line(invoice: Invoice, position: int, p: PlannedLine) -> InvoiceLine:
+    (
+        kind,
+        contract_id,
+        contract_line_id,
+        description,
+        quantity,
+        unit,
+        list_price,
+        unit_price,
+        discount,
+        amount,
+        tax_rate,
+        tax,
+        net,
+        gross,
+        service_start,
+        service_end,
+    ) = p.values()
+    return InvoiceLine(
+        invoice=invoice,
+        position=position,
+        kind=kind,
+        contract_id=contract_id,
+        contract_line_id=contract_line_id,
+        description=description,
+        tax_classification=p.tax_classification,
+        quantity=quantity,
+        unit=unit,
+        list_unit_price=list_price,
+        unit_price=unit_price,
+        discount_amount=discount,
+        amount=amount,
+        tax_rate=tax_rate,
+        tax_amount=tax,
+        net_amount=net,
+        gross_amount=gross,
+        service_start_at=service_start,
+        service_end_at=service_end,
+    )
+
+
+def _stored_values(line: InvoiceLine) -> tuple:
+    return (
+        line.kind,
+        line.contract_id,
+        line.contract_line_id,
+        line.description,
+        line.quantity,
+        line.unit,
+        line.list_unit_price,
+        line.unit_price,
+        line.discount_amount,
+        line.amount,
+        line.tax_rate,
+        line.tax_amount,
+        line.net_amount,
+        line.gross_amount,
+        line.service_start_at,
+        line.service_end_at,
+    )
+
+
+def record_progress(run_id: int, result: ChunkResult, customers: int) -> None:
+    """Add a chunk's counts to its run (atomic increments; safe with parallel workers)."""
+    BillingRun.objects.filter(pk=run_id).update(
+        customers_done=F("customers_done") + customers,
+        invoices_created=F("invoices_created") + result.created,
+        invoices_refreshed=F("invoices_refreshed") + result.refreshed,
+        invoices_unchanged=F("invoices_unchanged") + result.unchanged,
+    )
+    if result.errors:
+        with transaction.atomic():
+            run = BillingRun.objects.select_for_update().get(pk=run_id)
+            run.errors = {**run.errors, **result.errors}
+            run.save(update_fields=["errors"])

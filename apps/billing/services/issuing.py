@@ -1,0 +1,211 @@
+"""Issuing, voiding and crediting invoices. Issued invoices are frozen (a database trigger agrees)."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+
+from apps.core.errors import DomainError, InvalidState
+from apps.core.money import ZERO, amount_in_words, round_money
+from apps.core.numbering import next_number
+
+from ..models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
+
+
+def _local_date(now: datetime.datetime) -> datetime.date:
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo(settings.BILLING_TIME_ZONE)).date()
+
+
+def fapiao_snapshot(invoice: Invoice) -> dict:
+    """Seller and buyer data as printed on the fapiao, frozen at issue (SPEC §5)."""
+    customer = invoice.customer
+    seller = settings.SELLER
+    return {
+        "seller": {
+            "name": seller["name"],
+            "tax_id": seller["tax_id"],
+            "address_phone": seller["address"],
+            "bank_account": seller["bank"],
+        },
+        "buyer": {
+            "name": customer.name,
+            "tax_id": customer.tax_id,
+            "address_phone": " ".join(filter(None, [customer.billing_address, customer.phone])),
+            "bank_account": " ".join(filter(None, [customer.bank_name, customer.bank_account])),
+            "code": customer.code,
+        },
+        "invoice_type": customer.invoice_type,
+        "total_in_words": amount_in_words(invoice.total_amount),
+    }
+
+
+def _locked(invoice: Invoice) -> Invoice:
+    return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+
+
+@transaction.atomic
+def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime) -> Invoice:
+    """Draft → issued: gapless number ``INV-YYYY-NNNNNN``, issue and due dates, fapiao snapshot."""
+    invoice = _locked(invoice)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise InvalidState(f"Invoice {invoice} is {invoice.status}; only drafts can be issued.")
+    if not invoice.lines.exists():
+        raise DomainError("An invoice without lines cannot be issued.", code="empty_invoice")
+    issued_on = _local_date(now)
+    invoice.number = next_number("INV", issued_on.year)
+    invoice.status = InvoiceStatus.ISSUED
+    invoice.issued_on = issued_on
+    invoice.issued_at = now
+    invoice.due_on = issued_on + datetime.timedelta(days=invoice.customer.payment_terms_days)
+    invoice.fapiao = fapiao_snapshot(invoice)
+    invoice.save()
+    from .vouchers_hook import apply_supplier_side_vouchers
+
+    apply_supplier_side_vouchers(invoice=invoice, now=now)
+    return invoice
+
+
+def invoice_issue_period(*, period: str, actor=None, now: datetime.datetime) -> list[Invoice]:
+    """Issue every draft of a period (one transaction each: one failure does not block the rest)."""
+    issued = []
+    for invoice in Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT).order_by(
+        "customer__code"
+    ):
+        issued.append(invoice_issue(invoice=invoice, actor=actor, now=now))
+    return issued
+
+
+@transaction.atomic
+def invoice_void(*, invoice: Invoice, actor=None, reason: str, now: datetime.datetime) -> Invoice:
+    """Issued (unpaid, uncredited) → void; the number is kept, the period is free for a new draft."""
+    invoice = _locked(invoice)
+    if not reason.strip():
+        raise DomainError(
+            "A reason is required to void an invoice.",
+            code="invalid",
+            fields={"reason": ["This field is required."]},
+        )
+    if invoice.status != InvoiceStatus.ISSUED:
+        raise InvalidState(f"Invoice {invoice} is {invoice.status}; only issued invoices can be voided.")
+    if invoice.paid_amount > 0 or invoice.credited_amount > 0:
+        raise InvalidState(f"Invoice {invoice} has payments or credit notes; issue a credit note instead.")
+    invoice.status = InvoiceStatus.VOID
+    invoice.voided_at = now
+    invoice.void_reason = reason
+    invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
+    return invoice
+
+
+@dataclass(frozen=True)
+class CreditRequest:
+    invoice_line: InvoiceLine
+    gross_amount: Decimal
+
+
+@transaction.atomic
+def credit_note_create(
+    *,
+    invoice: Invoice,
+    actor=None,
+    reason: str,
+    now: datetime.datetime,
+    amount: Decimal | None = None,
+    lines: list[CreditRequest] | None = None,
+) -> CreditNote:
+    """Credit an issued invoice in full (no amount), by amount (spread over lines), or line by line.
+
+    Each credited line keeps its tax rate; tax is split per line like the invoice's own lines.
+    The invoice itself never changes except its credited total (a settlement field).
+    """
+    invoice = _locked(invoice)
+    if invoice.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
+        raise InvalidState(f"Invoice {invoice} is {invoice.status}; only issued invoices can be credited.")
+    if not reason.strip():
+        raise DomainError(
+            "A reason is required.", code="invalid", fields={"reason": ["This field is required."]}
+        )
+    invoice_lines = list(invoice.lines.order_by("position"))
+    credited = dict(
+        CreditNoteLine.objects.filter(invoice_line__invoice=invoice)
+        .values_list("invoice_line_id")
+        .annotate(total=Sum("gross_amount"))
+    )
+    remaining = {line.pk: line.gross_amount - credited.get(line.pk, ZERO) for line in invoice_lines}
+    if lines:
+        requests = [(r.invoice_line, round_money(r.gross_amount)) for r in lines]
+    else:
+        open_total = sum(remaining.values(), ZERO)
+        target = open_total if amount is None else round_money(amount)
+        if target <= 0:
+            raise DomainError(
+                "The credit amount must be positive.", code="invalid", fields={"amount": ["Must be > 0."]}
+            )
+        if target > open_total:
+            msg = f"At most {open_total} can still be credited on {invoice}."
+            raise DomainError(msg, code="credit_exceeds_invoice", fields={"amount": [msg]})
+        requests = _spread(invoice_lines, remaining, target)
+    for line, gross in requests:
+        if line.invoice_id != invoice.pk:
+            raise DomainError("A credited line must belong to the invoice.", code="invalid")
+        if gross <= 0 or gross > remaining[line.pk]:
+            msg = f"Line {line.position}: at most {remaining[line.pk]} can still be credited."
+            raise DomainError(msg, code="credit_exceeds_invoice", fields={"lines": [msg]})
+    note = CreditNote(
+        invoice=invoice,
+        number=next_number("CN", _local_date(now).year),
+        reason=reason,
+        net_amount=ZERO,
+        tax_amount=ZERO,
+        total_amount=ZERO,
+        issued_at=now,
+        issued_by=actor,
+    )
+    note.save()
+    note_lines = []
+    for line, gross in requests:
+        tax = round_money(gross * line.tax_rate / (1 + line.tax_rate))
+        note_lines.append(
+            CreditNoteLine(
+                credit_note=note,
+                invoice_line=line,
+                description=line.description,
+                tax_rate=line.tax_rate,
+                net_amount=gross - tax,
+                tax_amount=tax,
+                gross_amount=gross,
+            )
+        )
+    CreditNoteLine.objects.bulk_create(note_lines)
+    note.net_amount = sum((cl.net_amount for cl in note_lines), ZERO)
+    note.tax_amount = sum((cl.tax_amount for cl in note_lines), ZERO)
+    note.total_amount = sum((cl.gross_amount for cl in note_lines), ZERO)
+    note.save(update_fields=["net_amount", "tax_amount", "total_amount"])
+    invoice.credited_amount += note.total_amount
+    invoice.save(update_fields=["credited_amount", "updated_at"])
+    from .payments import invoice_settle_status
+
+    invoice_settle_status(invoice=invoice, now=now)
+    return note
+
+
+def _spread(lines: list[InvoiceLine], remaining: dict[int, Decimal], target: Decimal):
+    """Spread ``target`` over the lines in proportion to what is still open; the last takes the rest."""
+    open_lines = [line for line in lines if remaining[line.pk] > 0]
+    open_total = sum((remaining[line.pk] for line in open_lines), ZERO)
+    out, left = [], target
+    for index, line in enumerate(open_lines):
+        share = (
+            left if index == len(open_lines) - 1 else round_money(target * remaining[line.pk] / open_total)
+        )
+        share = min(share, remaining[line.pk], left)
+        if share > 0:
+            out.append((line, share))
+            left -= share
+    return out

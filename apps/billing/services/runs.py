@@ -1,0 +1,112 @@
+"""Billing runs: create one, execute it in chunks of customers (inline or fanned out by Celery)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.contracts.models import Contract
+from apps.core.errors import DomainError
+from apps.core.periods import Period
+
+from ..models import BillingRun, BillingRunStatus
+from .invoicing import bill_customers, record_progress
+
+CHUNK_SIZE = 500
+
+
+def billing_run_create(
+    *,
+    period: str,
+    actor=None,
+    customer=None,
+    as_of: datetime.datetime | None = None,
+    now: datetime.datetime | None = None,
+) -> BillingRun:
+    """Record a run of ``period``; usage received up to ``as_of`` (default now) is billed."""
+    try:
+        parsed = Period.parse(period)
+    except ValueError as exc:
+        raise DomainError(str(exc), code="invalid", fields={"period": [str(exc)]}) from None
+    now = now or timezone.now()
+    start, _ = parsed.bounds(settings.BILLING_TIME_ZONE)
+    if start > now:
+        msg = f"Period {parsed} has not started yet."
+        raise DomainError(msg, code="invalid", fields={"period": [msg]})
+    return BillingRun.objects.create(
+        period=str(parsed), customer=customer, requested_by=actor, as_of=as_of or now
+    )
+
+
+def run_customer_ids(run: BillingRun) -> list[int]:
+    """Customers with a contract in force at some time in the run's period."""
+    start, end = Period.parse(run.period).bounds(settings.BILLING_TIME_ZONE)
+    qs = (
+        Contract.objects.filter(start_at__lt=end)
+        .filter(Q(end_at__isnull=True) | Q(end_at__gt=start))
+        .exclude(status__in=["draft", "pending_approval"])
+    )
+    if run.customer_id:
+        qs = qs.filter(customer_id=run.customer_id)
+    return sorted(set(qs.values_list("customer_id", flat=True)))
+
+
+def chunks(ids: list[int], size: int = CHUNK_SIZE) -> Iterator[list[int]]:
+    for index in range(0, len(ids), size):
+        yield ids[index : index + size]
+
+
+def billing_run_start(run: BillingRun) -> list[int]:
+    """Mark the run running and count its customers."""
+    ids = run_customer_ids(run)
+    BillingRun.objects.filter(pk=run.pk).update(
+        status=BillingRunStatus.RUNNING,
+        started_at=timezone.now(),
+        customers_total=len(ids),
+        customers_done=0,
+        invoices_created=0,
+        invoices_refreshed=0,
+        invoices_unchanged=0,
+        errors={},
+    )
+    run.refresh_from_db()
+    return ids
+
+
+def billing_run_chunk(*, run_id: int, customer_ids: list[int]) -> list[int]:
+    """Bill one chunk and add its counts to the run; returns the invoices created or refreshed."""
+    run = BillingRun.objects.get(pk=run_id)
+    result = bill_customers(run=run, customer_ids=customer_ids)
+    record_progress(run_id, result, len(customer_ids))
+    billing_run_finish_if_done(run_id)
+    return result.invoice_ids
+
+
+def billing_run_finish_if_done(run_id: int) -> None:
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run_id)
+        if run.status != BillingRunStatus.RUNNING or run.customers_done < run.customers_total:
+            return
+        run.status = BillingRunStatus.DONE_WITH_ERRORS if run.errors else BillingRunStatus.DONE
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+
+
+def billing_run_execute(run: BillingRun, *, progress: Callable[[int], None] | None = None) -> BillingRun:
+    """Run every chunk in this process (the management command, eager mode, tests)."""
+    ids = billing_run_start(run)
+    invoice_ids: list[int] = []
+    for chunk in chunks(ids):
+        invoice_ids += billing_run_chunk(run_id=run.pk, customer_ids=chunk)
+        if progress:
+            progress(len(chunk))
+    if not ids:
+        billing_run_finish_if_done(run.pk)
+    run.refresh_from_db()
+    run.invoice_ids = invoice_ids
+    return run
