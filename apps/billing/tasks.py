@@ -1,0 +1,86 @@
+"""Celery tasks of the billing cycle (SPEC §11). Each takes ids, calls a service, and is safe to repeat.
+
+``acks_late`` + ``reject_on_worker_lost``: a worker killed mid-task leaves the message on the
+queue and another worker redoes it; the services are idempotent (draft refresh under advisory
+locks and unique constraints), so a redo neither doubles nor loses an invoice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.utils import timezone
+
+from apps.core.periods import Period
+
+from .models import BillingRun, BillingRunStatus
+from .services import runs
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE = (OperationalError,)
+TASK_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": RETRYABLE,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="billing.run_chunk", **TASK_OPTIONS)
+def billing_run_chunk_task(run_id: int, customer_ids: list[int]) -> int:
+    return len(runs.billing_run_chunk(run_id=run_id, customer_ids=customer_ids))
+
+
+@shared_task(name="billing.run_start", **TASK_OPTIONS)
+def billing_run_start_task(run_id: int) -> int:
+    """Count the run's customers and queue one chunk task per slice of them (after commit)."""
+    run = BillingRun.objects.get(pk=run_id)
+    if run.status not in (BillingRunStatus.QUEUED, BillingRunStatus.RUNNING):
+        return 0
+    ids = runs.billing_run_start(run)
+    if not ids:
+        runs.billing_run_finish_if_done(run_id)
+        return 0
+    slices = list(runs.chunks(ids))
+    for chunk in slices:
+        transaction.on_commit(lambda chunk=chunk: billing_run_chunk_task.delay(run_id, chunk))
+    return len(slices)
+
+
+def billing_run_enqueue(run: BillingRun) -> None:
+    """Queue a run once the transaction that created it commits."""
+    transaction.on_commit(lambda: billing_run_start_task.delay(run.pk))
+
+
+@shared_task(name="billing.run_monthly", **TASK_OPTIONS)
+def monthly_billing_task() -> int:
+    """On the 1st at 02:00 billing time: bill the month that just closed (once per period)."""
+    period = str(Period.containing(timezone.now(), settings.BILLING_TIME_ZONE).previous())
+    if BillingRun.objects.filter(
+        period=period,
+        customer__isnull=True,
+        status__in=[
+            BillingRunStatus.RUNNING,
+            BillingRunStatus.DONE,
+            BillingRunStatus.DONE_WITH_ERRORS,
+        ],
+    ).exists():
+        logger.info("billing run for %s already done", period)
+        return 0
+    run = runs.billing_run_create(period=period)
+    return billing_run_start_task(run.pk)
+
+
+@shared_task(name="billing.daily_overdue", **TASK_OPTIONS)
+def daily_overdue_task() -> int:
+    """Every day: remind customers of overdue invoices (at most once a week per invoice)."""
+    from .services.reminders import invoice_send_overdue_reminders
+
+    return invoice_send_overdue_reminders(now=timezone.now())
