@@ -38,45 +38,63 @@ class LoadedContract:
 def contracts_for(
     customer_ids: list[int], start: datetime.datetime, end: datetime.datetime
 ) -> dict[int, list[LoadedContract]]:
-    """Contracts of these customers that were in force at some time in ``[start, end)``, by customer."""
-    allocations = (
-        Allocation.objects.filter(firm=True)
-        .select_related("server__gpu_model", "card")
-        .prefetch_related(Prefetch("server__cards", queryset=Card.objects.only("id", "server_id")))
-    )
-    lines = ContractLine.objects.select_related("gpu_model", "tax_category").prefetch_related(
-        "tiers", Prefetch("allocations", queryset=allocations)
-    )
-    contracts = (
+    """Contracts of these customers in force at some time in ``[start, end)``, by customer.
+
+    Contracts and lines are model instances (descriptions need them); allocations and the cards of
+    allocated servers are read as plain rows: a chunk holds thousands of them.
+    """
+    lines = ContractLine.objects.select_related("gpu_model", "tax_category").prefetch_related("tiers")
+    contracts = list(
         Contract.objects.filter(customer_id__in=customer_ids, status__in=BILLABLE_STATUSES, start_at__lt=end)
         .filter(Q(end_at__isnull=True) | Q(end_at__gt=start))
         .select_related("customer")
         .prefetch_related(Prefetch("lines", queryset=lines))
         .order_by("customer_id", "number", "version")
     )
+    line_ids = [line.pk for c in contracts for line in c.lines.all()]
+    allocations: dict[int, list[tuple]] = defaultdict(list)
+    server_ids = set()
+    rows = (
+        Allocation.objects.filter(line_id__in=line_ids, firm=True)
+        .values_list(
+            "line_id", "server_id", "card_id", "start_at", "end_at", "server__gpu_model__fp16_dense_tflops"
+        )
+        .order_by("line_id", "server_id", "slot")
+    )
+    for line_id, server_id, card_id, alloc_start, alloc_end, tflops in rows:
+        allocations[line_id].append((server_id, card_id, alloc_start, alloc_end, tflops))
+        if card_id is None:
+            server_ids.add(server_id)
+    # Always one query, so the count does not depend on the kinds of allocation.
+    cards_by_server: dict[int, list[int]] = defaultdict(list)
+    for card_id, server_id in (
+        Card.objects.filter(server_id__in=sorted(server_ids) or [0])
+        .values_list("id", "server_id")
+        .order_by("server_id", "slot")
+    ):
+        cards_by_server[server_id].append(card_id)
     by_customer: dict[int, list[LoadedContract]] = defaultdict(list)
     for contract in contracts:
-        by_customer[contract.customer_id].append(_to_input(contract))
+        by_customer[contract.customer_id].append(_to_input(contract, allocations, cards_by_server))
     return by_customer
 
 
-def _to_input(contract: Contract) -> LoadedContract:
+def _to_input(contract: Contract, allocations, cards_by_server) -> LoadedContract:
     line_inputs = []
     card_ids: set[int] = set()
     lines = {}
     for line in contract.lines.all():
         lines[line.pk] = line
-        allocations = []
-        for a in line.allocations.all():
-            server_tflops = a.server.gpu_model.fp16_dense_tflops
-            if a.card_id:
-                ref = pricing.CardRef(a.card_id, a.server_id, server_tflops)
-                allocations.append(pricing.Allocation.card(ref, a.start_at, a.end_at))
-                card_ids.add(a.card_id)
+        allocation_inputs = []
+        for server_id, card_id, alloc_start, alloc_end, tflops in allocations.get(line.pk, ()):
+            if card_id is not None:
+                ref = pricing.CardRef(card_id, server_id, tflops)
+                allocation_inputs.append(pricing.Allocation.card(ref, alloc_start, alloc_end))
+                card_ids.add(card_id)
             else:
-                refs = [pricing.CardRef(c.pk, a.server_id, server_tflops) for c in a.server.cards.all()]
-                allocations.append(pricing.Allocation.server(a.server_id, refs, a.start_at, a.end_at))
-                card_ids.update(ref.card_id for ref in refs)
+                refs = [pricing.CardRef(cid, server_id, tflops) for cid in cards_by_server[server_id]]
+                allocation_inputs.append(pricing.Allocation.server(server_id, refs, alloc_start, alloc_end))
+                card_ids.update(cards_by_server[server_id])
         tiers = tuple(pricing.Tier(t.up_to, t.list_unit_price) for t in line.tiers.all())
         line_inputs.append(
             pricing.LineInput(
@@ -92,7 +110,7 @@ def _to_input(contract: Contract) -> LoadedContract:
                 end=line.end_at,
                 yearly_billing=line.yearly_billing,
                 tiers=tiers,
-                allocations=tuple(allocations),
+                allocations=tuple(allocation_inputs),
             )
         )
     rating = pricing.ContractInput(
@@ -122,7 +140,9 @@ WITH cards AS (
        AND u.voided_at IS NULL AND u.received_at <= %(received_to)s AND u.received_at > %(received_from)s
        AND u.start_at < %(end)s AND u.end_at > %(start)s
 )
-SELECT card_id, lower(r), upper(r)
+SELECT card_id,
+       (extract(epoch FROM lower(r)) * 1000000)::bigint,
+       (extract(epoch FROM upper(r)) * 1000000)::bigint
   FROM (SELECT card_id, unnest(range_agg(tstzrange(greatest(start_at, %(start)s), least(end_at, %(end)s))))
           AS r FROM records GROUP BY card_id) merged
 """
@@ -162,5 +182,8 @@ def merged_usage(
         rows = cursor.fetchall()
     usage: dict[int, list[pricing.UsageRecord]] = defaultdict(list)
     for card_id, lo, hi in rows:
-        usage[card_id].append(pricing.UsageRecord(lo, hi, card_id=card_id))
+        # epoch microseconds: exact, and far cheaper to read than timestamps
+        start_at = EPOCH + datetime.timedelta(microseconds=lo)
+        end_at = EPOCH + datetime.timedelta(microseconds=hi)
+        usage[card_id].append(pricing.UsageRecord(start_at, end_at, card_id=card_id))
     return usage

@@ -69,6 +69,8 @@ _UNIT_SUFFIX = {"hourly": "hour", "daily": "day", "monthly": "month", "yearly": 
 
 
 def _utc(instant: datetime) -> datetime:
+    if instant.tzinfo is UTC:
+        return instant
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("datetimes must be timezone-aware")
     return instant.astimezone(UTC)

@@ -300,11 +300,13 @@ def _write(
                 "updated_at",
             ],
         )
-    lines = []
-    for invoice, planned in new_invoices + refresh:
-        for position, p in enumerate(planned, start=1):
-            lines.append(_line(invoice, position, p))
-    InvoiceLine.objects.bulk_create(lines, batch_size=2000)
+    _copy_lines(
+        [
+            (invoice.pk, position, p)
+            for invoice, planned in new_invoices + refresh
+            for position, p in enumerate(planned, start=1)
+        ]
+    )
     result.created += len(new_invoices)
     result.refreshed += len(refresh)
     result.invoice_ids.extend(inv.pk for inv, _ in new_invoices + refresh)
@@ -324,46 +326,39 @@ def _set_totals(invoice: Invoice, planned: list[PlannedLine]) -> None:
     invoice.updated_at = datetime.datetime.now(datetime.UTC)
 
 
-def _line(invoice: Invoice, position: int, p: PlannedLine) -> InvoiceLine:
-    (
-        kind,
-        contract_id,
-        contract_line_id,
-        description,
-        quantity,
-        unit,
-        list_price,
-        unit_price,
-        discount,
-        amount,
-        tax_rate,
-        tax,
-        net,
-        gross,
-        service_start,
-        service_end,
-    ) = p.values()
-    return InvoiceLine(
-        invoice=invoice,
-        position=position,
-        kind=kind,
-        contract_id=contract_id,
-        contract_line_id=contract_line_id,
-        description=description,
-        tax_classification=p.tax_classification,
-        quantity=quantity,
-        unit=unit,
-        list_unit_price=list_price,
-        unit_price=unit_price,
-        discount_amount=discount,
-        amount=amount,
-        tax_rate=tax_rate,
-        tax_amount=tax,
-        net_amount=net,
-        gross_amount=gross,
-        service_start_at=service_start,
-        service_end_at=service_end,
-    )
+LINE_COLUMNS = (
+    "invoice_id",
+    "position",
+    "kind",
+    "contract_id",
+    "contract_line_id",
+    "description",
+    "quantity",
+    "unit",
+    "list_unit_price",
+    "unit_price",
+    "discount_amount",
+    "amount",
+    "tax_rate",
+    "tax_amount",
+    "net_amount",
+    "gross_amount",
+    "service_start_at",
+    "service_end_at",
+    "tax_classification",
+)
+
+
+def _copy_lines(rows: list[tuple[int, int, PlannedLine]]) -> None:
+    """Insert invoice lines with PostgreSQL COPY (the bulk path; constraints and triggers still apply)."""
+    if not rows:
+        return
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY billing_invoiceline ({', '.join(LINE_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for invoice_id, position, planned in rows:
+            copy.write_row((invoice_id, position, *planned.values(), planned.tax_classification))
 
 
 def _stored_values(line: InvoiceLine) -> tuple:
