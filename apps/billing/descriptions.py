@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from apps.contracts import pricing
-from apps.contracts.models import Contract, ContractLine
 
 RESOURCE_LABELS = {"card": "整卡 card", "server": "整机 server", "p_unit": "算力 P-unit"}
 TERM_LABELS = {
@@ -29,9 +28,8 @@ def _price(value: Decimal) -> str:
     return f"{whole}.{frac.ljust(2, '0')}"
 
 
-def line_description(
-    contract: Contract, line: ContractLine | None, charge: pricing.LineCharge, period: str
-) -> str:
+def line_description(contract, line, charge: pricing.LineCharge, period: str) -> str:
+    """``contract`` prints as its number; ``line`` has position, gpu_model, resource, term and discounts."""
     if charge.kind == "minimum_commitment_shortfall":
         return (
             f"保底消费差额 Minimum commitment shortfall · {contract} · {period} · "

@@ -1,6 +1,6 @@
 """Set-based loading of rating inputs for a chunk of customers (a constant number of queries).
 
-Contracts, lines, tiers and allocations come in a few prefetching queries; usage comes from one
+Contracts, lines, tiers and allocations come in five plain-row queries; usage comes from one
 SQL statement per chunk that expands server records to their cards and merges each card's
 intervals with PostgreSQL's ``range_agg`` — the rating engine (``apps/contracts/pricing.py``)
 then prices the merged intervals. SQL only reduces data; it never computes a charge.
@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Prefetch, Q
+from django.db.models import F, Q
 
 from apps.contracts import pricing
-from apps.contracts.models import Allocation, Contract, ContractLine, ContractStatus
+from apps.contracts.models import Allocation, Contract, ContractLine, ContractStatus, LineTier
 from apps.inventory.models import Card
 
 BILLABLE_STATUSES = [
@@ -27,12 +28,74 @@ BILLABLE_STATUSES = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class ContractRow:
+    """What billing needs of a contract besides its rating input (read as a plain row)."""
+
+    pk: int
+    number: str
+    version: int
+    customer_id: int
+    customer_code: str
+    currency: str
+    prices_include_tax: bool
+
+    def __str__(self) -> str:
+        return self.number if self.version == 1 else f"{self.number} v{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class LineRow:
+    """What an invoice line's description and fapiao need of a contract line."""
+
+    pk: int
+    position: int
+    resource: str
+    term: str
+    gpu_model: str
+    term_discount_percent: Decimal
+    discount_percent: Decimal
+    tax_rate: Decimal
+    fapiao_classification: str
+
+
 @dataclass
 class LoadedContract:
-    contract: Contract
+    contract: ContractRow
     rating: pricing.ContractInput
-    lines: dict[int, ContractLine]
+    lines: dict[int, LineRow]
     card_ids: set[int]
+
+
+CONTRACT_FIELDS = (
+    "pk",
+    "number",
+    "version",
+    "customer_id",
+    "customer__code",
+    "currency",
+    "prices_include_tax",
+    "start_at",
+    "end_at",
+    "minimum_monthly_amount",
+)
+LINE_FIELDS = (
+    "pk",
+    "contract_id",
+    "position",
+    "resource",
+    "term",
+    "gpu_model__name",
+    "quantity",
+    "list_unit_price",
+    "term_discount_percent",
+    "discount_percent",
+    "tax_category__rate",
+    "tax_category__fapiao_classification",
+    "start_at",
+    "end_at",
+    "yearly_billing",
+)
 
 
 def contracts_for(
@@ -40,18 +103,31 @@ def contracts_for(
 ) -> dict[int, list[LoadedContract]]:
     """Contracts of these customers in force at some time in ``[start, end)``, by customer.
 
-    Contracts and lines are model instances (descriptions need them); allocations and the cards of
-    allocated servers are read as plain rows: a chunk holds thousands of them.
+    Five queries whatever the chunk holds: contracts, lines, tiers, allocations, cards of allocated
+    servers — all read as plain rows (a chunk holds thousands of them).
     """
-    lines = ContractLine.objects.select_related("gpu_model", "tax_category").prefetch_related("tiers")
     contracts = list(
         Contract.objects.filter(customer_id__in=customer_ids, status__in=BILLABLE_STATUSES, start_at__lt=end)
         .filter(Q(end_at__isnull=True) | Q(end_at__gt=start))
-        .select_related("customer")
-        .prefetch_related(Prefetch("lines", queryset=lines))
         .order_by("customer_id", "number", "version")
+        .values_list(*CONTRACT_FIELDS)
     )
-    line_ids = [line.pk for c in contracts for line in c.lines.all()]
+    contract_ids = [row[0] for row in contracts] or [0]
+    lines_by_contract: dict[int, list[tuple]] = defaultdict(list)
+    for row in (
+        ContractLine.objects.filter(contract_id__in=contract_ids)
+        .order_by("contract_id", "position", "pk")
+        .values_list(*LINE_FIELDS)
+    ):
+        lines_by_contract[row[1]].append(row)
+    line_ids = [row[0] for rows in lines_by_contract.values() for row in rows] or [0]
+    tiers: dict[int, list[pricing.Tier]] = defaultdict(list)
+    for line_id, up_to, price in (
+        LineTier.objects.filter(line_id__in=line_ids)
+        .order_by("line_id", F("up_to").asc(nulls_last=True))
+        .values_list("line_id", "up_to", "list_unit_price")
+    ):
+        tiers[line_id].append(pricing.Tier(up_to, price))
     allocations: dict[int, list[tuple]] = defaultdict(list)
     server_ids = set()
     rows = (
@@ -65,7 +141,6 @@ def contracts_for(
         allocations[line_id].append((server_id, card_id, alloc_start, alloc_end, tflops))
         if card_id is None:
             server_ids.add(server_id)
-    # Always one query, so the count does not depend on the kinds of allocation.
     cards_by_server: dict[int, list[int]] = defaultdict(list)
     for card_id, server_id in (
         Card.objects.filter(server_id__in=sorted(server_ids) or [0])
@@ -74,19 +149,40 @@ def contracts_for(
     ):
         cards_by_server[server_id].append(card_id)
     by_customer: dict[int, list[LoadedContract]] = defaultdict(list)
-    for contract in contracts:
-        by_customer[contract.customer_id].append(_to_input(contract, allocations, cards_by_server))
+    for row in contracts:
+        loaded = _to_input(row, lines_by_contract[row[0]], tiers, allocations, cards_by_server)
+        by_customer[loaded.contract.customer_id].append(loaded)
     return by_customer
 
 
-def _to_input(contract: Contract, allocations, cards_by_server) -> LoadedContract:
+def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedContract:
+    pk, number, version, customer_id, customer_code, currency, include_tax, c_start, c_end, minimum = row
+    contract = ContractRow(pk, number, version, customer_id, customer_code, currency, include_tax)
     line_inputs = []
     card_ids: set[int] = set()
     lines = {}
-    for line in contract.lines.all():
-        lines[line.pk] = line
+    for (
+        line_id,
+        _,
+        position,
+        resource,
+        term,
+        model_name,
+        quantity,
+        list_price,
+        term_discount,
+        discount,
+        rate,
+        classification,
+        l_start,
+        l_end,
+        yearly_billing,
+    ) in line_rows:
+        lines[line_id] = LineRow(
+            line_id, position, resource, term, model_name, term_discount, discount, rate, classification
+        )
         allocation_inputs = []
-        for server_id, card_id, alloc_start, alloc_end, tflops in allocations.get(line.pk, ()):
+        for server_id, card_id, alloc_start, alloc_end, tflops in allocations.get(line_id, ()):
             if card_id is not None:
                 ref = pricing.CardRef(card_id, server_id, tflops)
                 allocation_inputs.append(pricing.Allocation.card(ref, alloc_start, alloc_end))
@@ -95,30 +191,29 @@ def _to_input(contract: Contract, allocations, cards_by_server) -> LoadedContrac
                 refs = [pricing.CardRef(cid, server_id, tflops) for cid in cards_by_server[server_id]]
                 allocation_inputs.append(pricing.Allocation.server(server_id, refs, alloc_start, alloc_end))
                 card_ids.update(cards_by_server[server_id])
-        tiers = tuple(pricing.Tier(t.up_to, t.list_unit_price) for t in line.tiers.all())
         line_inputs.append(
             pricing.LineInput(
-                line_id=line.pk,
-                resource=line.resource,
-                term=line.term,
-                quantity=line.quantity,
-                list_unit_price=line.list_unit_price,
-                tax_rate=line.tax_category.rate,
-                term_discount_percent=line.term_discount_percent,
-                discount_percent=line.discount_percent,
-                start=line.start_at,
-                end=line.end_at,
-                yearly_billing=line.yearly_billing,
-                tiers=tiers,
+                line_id=line_id,
+                resource=resource,
+                term=term,
+                quantity=quantity,
+                list_unit_price=list_price,
+                tax_rate=rate,
+                term_discount_percent=term_discount,
+                discount_percent=discount,
+                start=l_start,
+                end=l_end,
+                yearly_billing=yearly_billing,
+                tiers=tuple(tiers.get(line_id, ())),
                 allocations=tuple(allocation_inputs),
             )
         )
     rating = pricing.ContractInput(
-        contract_id=contract.pk,
-        prices_include_tax=contract.prices_include_tax,
-        start=contract.start_at,
-        end=contract.end_at,
-        minimum_monthly_amount=contract.minimum_monthly_amount,
+        contract_id=pk,
+        prices_include_tax=include_tax,
+        start=c_start,
+        end=c_end,
+        minimum_monthly_amount=minimum,
         lines=tuple(line_inputs),
     )
     return LoadedContract(contract=contract, rating=rating, lines=lines, card_ids=card_ids)
@@ -185,5 +280,5 @@ def merged_usage(
         # epoch microseconds: exact, and far cheaper to read than timestamps
         start_at = EPOCH + datetime.timedelta(microseconds=lo)
         end_at = EPOCH + datetime.timedelta(microseconds=hi)
-        usage[card_id].append(pricing.UsageRecord(start_at, end_at, card_id=card_id))
+        usage[card_id].append(pricing.UsageRecord.of_card_utc(card_id, start_at, end_at))
     return usage

@@ -674,3 +674,16 @@ def test_a_union_is_never_longer_than_its_span_or_the_sum(usage):
     assert length <= sum((seconds(e - s) for s, e in intervals), D(0))
     merged = union(intervals)
     assert all(a[1] < b[0] for a, b in pairwise(merged))
+
+
+def test_trusted_card_record_equals_the_validated_one():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    trusted = UsageRecord.of_card_utc(7, start, start + timedelta(hours=1))
+    assert trusted == UsageRecord(start, start + timedelta(hours=1), card_id=7)
+    # anything not already normalised goes through the checks
+    plus8 = timezone(timedelta(hours=8))
+    assert UsageRecord.of_card_utc(7, start.astimezone(plus8), start + timedelta(hours=1)).start.tzinfo is UTC
+    with pytest.raises(ValueError, match="must not end before"):
+        UsageRecord.of_card_utc(7, start, start - timedelta(seconds=1))

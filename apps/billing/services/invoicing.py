@@ -78,10 +78,10 @@ def _tz() -> str:
 
 def _classification(loaded: LoadedContract, charge: pricing.LineCharge) -> str:
     if charge.line_id is not None:
-        return loaded.lines[charge.line_id].tax_category.fapiao_classification
+        return loaded.lines[charge.line_id].fapiao_classification
     # the shortfall takes the highest-rate category among the contract's lines
-    top = max(loaded.lines.values(), key=lambda line: line.tax_category.rate)
-    return top.tax_category.fapiao_classification
+    top = max(loaded.lines.values(), key=lambda line: line.tax_rate)
+    return top.fapiao_classification
 
 
 def plan_customer(
@@ -199,7 +199,7 @@ def bill_customers(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
     for customer_id in customer_ids:
         loaded_list = contracts.get(customer_id, [])
         if loaded_list:
-            codes[customer_id] = loaded_list[0].contract.customer.code
+            codes[customer_id] = loaded_list[0].contract.customer_code
         try:
             plans[customer_id] = plan_customer(loaded_list, period, usage, late.get(customer_id, []))
         except Exception as exc:  # one customer's bad data must not block the others
