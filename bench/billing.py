@@ -197,13 +197,17 @@ def main() -> None:
 
     start = datetime.datetime(2026, 10, 31, 16, tzinfo=datetime.UTC)
     end = datetime.datetime(2026, 11, 30, 16, tzinfo=datetime.UTC)
-    t0 = time.perf_counter()
+    floors = []
     with connection.cursor() as cursor:
-        cursor.execute(FLOOR_QUERY, {"start": start, "end": end})
-        sums = cursor.fetchall()
         cursor.execute("CREATE TEMP TABLE floor_lines (LIKE billing_invoiceline INCLUDING DEFAULTS)")
-        cursor.execute("INSERT INTO floor_lines SELECT * FROM billing_invoiceline")
-    floor = time.perf_counter() - t0
+        for _ in range(3):  # the best of three: the floor is what the hardware can do at its fastest
+            cursor.execute("TRUNCATE floor_lines")
+            t0 = time.perf_counter()
+            cursor.execute(FLOOR_QUERY, {"start": start, "end": end})
+            sums = cursor.fetchall()
+            cursor.execute("INSERT INTO floor_lines SELECT * FROM billing_invoiceline")
+            floors.append(time.perf_counter() - t0)
+    floor = min(floors)
     print(f"floor: usage sums for {len(sums)} lines + bulk insert of {lines} invoice lines")
     connection.close()
     if not args.keep:

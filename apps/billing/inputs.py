@@ -64,7 +64,8 @@ class LoadedContract:
     contract: ContractRow
     rating: pricing.ContractInput
     lines: dict[int, LineRow]
-    card_ids: set[int]
+    card_ids: set[int]  # cards of hourly lines: the only ones whose usage is billed
+    server_ids: set[int]  # their servers (server records count for each of their cards)
 
 
 CONTRACT_FIELDS = (
@@ -160,6 +161,7 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
     contract = ContractRow(pk, number, version, customer_id, customer_code, currency, include_tax)
     line_inputs = []
     card_ids: set[int] = set()
+    server_ids: set[int] = set()
     lines = {}
     for (
         line_id,
@@ -186,11 +188,14 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
             if card_id is not None:
                 ref = pricing.CardRef(card_id, server_id, tflops)
                 allocation_inputs.append(pricing.Allocation.card(ref, alloc_start, alloc_end))
-                card_ids.add(card_id)
+                metered = [card_id]
             else:
                 refs = [pricing.CardRef(cid, server_id, tflops) for cid in cards_by_server[server_id]]
                 allocation_inputs.append(pricing.Allocation.server(server_id, refs, alloc_start, alloc_end))
-                card_ids.update(cards_by_server[server_id])
+                metered = cards_by_server[server_id]
+            if term == "hourly":
+                card_ids.update(metered)
+                server_ids.add(server_id)
         line_inputs.append(
             pricing.LineInput(
                 line_id=line_id,
@@ -216,12 +221,15 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
         minimum_monthly_amount=minimum,
         lines=tuple(line_inputs),
     )
-    return LoadedContract(contract=contract, rating=rating, lines=lines, card_ids=card_ids)
+    return LoadedContract(
+        contract=contract, rating=rating, lines=lines, card_ids=card_ids, server_ids=server_ids
+    )
 
 
 MERGED_USAGE_SQL = """
 WITH cards AS (
-    SELECT id AS card_id, server_id FROM inventory_card WHERE id = ANY(%(card_ids)s)
+    SELECT id AS card_id, server_id FROM inventory_card WHERE server_id = ANY(%(server_ids)s)
+       AND id = ANY(%(card_ids)s)
 ), records AS (
     SELECT u.card_id, u.start_at, u.end_at
       FROM metering_usagerecord u
@@ -247,6 +255,7 @@ EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 def merged_usage(
     card_ids: set[int],
+    server_ids: set[int],
     start: datetime.datetime,
     end: datetime.datetime,
     *,
@@ -255,19 +264,16 @@ def merged_usage(
 ) -> dict[int, list[pricing.UsageRecord]]:
     """Each card's usage in ``[start, end)``, received in ``(received_from, received_to]``, merged.
 
-    Server records count for each card of the server. One query for any number of cards.
+    ``server_ids`` are the cards' servers: their records count for each of the cards. One query.
     """
     if not card_ids:
         return {}
-    ids = sorted(card_ids)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT server_id FROM inventory_card WHERE id = ANY(%s)", [ids])
-        server_ids = [row[0] for row in cursor.fetchall()]
         cursor.execute(
             MERGED_USAGE_SQL,
             {
-                "card_ids": ids,
-                "server_ids": server_ids,
+                "card_ids": sorted(card_ids),
+                "server_ids": sorted(server_ids),
                 "start": start,
                 "end": end,
                 "received_to": received_to,
@@ -276,9 +282,10 @@ def merged_usage(
         )
         rows = cursor.fetchall()
     usage: dict[int, list[pricing.UsageRecord]] = defaultdict(list)
+    trusted, delta = pricing.UsageRecord.of_card_utc, datetime.timedelta
     for card_id, lo, hi in rows:
         # epoch microseconds: exact, and far cheaper to read than timestamps
-        start_at = EPOCH + datetime.timedelta(microseconds=lo)
-        end_at = EPOCH + datetime.timedelta(microseconds=hi)
-        usage[card_id].append(pricing.UsageRecord.of_card_utc(card_id, start_at, end_at))
+        usage[card_id].append(
+            trusted(card_id, EPOCH + delta(microseconds=lo), EPOCH + delta(microseconds=hi))
+        )
     return usage

@@ -154,17 +154,18 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
     result: dict[int, list] = defaultdict(list)
     for customer_id, by_period in cutoffs.items():
         card_ids = {cid for loaded in contracts.get(customer_id, ()) for cid in loaded.card_ids}
+        server_ids = {sid for loaded in contracts.get(customer_id, ()) for sid in loaded.server_ids}
         if not card_ids:
             continue
         for invoiced_period in sorted(by_period):
             cutoff = max(c for p, c in by_period.items() if p >= invoiced_period)
             p = Period.parse(invoiced_period)
             start, end = p.bounds(_tz())
-            late = merged_usage(card_ids, start, end, received_to=as_of, received_from=cutoff)
+            late = merged_usage(card_ids, server_ids, start, end, received_to=as_of, received_from=cutoff)
             if not late:
                 continue
-            all_usage = merged_usage(card_ids, start, end, received_to=as_of)
-            billed = merged_usage(card_ids, start, end, received_to=cutoff)
+            all_usage = merged_usage(card_ids, server_ids, start, end, received_to=as_of)
+            billed = merged_usage(card_ids, server_ids, start, end, received_to=cutoff)
             result[customer_id].append((p, all_usage, billed))
     return result
 
@@ -184,10 +185,10 @@ def bill_customers(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
     customer_ids = sorted(customer_ids)
     result = ChunkResult()
     contracts = contracts_for(customer_ids, start, end)
-    all_cards = {
-        cid for loaded_list in contracts.values() for loaded in loaded_list for cid in loaded.card_ids
-    }
-    usage = merged_usage(all_cards, start, end, received_to=run.as_of)
+    loaded_all = [loaded for loaded_list in contracts.values() for loaded in loaded_list]
+    all_cards = {cid for loaded in loaded_all for cid in loaded.card_ids}
+    all_servers = {sid for loaded in loaded_all for sid in loaded.server_ids}
+    usage = merged_usage(all_cards, all_servers, start, end, received_to=run.as_of)
     late = (
         _late_inputs(customer_ids, contracts, period, run.as_of)
         if _has_issued_late_periods(customer_ids, period)
