@@ -41,7 +41,7 @@ import calendar
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Literal
@@ -127,7 +127,22 @@ def union(intervals: Iterable[Interval]) -> list[Interval]:
 
 
 def _union_micros(intervals: Iterable[Interval]) -> int:
-    return sum(micros_between(start, end) for start, end in union(intervals))
+    """|∪ intervals| in µs for aware datetimes (the hot path: one sort, one pass, one conversion)."""
+    total = timedelta(0)
+    run_start = run_end = None
+    for start, end in sorted(intervals):
+        if end <= start:
+            continue
+        if run_end is not None and start <= run_end:
+            if end > run_end:
+                run_end = end
+        else:
+            if run_end is not None:
+                total += run_end - run_start
+            run_start, run_end = start, end
+    if run_end is not None:
+        total += run_end - run_start
+    return (total.days * 86400 + total.seconds) * MICROS_PER_SECOND + total.microseconds
 
 
 def union_seconds(intervals: Iterable[Interval]) -> Decimal:
