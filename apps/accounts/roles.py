@@ -15,7 +15,8 @@ ALL = "view add change delete".split()
 VIEW = ["view"]
 
 # role → {"app_label.model": [actions]}; the codename is "<action>_<model>" (custom ones such as
-# approve_contract included); a model not yet installed is skipped.
+# approve_contract included), or the action itself when it has an underscore (record_payment);
+# a model not yet installed is skipped.
 ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     ACCOUNT_MANAGER: {
         "customers.customer": ["view", "add", "change"],
@@ -33,6 +34,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "contracts.contractline": ALL,
         "contracts.linetier": ALL,
         "contracts.allocation": ALL,
+        "metering.usagerecord": VIEW,
+        "billing.voucherprogramme": VIEW,
+        "billing.voucher": VIEW,
+        "billing.voucherledgerentry": VIEW,
     },
     SALES_MANAGER: {
         "customers.customer": VIEW,
@@ -65,6 +70,18 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "contracts.contractline": VIEW,
         "contracts.linetier": VIEW,
         "contracts.allocation": VIEW,
+        "metering.usagerecord": VIEW,
+        "billing.invoice": ["view", "change", "issue", "void", "record_payment"],
+        "billing.invoiceline": VIEW,
+        "billing.creditnote": ["view", "add"],
+        "billing.creditnoteline": VIEW,
+        "billing.payment": ["view", "add"],
+        "billing.billingrun": ["view", "add"],
+        "billing.voucherprogramme": ["view", "add", "change"],
+        "billing.voucher": ["view", "add", "change", "expire"],
+        "billing.voucherledgerentry": VIEW,
+        "billing.settlementstatement": ["view", "change", "confirm", "pay"],
+        "billing.settlementline": VIEW,
     },
     OPERATIONS: {
         "providers.provider": ALL,
@@ -78,6 +95,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "contracts.contractline": VIEW,
         "contracts.allocation": VIEW,
         "rest_framework_api_key.apikey": ALL,
+        "metering.partnerapikey": ALL,
+        "metering.usagerecord": VIEW,
+        "billing.settlementstatement": VIEW,
+        "billing.settlementline": VIEW,
     },
 }
 
@@ -98,7 +119,7 @@ def sync_roles(apps, schema_editor=None) -> None:
         wanted = []
         for model_key, actions in grants.items():
             app_label, model = model_key.split(".")
-            codenames = [f"{action}_{model}" for action in actions]
+            codenames = [action if "_" in action else f"{action}_{model}" for action in actions]
             wanted.extend(
                 Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
             )

@@ -4,10 +4,20 @@ from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from apps.api.v1.views.auth import ObtainTokenView
+from apps.api.v1.views.billing import (
+    BillingRunViewSet,
+    CreditNoteViewSet,
+    InvoiceViewSet,
+    UpcomingInvoiceView,
+)
+from apps.api.v1.views.contracts import ContractViewSet
 from apps.api.v1.views.customers import CustomerViewSet
 from apps.api.v1.views.inventory import GpuModelViewSet, ServerCardViewSet, ServerViewSet
 from apps.api.v1.views.pricing import PriceListItemViewSet, PriceListViewSet
 from apps.api.v1.views.providers import ProviderViewSet, SiteViewSet
+from apps.api.v1.views.settlements import SettlementViewSet
+from apps.api.v1.views.usage import UsageRecordView, UsageView
+from apps.api.v1.views.vouchers import VoucherProgrammeViewSet, VoucherViewSet
 
 router = DefaultRouter()
 router.register("providers", ProviderViewSet, basename="provider")
@@ -16,6 +26,13 @@ router.register("gpu-models", GpuModelViewSet, basename="gpu-model")
 router.register("servers", ServerViewSet, basename="server")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("price-lists", PriceListViewSet, basename="price-list")
+router.register("invoices", InvoiceViewSet, basename="invoice")
+router.register("credit-notes", CreditNoteViewSet, basename="credit-note")
+router.register("billing-runs", BillingRunViewSet, basename="billing-run")
+router.register("contracts", ContractViewSet, basename="contract")
+router.register("voucher-programmes", VoucherProgrammeViewSet, basename="voucher-programme")
+router.register("vouchers", VoucherViewSet, basename="voucher")
+router.register("settlements", SettlementViewSet, basename="settlement")
 
 _PARENT = r"(?P<{}>[^/.]+)"
 server_cards = ServerCardViewSet.as_view({"get": "list", "post": "create"})
@@ -26,7 +43,14 @@ price_list_item = PriceListItemViewSet.as_view(
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("usage/", UsageView.as_view(), name="usage"),
+    re_path(r"^usage/(?P<event_id>.+)/$", UsageRecordView.as_view(), name="usage-record"),
     re_path(rf"^servers/{_PARENT.format('server_pk')}/cards/$", server_cards, name="server-cards"),
+    re_path(
+        rf"^customers/{_PARENT.format('customer_pk')}/upcoming-invoice/$",
+        UpcomingInvoiceView.as_view(),
+        name="customer-upcoming-invoice",
+    ),
     re_path(
         rf"^price-lists/{_PARENT.format('price_list_pk')}/items/$", price_list_items, name="price-list-items"
     ),

@@ -59,6 +59,19 @@ def billing_run_enqueue(run: BillingRun) -> None:
     transaction.on_commit(lambda: billing_run_start_task.delay(run.pk))
 
 
+def billing_run_request(*, period: str, customer=None, actor=None) -> BillingRun:
+    """Create a run and queue it after commit (admin, API); returns it as it stands afterwards.
+
+    With an eager broker (``make run``, a request outside any transaction) the run has finished
+    by the time this returns; with a real broker it is queued.
+    """
+    with transaction.atomic():
+        run = runs.billing_run_create(period=period, customer=customer, actor=actor)
+        billing_run_enqueue(run)
+    run.refresh_from_db()
+    return run
+
+
 @shared_task(name="billing.run_monthly", **TASK_OPTIONS)
 def monthly_billing_task() -> int:
     """On the 1st at 02:00 billing time: bill the month that just closed (once per period)."""
@@ -84,3 +97,33 @@ def daily_overdue_task() -> int:
     from .services.reminders import invoice_send_overdue_reminders
 
     return invoice_send_overdue_reminders(now=timezone.now())
+
+
+@shared_task(name="billing.monthly_settlements", **TASK_OPTIONS)
+def monthly_settlements_task(period: str | None = None) -> int:
+    """On the 1st at 04:00: build (or refresh) last month's provider settlement drafts (SPEC §8).
+
+    Idempotent: confirmed and paid statements are left alone, unchanged drafts are not rewritten.
+    Returns the number of statements of the period.
+    """
+    from .services.settlements import settlement_build
+
+    now = timezone.now()
+    period = period or str(Period.containing(now, settings.BILLING_TIME_ZONE).previous())
+    result = settlement_build(period=period, now=now)
+    if result.warnings or result.unattributed:
+        logger.warning(
+            "settlements %s: %d line(s) without cost, %d unattributed",
+            period,
+            len(result.warnings),
+            len(result.unattributed),
+        )
+    return len(result.statement_ids)
+
+
+@shared_task(name="billing.expire_vouchers", **TASK_OPTIONS)
+def expire_vouchers_task() -> int:
+    """Every day: vouchers past their last day expire; their balance leaves with a ledger entry."""
+    from .services.vouchers import voucher_expire_due
+
+    return voucher_expire_due(now=timezone.now())

@@ -117,6 +117,24 @@ class ContractLineForm(forms.ModelForm):
         # Empty term discount and tax category take the price list's (see services.line_save).
         self.fields["term_discount_percent"].required = False
         self.fields["tax_category"].required = False
+        self.fields["list_unit_price"].required = False
+        self.fields["list_unit_price"].help_text = "Empty: the price list's."
+
+    def clean(self):
+        data = super().clean()
+        if data.get("list_unit_price") is None and data.get("gpu_model") and not self.errors:
+            contract = self.instance.contract if self.instance.contract_id else None
+            item = services.price_list_item(
+                contract.price_list if contract else None,
+                data["gpu_model"],
+                data.get("resource"),
+                data.get("term"),
+            )
+            if item is None:
+                raise ValidationError(
+                    {"list_unit_price": "No list price for this model, resource and term: give one."}
+                )
+        return data
         if not self.instance.pk:
             self.fields["term_discount_percent"].initial = None
 

@@ -13,16 +13,26 @@ from apps.core.money import effective_unit_price
 from apps.inventory.models import Card, HardwareStatus, Server
 from apps.providers.models import SupplyAgreement
 
-from .models import Allocation, Contract, ContractLine
+from .models import Allocation, Contract, ContractLine, ContractStatus
 
 FAR_FUTURE = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
 
 
 def contract_list(*, user) -> QuerySet[Contract]:
-    """Contracts a staff user may see: account managers their own; finance and managers all."""
+    """Contracts ``user`` may see: account managers their own; finance and managers all.
+
+    A customer portal user (not staff) sees the contracts of the customers they are a member of,
+    once they are out of internal drafting (not draft, not pending approval).
+    """
     qs = Contract.objects.select_related("customer", "account_manager", "approved_by")
+    if not user.is_authenticated:
+        return qs.none()
     if user.is_superuser:
         return qs
+    if not user.is_staff:
+        return qs.filter(customer__memberships__user=user).exclude(
+            status__in=[ContractStatus.DRAFT, ContractStatus.PENDING_APPROVAL]
+        )
     group_names = set(user.groups.values_list("name", flat=True))
     if group_names & {roles.SALES_MANAGER, roles.FINANCE, roles.OPERATIONS}:
         return qs

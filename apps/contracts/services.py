@@ -82,12 +82,14 @@ def _save(obj, actor, **kwargs) -> None:
 
 
 def price_list_item(price_list: PriceList | None, gpu_model: GpuModel, resource: str, term: str):
-    """The price list item for (model, resource, term), from the given or the default list."""
+    """The price list item for (model, resource, term): the given list's, else the default list's."""
     qs = PriceListItem.objects.select_related("tax_category").filter(
         gpu_model=gpu_model, resource=resource, term=term
     )
     if price_list is not None:
-        return qs.filter(price_list=price_list).first()
+        item = qs.filter(price_list=price_list).first()
+        if item is not None:
+            return item
     return qs.filter(price_list__is_default=True).first()
 
 
@@ -278,11 +280,13 @@ def allocation_problem(
     overlapping = allocation_conflicts(
         server=server, slot=slot, start_at=start_at, end_at=end_at, firm_only=False
     )
-    if overlapping.filter(line=line).exists():
-        return invalid(field_name, f"{hardware} is already allocated to this line.")
     other = allocation_conflicts(server=server, slot=slot, start_at=start_at, end_at=end_at).first()
     if other is not None:
         return invalid(field_name, _conflict_message(hardware, other), error=Conflict, code="double_booking")
+    same_contract = overlapping.filter(line__contract_id=line.contract_id).select_related("line").first()
+    if same_contract is not None:
+        where = "this line" if same_contract.line_id == line.pk else f"line {same_contract.line.position}"
+        return invalid(field_name, f"{hardware} is already allocated to {where} of this contract.")
     return None
 
 
@@ -458,7 +462,7 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
     if needs_approval(contract) and contract.approved_at is None:
         threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD).normalize()
         raise InvalidState(
-            f"Discounts above {threshold}% need a sales manager's approval before activation.",
+            f"Discounts above {threshold:f}% need a sales manager's approval before activation.",
             code="approval_required",
         )
     problems = coverage_problems(contract)
@@ -640,8 +644,15 @@ def line_save(*, line: ContractLine, actor) -> ContractLine:
     """Save a draft's line from the admin form, defaulting the term discount and tax from the price list."""
     contract = _locked(line.contract)
     _require_status(contract, ContractStatus.DRAFT, action="edit")
-    if line.pk is None and (line.tax_category_id is None or line.term_discount_percent is None):
+    if line.pk is None and (
+        line.tax_category_id is None or line.term_discount_percent is None or line.list_unit_price is None
+    ):
         item = price_list_item(contract.price_list, line.gpu_model, line.resource, line.term)
+        if line.list_unit_price is None:
+            if item is None:
+                msg = f"No list price for {line.gpu_model} {line.resource}/{line.term}; give one."
+                raise DomainError(msg, code="invalid", fields={"list_unit_price": [msg]})
+            line.list_unit_price = item.list_unit_price
         if line.term_discount_percent is None:
             line.term_discount_percent = item.term_discount_percent if item else Decimal("0")
         if line.tax_category_id is None:

@@ -24,3 +24,25 @@ def embedded_database(pgdata: Path) -> dict:
         "PORT": "",
         "CONN_MAX_AGE": 60,
     }
+
+
+def embedded_stop(pgdata: Path) -> bool:
+    """Stop the embedded server of ``pgdata`` (fast shutdown); False when none was running."""
+    import os
+    import signal
+    import time
+
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        if not pid_file.exists():
+            break
+        time.sleep(0.1)
+    return True

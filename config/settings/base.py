@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "simple_history",
     "import_export",
@@ -108,6 +109,11 @@ TIME_ZONE = BILLING_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 
+# Request bodies Django reads into memory. A usage batch of 10,000 records (SPEC §9) is about
+# 3 MB from the agent; this leaves room for long event ids, serials and extra telemetry. Larger
+# bodies are refused before they are read (the usage API answers 413 payload_too_large).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -145,6 +151,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Billing and contracts for GPU compute leasing: catalogue, contracts, usage, invoices.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a ``status``; name each choice set so they do not clash.
+    "ENUM_NAME_OVERRIDES": {
+        "HardwareStatusEnum": "apps.inventory.models.HardwareStatus",
+        "ContractStatusEnum": "apps.contracts.models.ContractStatus",
+        "VoucherStatusEnum": "apps.billing.models.VoucherStatus",
+        "SettlementStatusEnum": "apps.billing.models.SettlementStatus",
+    },
 }
 
 # Celery: broker from the environment (Redis or RabbitMQ in production).
@@ -170,4 +183,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    # Django's own loggers go through the root handler only (no duplicate lines).
+    "loggers": {"django": {"handlers": [], "propagate": True, "level": "INFO"}},
 }

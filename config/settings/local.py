@@ -12,7 +12,7 @@ if not DATABASE_URL:
 
 if not env("CELERY_BROKER_URL"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -20,6 +20,7 @@ if not env("CELERY_BROKER_URL"):
         "data_folder_out": str(_broker_dir / "in"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        "control_folder": str(_broker_dir / "control"),
     }
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -301,3 +301,21 @@ def test_search_by_card_uuid_and_server_serial(client, make_staff, am):
     searches = {server.serial: [by_server], card_server.cards.get(slot=0).uuid: [by_card]}
     for term, expected in searches.items():
         assert list(client.get(reverse(CHANGELIST), {"q": term}).context["cl"].result_list) == expected
+
+
+def test_an_empty_list_price_takes_the_price_lists_and_is_refused_where_there_is_none(am_client):
+    a100 = GpuModel.objects.get(name="A100-SXM4-40GB")
+    h800 = GpuModel.objects.get(name="H800-SXM5-80GB")
+    customer = CustomerFactory()
+    refused = am_client.post(
+        reverse("admin:contracts_contract_add"),
+        _inline_post(customer, [_line(1, "card", h800, "1", "hourly", "")]),
+    )
+    assert "list_unit_price" in refused.context["inline_admin_formsets"][0].formset.forms[0].errors
+    assert Contract.objects.count() == 0
+    response = am_client.post(
+        reverse("admin:contracts_contract_add"),
+        _inline_post(customer, [_line(1, "card", a100, "1", "hourly", "")]),
+    )
+    assert response.status_code == 302
+    assert Contract.objects.get().lines.get().list_unit_price == Decimal("22.700000")  # market reference

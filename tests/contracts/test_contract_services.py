@@ -256,3 +256,12 @@ def test_two_concurrent_activations_of_the_same_card_exactly_one_wins(make_staff
     statuses = sorted(Contract.objects.values_list("status", flat=True))
     assert statuses == ["active", "draft"]
     assert Allocation.objects.filter(firm=True).count() == 1
+
+
+def test_the_same_card_cannot_serve_two_lines_of_one_contract(am, customer):
+    server = ServerFactory()
+    with pytest.raises(DomainError) as exc:
+        draft(customer, am, [card_line(server, 1), card_line(server, 1)])
+    card = server.cards.get(slot=0)
+    assert exc.value.message == f"Card {card.uuid} is already allocated to line 1 of this contract."
+    assert Contract.objects.count() == 0

@@ -13,7 +13,8 @@ from django.core.management import call_command
 from django.db.models import Max
 
 from apps.accounts import roles
-from apps.contracts.models import PriceList, PriceListItem
+from apps.contracts.models import Allocation, Contract, ContractStatus, PriceList, PriceListItem
+from apps.core.choices import LeaseTerm, ResourceKind
 from apps.core.demo import DemoContext
 from apps.core.demo.hardware import card_uuid, server_plan
 from apps.core.validators import uscc_problem, validate_nvml_uuid
@@ -174,11 +175,56 @@ def test_demo_users_log_in_with_the_demo_password(demo, client):
     assert client.get("/admin/").status_code == 302  # not staff: sent to the login page
 
 
+def test_contracts_of_every_kind_in_every_state(demo):
+    contracts = list(Contract.objects.prefetch_related("lines"))
+    assert len(contracts) >= 12
+    pairs = {(line.resource, line.term) for c in contracts for line in c.lines.all()}
+    assert pairs == {(r, t) for r in ResourceKind.values for t in LeaseTerm.values}
+    by_status = {status: [c for c in contracts if c.status == status] for status in ContractStatus.values}
+    assert len(by_status["pending_approval"]) == 1
+    assert len(by_status["suspended"]) == 1
+    assert len(by_status["terminated"]) == 1
+    assert len(by_status["active"]) >= 10
+    assert sum(c.minimum_monthly_amount is not None for c in contracts) == 1
+    lines = [line for c in contracts for line in c.lines.all()]
+    assert any(line.yearly_billing == "upfront" for line in lines)
+    assert sum(line.term_discount_percent > 0 for line in lines) >= 3
+    assert all(c.notes.startswith("demo:") for c in contracts)
+    assert len({c.customer_id for c in contracts}) >= 10
+    # Pending approval means a discount above the threshold; one such contract was approved.
+    (pending,) = by_status["pending_approval"]
+    assert max(line.combined_discount_percent for line in pending.lines.all()) > 20
+    approved = [c for c in by_status["active"] if c.approved_by is not None]
+    assert [c.approved_by.username for c in approved] == ["sales1"]
+    # Live contracts hold their hardware firmly; no card or server serves two of them.
+    firm = Allocation.objects.filter(firm=True)
+    assert (
+        firm.count()
+        == Allocation.objects.exclude(line__contract__status__in=["draft", "pending_approval"]).count()
+    )
+    cards = list(firm.filter(card__isnull=False).values_list("card_id", flat=True))
+    servers = list(firm.filter(card__isnull=True).values_list("server_id", flat=True))
+    assert len(set(cards)) == len(cards) and len(set(servers)) == len(servers)
+    assert not firm.filter(server_id__in=servers, card__isnull=False).exists()
+    assert not firm.filter(server__status__in=["retired", "maintenance"]).exists()
+    assert not firm.filter(card__status__in=["retired", "maintenance"]).exists()
+    (terminated,) = by_status["terminated"]
+    assert terminated.end_at.isoformat() == "2026-11-15T16:00:00+00:00"
+    assert {c.start_at.isoformat() for c in contracts} <= {
+        "2026-08-31T16:00:00+00:00",
+        "2026-09-30T16:00:00+00:00",
+        "2026-10-31T16:00:00+00:00",
+    }
+
+
 def test_a_second_run_changes_nothing(demo):
     before = snapshot()
+    contracts = (Contract.objects.count(), Contract.history.count(), Allocation.history.count())
     output = loaddemo()
     assert snapshot() == before
+    assert (Contract.objects.count(), Contract.history.count(), Allocation.history.count()) == contracts
     assert re.search(r"servers\s+\d+\s+\(0 created, 0 updated, \d+ unchanged\)", output)
+    assert re.search(r"contracts\s+\d+\s+\(0 created, 0 updated, \d+ unchanged\)", output)
     assert "suanli-demo" in output
 
 

@@ -1,4 +1,5 @@
-"""Billing models, one module per area: runs, invoices (lines, credit notes, payments)."""
+"""Billing models, one module per area: runs, invoices (lines, credit notes, payments), vouchers,
+provider settlements."""
 
 from .invoices import (
     CreditNote,
@@ -11,6 +12,15 @@ from .invoices import (
     PaymentMethod,
 )
 from .runs import BillingRun, BillingRunStatus
+from .settlements import SettlementLine, SettlementStatement, SettlementStatus
+from .vouchers import (
+    LedgerKind,
+    Voucher,
+    VoucherFlow,
+    VoucherLedgerEntry,
+    VoucherProgramme,
+    VoucherStatus,
+)
 
 __all__ = [
     "BillingRun",
@@ -20,7 +30,16 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
+    "LedgerKind",
     "LineKind",
     "Payment",
     "PaymentMethod",
+    "SettlementLine",
+    "SettlementStatement",
+    "SettlementStatus",
+    "Voucher",
+    "VoucherFlow",
+    "VoucherLedgerEntry",
+    "VoucherProgramme",
+    "VoucherStatus",
 ]

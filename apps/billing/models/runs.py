@@ -37,4 +37,6 @@ class BillingRun(models.Model):
 
     @property
     def progress_percent(self) -> int:
-        return 100 if not self.customers_total else int(self.customers_done * 100 / self.customers_total)
+        if not self.customers_total:  # nothing counted yet, or nothing to bill
+            return 0 if self.status in (BillingRunStatus.QUEUED, BillingRunStatus.RUNNING) else 100
+        return int(self.customers_done * 100 / self.customers_total)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -13,8 +14,10 @@ from django.db.models import Sum
 from apps.core.errors import DomainError, InvalidState
 from apps.core.money import ZERO, amount_in_words, round_money
 from apps.core.numbering import next_number
+from apps.core.periods import Period
 
 from ..models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
+from .vouchers import voucher_apply_at_issue, voucher_reverse_for_invoice
 
 
 def _local_date(now: datetime.datetime) -> datetime.date:
@@ -66,20 +69,46 @@ def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime) -> In
     invoice.due_on = issued_on + datetime.timedelta(days=invoice.customer.payment_terms_days)
     invoice.fapiao = fapiao_snapshot(invoice)
     invoice.save()
-    from .vouchers_hook import apply_supplier_side_vouchers
-
-    apply_supplier_side_vouchers(invoice=invoice, now=now)
+    voucher_apply_at_issue(invoice=invoice, now=now)  # supplier-side vouchers pay their share (§6)
+    invoice.refresh_from_db()
     return invoice
 
 
-def invoice_issue_period(*, period: str, actor=None, now: datetime.datetime) -> list[Invoice]:
-    """Issue every draft of a period (one transaction each: one failure does not block the rest)."""
-    issued = []
-    for invoice in Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT).order_by(
-        "customer__code"
-    ):
-        issued.append(invoice_issue(invoice=invoice, actor=actor, now=now))
-    return issued
+@dataclass
+class IssueOutcome:
+    issued: list[Invoice] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # draft → why it was not issued
+
+
+def invoice_issue_period(
+    *,
+    period: str,
+    actor=None,
+    now: datetime.datetime,
+    customer=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IssueOutcome:
+    """Issue every draft of a period (one transaction each: one failure does not block the rest).
+
+    ``progress(done, total)`` is called after each draft. Numbers follow customer code order.
+    """
+    try:
+        period = str(Period.parse(period))
+    except ValueError as exc:
+        raise DomainError(str(exc), code="invalid", fields={"period": [str(exc)]}) from None
+    drafts = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT)
+    if customer is not None:
+        drafts = drafts.filter(customer=customer)
+    drafts = list(drafts.select_related("customer").order_by("customer__code", "currency"))
+    outcome = IssueOutcome()
+    for done, invoice in enumerate(drafts, start=1):
+        try:
+            outcome.issued.append(invoice_issue(invoice=invoice, actor=actor, now=now))
+        except DomainError as exc:
+            outcome.errors[f"{invoice.customer.code} {invoice.currency} {invoice.period}"] = exc.message
+        if progress:
+            progress(done, len(drafts))
+    return outcome
 
 
 @transaction.atomic
@@ -100,6 +129,7 @@ def invoice_void(*, invoice: Invoice, actor=None, reason: str, now: datetime.dat
     invoice.voided_at = now
     invoice.void_reason = reason
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
+    voucher_reverse_for_invoice(invoice=invoice, now=now, actor=actor, reason=reason)
     return invoice
 
 
@@ -132,17 +162,23 @@ def credit_note_create(
             "A reason is required.", code="invalid", fields={"reason": ["This field is required."]}
         )
     invoice_lines = list(invoice.lines.order_by("position"))
-    credited = dict(
-        CreditNoteLine.objects.filter(invoice_line__invoice=invoice)
+    credited = {
+        line_id: (gross, tax)
+        for line_id, gross, tax in CreditNoteLine.objects.filter(invoice_line__invoice=invoice)
         .values_list("invoice_line_id")
-        .annotate(total=Sum("gross_amount"))
-    )
-    remaining = {line.pk: line.gross_amount - credited.get(line.pk, ZERO) for line in invoice_lines}
+        .annotate(gross=Sum("gross_amount"), tax=Sum("tax_amount"))
+    }
+    remaining = {
+        line.pk: line.gross_amount - credited.get(line.pk, (ZERO, ZERO))[0] for line in invoice_lines
+    }
     if lines:
         requests = [(r.invoice_line, round_money(r.gross_amount)) for r in lines]
     else:
         open_total = sum(remaining.values(), ZERO)
         target = open_total if amount is None else round_money(amount)
+        if amount is None and open_total <= 0:
+            msg = f"{invoice} is credited in full already; nothing is left to credit."
+            raise DomainError(msg, code="credit_exceeds_invoice", fields={"amount": [msg]})
         if target <= 0:
             raise DomainError(
                 "The credit amount must be positive.", code="invalid", fields={"amount": ["Must be > 0."]}
@@ -157,23 +193,15 @@ def credit_note_create(
         if gross <= 0 or gross > remaining[line.pk]:
             msg = f"Line {line.position}: at most {remaining[line.pk]} can still be credited."
             raise DomainError(msg, code="credit_exceeds_invoice", fields={"lines": [msg]})
-    note = CreditNote(
-        invoice=invoice,
-        number=next_number("CN", _local_date(now).year),
-        reason=reason,
-        net_amount=ZERO,
-        tax_amount=ZERO,
-        total_amount=ZERO,
-        issued_at=now,
-        issued_by=actor,
-    )
-    note.save()
     note_lines = []
     for line, gross in requests:
-        tax = round_money(gross * line.tax_rate / (1 + line.tax_rate))
+        if gross == remaining[line.pk]:
+            # what is left of the line, tax included: a full credit nets the line's tax exactly
+            tax = line.tax_amount - credited.get(line.pk, (ZERO, ZERO))[1]
+        else:
+            tax = round_money(gross * line.tax_rate / (1 + line.tax_rate))
         note_lines.append(
             CreditNoteLine(
-                credit_note=note,
                 invoice_line=line,
                 description=line.description,
                 tax_rate=line.tax_rate,
@@ -182,11 +210,20 @@ def credit_note_create(
                 gross_amount=gross,
             )
         )
+    # The note is written with its totals (the database checks they are positive), then its lines.
+    note = CreditNote.objects.create(
+        invoice=invoice,
+        number=next_number("CN", _local_date(now).year),
+        reason=reason,
+        net_amount=sum((cl.net_amount for cl in note_lines), ZERO),
+        tax_amount=sum((cl.tax_amount for cl in note_lines), ZERO),
+        total_amount=sum((cl.gross_amount for cl in note_lines), ZERO),
+        issued_at=now,
+        issued_by=actor,
+    )
+    for note_line in note_lines:
+        note_line.credit_note = note
     CreditNoteLine.objects.bulk_create(note_lines)
-    note.net_amount = sum((cl.net_amount for cl in note_lines), ZERO)
-    note.tax_amount = sum((cl.tax_amount for cl in note_lines), ZERO)
-    note.total_amount = sum((cl.gross_amount for cl in note_lines), ZERO)
-    note.save(update_fields=["net_amount", "tax_amount", "total_amount"])
     invoice.credited_amount += note.total_amount
     invoice.save(update_fields=["credited_amount", "updated_at"])
     from .payments import invoice_settle_status

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable, Iterator
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -14,8 +15,11 @@ from apps.contracts.models import Contract
 from apps.core.errors import DomainError
 from apps.core.periods import Period
 
-from ..models import BillingRun, BillingRunStatus
-from .invoicing import bill_customers, record_progress
+from ..models import BillingRun, BillingRunStatus, Invoice, InvoiceStatus
+from .invoicing import ChunkResult, bill_customers, record_progress
+from .issuing import invoice_issue
+
+logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 500
 
@@ -78,13 +82,47 @@ def billing_run_start(run: BillingRun) -> list[int]:
     return ids
 
 
-def billing_run_chunk(*, run_id: int, customer_ids: list[int]) -> list[int]:
-    """Bill one chunk and add its counts to the run; returns the invoices created or refreshed."""
+def billing_run_chunk(
+    *, run_id: int, customer_ids: list[int], now: datetime.datetime | None = None
+) -> list[int]:
+    """Bill one chunk, issue the drafts of auto-issue customers, add the chunk's counts to the run.
+
+    Returns the invoices created, refreshed or unchanged. Safe to run twice: a redo finds the
+    drafts unchanged and issues whatever the first attempt did not.
+    """
     run = BillingRun.objects.get(pk=run_id)
     result = bill_customers(run=run, customer_ids=customer_ids)
+    auto_issue(result, now=now or timezone.now())
     record_progress(run_id, result, len(customer_ids))
     billing_run_finish_if_done(run_id)
     return result.invoice_ids
+
+
+def auto_issue(result: ChunkResult, *, now: datetime.datetime) -> list[Invoice]:
+    """Issue the chunk's drafts of customers with ``auto_issue`` on (SPEC §5), one transaction each.
+
+    A failure is recorded in the run's errors under the customer's code; the draft stays a draft
+    and the other customers are issued anyway.
+    """
+    drafts = (
+        Invoice.objects.filter(
+            pk__in=result.invoice_ids, status=InvoiceStatus.DRAFT, customer__auto_issue=True
+        )
+        .select_related("customer")
+        .order_by("customer__code", "currency")
+    )
+    issued = []
+    for invoice in drafts:
+        try:
+            issued.append(invoice_issue(invoice=invoice, now=now))
+        except OperationalError:
+            raise  # transient: the task is retried, and the redo issues what is left
+        except Exception as exc:  # one customer's failure must not block the others
+            logger.exception("auto-issue of %s failed", invoice)
+            code = invoice.customer.code
+            message = f"auto-issue failed: {type(exc).__name__}: {exc}"
+            result.errors[code] = f"{result.errors[code]}; {message}" if code in result.errors else message
+    return issued
 
 
 def billing_run_finish_if_done(run_id: int) -> None:
@@ -97,12 +135,17 @@ def billing_run_finish_if_done(run_id: int) -> None:
         run.save(update_fields=["status", "finished_at"])
 
 
-def billing_run_execute(run: BillingRun, *, progress: Callable[[int], None] | None = None) -> BillingRun:
+def billing_run_execute(
+    run: BillingRun,
+    *,
+    progress: Callable[[int], None] | None = None,
+    now: datetime.datetime | None = None,
+) -> BillingRun:
     """Run every chunk in this process (the management command, eager mode, tests)."""
     ids = billing_run_start(run)
     invoice_ids: list[int] = []
     for chunk in chunks(ids):
-        invoice_ids += billing_run_chunk(run_id=run.pk, customer_ids=chunk)
+        invoice_ids += billing_run_chunk(run_id=run.pk, customer_ids=chunk, now=now)
         if progress:
             progress(len(chunk))
     if not ids:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from . import customers, hardware, people, prices
+from . import contracts, customers, hardware, people, prices
 from .base import DemoContext, ProgressFactory, Tally, no_progress
 from .data import DEFAULT_SEED, DEMO_PASSWORD
 
@@ -32,6 +32,7 @@ STEPS: list[Step] = [
     Step("supply agreements", hardware.load_supply_agreements),
     Step("customers", customers.load_customers),
     Step("portal users", people.load_portal_users),
+    Step("contracts", contracts.load_contracts),
 ]
 
 

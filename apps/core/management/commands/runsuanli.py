@@ -52,7 +52,9 @@ class Command(BaseCommand):
             f"\n  Suanli is starting.\n"
             f"  Admin:    http://{addr}/admin/\n"
             f"  API docs: http://{addr}/api/docs/\n"
-            f"  Login:    {username} / {password}   (demo data; roles: am1, sales1, finance1, ops1, same password)\n"
+            f"  Login:    {username} / {password}   (demo data; staff by role: am1, am2, sales1, finance1, ops1;\n"
+            f"            customer API user: acme-user; all with the same password)\n"
+            f"  Stop:     Ctrl-C (stops the web server, the worker and the embedded PostgreSQL)\n"
             f"  Worker:   {worker_text}\n"
         )
         self.stdout.write(self.style.SUCCESS(banner))
@@ -65,3 +67,12 @@ class Command(BaseCommand):
                     worker.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+            if not settings.DATABASE_URL:
+                # The embedded PostgreSQL started for this run stops with it.
+                from django.db import connections
+
+                from apps.core.embedded import embedded_stop
+
+                connections.close_all()
+                if embedded_stop(settings.VAR_DIR / "pgdata"):
+                    self.stdout.write("Embedded PostgreSQL stopped.")

@@ -1,0 +1,151 @@
+"""Provider settlement statements (SPEC §8): list, detail with lines, build, confirm, pay, margins.
+
+Staff only for now (partner API keys may later read their own provider's statements).
+"""
+
+from __future__ import annotations
+
+import django_filters as filters
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
+from rest_framework.response import Response
+
+from apps.api.v1.serializers.settlements import (
+    MarginReportSerializer,
+    SettlementBuildResultSerializer,
+    SettlementBuildSerializer,
+    SettlementDetailSerializer,
+    SettlementPaySerializer,
+    SettlementSerializer,
+)
+from apps.billing.models import SettlementStatement, SettlementStatus
+from apps.billing.services import settlements as services
+from apps.billing.settlement_selectors import settlement_list
+from apps.core.choices import Currency
+from apps.providers.models import Provider
+
+from .base import READ_ERRORS, WRITE_ERRORS
+from .billing import BillingPermissions
+
+VIEW = ["billing.view_settlementstatement"]
+
+
+class SettlementFilter(filters.FilterSet):
+    provider = filters.CharFilter(field_name="provider__code", help_text="Provider code.")
+    period = filters.CharFilter(help_text="YYYY-MM")
+    status = filters.ChoiceFilter(choices=SettlementStatus.choices)
+    currency = filters.ChoiceFilter(choices=Currency.choices)
+
+    class Meta:
+        model = SettlementStatement
+        fields = ["provider", "period", "status", "currency"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: SettlementSerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: SettlementDetailSerializer, **READ_ERRORS}),
+)
+class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Monthly statements per provider (``draft`` → ``confirmed`` → ``paid``) with the cost of
+    each share of a customer invoice line. Filter by ``?provider=<code>``, ``?period=``,
+    ``?status=``, ``?currency=``. ``/build/`` refreshes a period's drafts; ``/margins/`` is the
+    margin report."""
+
+    serializer_class = SettlementSerializer
+    permission_classes = [BillingPermissions]
+    action_permissions = {
+        "list": VIEW,
+        "retrieve": VIEW,
+        "margins": VIEW,
+        "build": ["billing.change_settlementstatement"],
+        "confirm": ["billing.confirm_settlementstatement"],
+        "pay": ["billing.pay_settlementstatement"],
+    }
+    filterset_class = SettlementFilter
+    filter_backends = [filters.rest_framework.DjangoFilterBackend, OrderingFilter]
+    ordering_fields = ["period", "cost_amount", "margin_amount"]
+    ordering = ["-period", "provider__code", "currency"]
+
+    def get_queryset(self):
+        return settlement_list(with_lines=self.action == "retrieve")
+
+    def get_serializer_class(self):
+        return SettlementDetailSerializer if self.action == "retrieve" else SettlementSerializer
+
+    def _render(self, statement: SettlementStatement) -> Response:
+        return Response(
+            SettlementDetailSerializer(settlement_list(with_lines=True).get(pk=statement.pk)).data
+        )
+
+    @extend_schema(
+        request=SettlementBuildSerializer, responses={200: SettlementBuildResultSerializer, **WRITE_ERRORS}
+    )
+    @action(detail=False, methods=["post"])
+    def build(self, request):
+        """Create or refresh the drafts of a period from its issued invoices (idempotent)."""
+        serializer = SettlementBuildSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.settlement_build(
+            period=serializer.validated_data["period"],
+            provider=serializer.validated_data.get("provider"),
+            now=timezone.now(),
+            actor=request.user,
+        )
+        return Response(SettlementBuildResultSerializer(result).data)
+
+    @extend_schema(request=None, responses={200: SettlementDetailSerializer, **WRITE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request, pk=None):
+        """Draft → confirmed: final; refused while a line has no cost (no supply agreement)."""
+        statement = services.settlement_confirm(
+            statement=self.get_object(), actor=request.user, now=timezone.now()
+        )
+        return self._render(statement)
+
+    @extend_schema(
+        request=SettlementPaySerializer, responses={200: SettlementDetailSerializer, **WRITE_ERRORS}
+    )
+    @action(detail=True, methods=["post"])
+    def pay(self, request, pk=None):
+        """Confirmed → paid, with the bank reference of the payment to the provider."""
+        serializer = SettlementPaySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        statement = services.settlement_mark_paid(
+            statement=self.get_object(),
+            actor=request.user,
+            now=timezone.now(),
+            reference=serializer.validated_data["reference"],
+        )
+        return self._render(statement)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("period", str, description="YYYY-MM (or period_from and period_to)."),
+            OpenApiParameter("period_from", str),
+            OpenApiParameter("period_to", str),
+            OpenApiParameter("group_by", str, enum=list(services.GROUPS), default="provider"),
+            OpenApiParameter("provider", str, description="Provider code."),
+        ],
+        responses={200: MarginReportSerializer, **READ_ERRORS},
+    )
+    @action(detail=False, methods=["get"])
+    def margins(self, request):
+        """Net revenue − provider cost per contract, provider, GPU model or month."""
+        params = request.query_params
+        provider = None
+        if params.get("provider"):
+            provider = Provider.objects.filter(code=params["provider"]).first()
+            if provider is None:
+                raise ValidationError({"provider": [f"Unknown provider '{params['provider'][:60]}'."]})
+        report = services.margin_report(
+            period=params.get("period"),
+            period_from=params.get("period_from"),
+            period_to=params.get("period_to"),
+            group_by=params.get("group_by", "provider"),
+            provider=provider,
+        )
+        return Response(MarginReportSerializer(report).data)

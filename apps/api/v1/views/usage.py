@@ -1,0 +1,256 @@
+"""``POST /api/v1/usage/`` (usage ingestion) and ``DELETE /api/v1/usage/{event_id}/`` (void), for
+partner systems with an API key (SPEC §9).
+
+Speed matters (a metering agent posts batches of up to 10,000 records), so the POST reads
+``request.body`` itself (no DRF parser, no serializer per record), parses it with orjson and
+hands the records to ``apps.metering.services.usage_ingest``.
+
+Answers of the POST:
+
+- 201 ``{"accepted": n, "duplicates": m}`` when anything new was stored; 200 with the same body
+  when every record was a duplicate (nothing changed). A duplicate is a record whose event id the
+  provider already sent with the same content (also when that record was voided since: it stays
+  voided), or that repeats an earlier record of the same batch.
+- 400 ``invalid_batch`` (a list) or ``invalid`` (one object): nothing stored; ``errors`` lists
+  ``{"index", "event_id", "code": "invalid" | "conflict", "errors": {field: [message]}}`` per bad
+  record (``fields`` holds the errors of a single object).
+- 409 ``usage_conflict``: a single object whose event id is stored with other content.
+- 413 ``batch_too_large`` (over 10,000 records) or ``payload_too_large`` (body over
+  ``DATA_UPLOAD_MAX_MEMORY_SIZE``); 400 ``malformed_request`` (not JSON, not UTF-8, empty);
+  415 ``unsupported_media_type``; 401 without a valid, unrevoked, unexpired key.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.views import APIView
+
+from apps.api.authentication import IsPartnerSystem, PartnerAPIKeyAuthentication
+from apps.api.v1.serializers.usage import (
+    UsageBatchErrorSerializer,
+    UsageIngestResultSerializer,
+    UsageRecordInSerializer,
+    UsageVoidSerializer,
+)
+from apps.metering import services
+from apps.metering.validation import MAX_BATCH_RECORDS
+
+from .base import ERROR
+
+_JSON = "application/json"
+
+
+def _json(body: Any, status: int) -> HttpResponse:
+    return HttpResponse(orjson.dumps(body), status=status, content_type=_JSON)
+
+
+def _error(code: str, message: str, status: int, **extra: Any) -> HttpResponse:
+    return _json({"code": code, "message": message, "fields": {}, **extra}, status)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(body: bytes) -> tuple[Any, HttpResponse | None]:
+    """The JSON value of ``body``, or an error answer."""
+    if not body.strip():
+        return None, _error("malformed_request", "The request body is empty: send JSON.", 400)
+    try:
+        return orjson.loads(body), None
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses some valid JSON (integers beyond 64 bits): let the standard library decide,
+    # so such a value is a per-record error rather than "malformed".
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, _error(
+            "malformed_request", f"The request body is not valid UTF-8 (byte {exc.start}).", 400
+        )
+    try:
+        return json.loads(text, parse_constant=_reject_constant), None
+    except (ValueError, RecursionError) as exc:
+        detail = f": {exc}" if isinstance(exc, json.JSONDecodeError) else ""
+        return None, _error("malformed_request", f"The request body is not valid JSON{detail}.", 400)
+
+
+@contextmanager
+def _no_cycle_collection():
+    """Parsing a batch makes ~100,000 objects, none in reference cycles; letting the cyclic
+    garbage collector walk the heap meanwhile costs tens of ms per batch for nothing (reference
+    counting frees all of it). The collector is process-wide: another thread that turned it off
+    first is left to turn it back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _is_json(content_type: str) -> bool:
+    return not content_type or content_type == _JSON or content_type.endswith("+json")
+
+
+class PartnerAPIView(APIView):
+    """A view for partner systems: API key authentication, no DRF parsing."""
+
+    authentication_classes = [PartnerAPIKeyAuthentication]
+    permission_classes = [IsPartnerSystem]
+    parser_classes: list = []  # the body is read and parsed by the view, with orjson
+
+    def permission_denied(self, request, message=None, code=None):
+        if request.authenticators and not request.successful_authenticator:
+            raise exceptions.NotAuthenticated(IsPartnerSystem.message)
+        super().permission_denied(request, message=message, code=code)
+
+
+class UsageView(PartnerAPIView):
+    """Partner systems push usage records here (SPEC §9): one record, or a list of up to 10,000.
+
+    The batch is atomic. A record whose event id is already stored with the same content is a
+    duplicate (counted, not stored again); with other content it is a conflict. Records may name
+    only the provider's own cards and servers.
+    """
+
+    @extend_schema(
+        operation_id="usage_create",
+        request=UsageRecordInSerializer(many=True),
+        responses={
+            200: OpenApiResponse(UsageIngestResultSerializer, description="Every record was a duplicate."),
+            201: OpenApiResponse(UsageIngestResultSerializer, description="New records stored."),
+            400: OpenApiResponse(
+                UsageBatchErrorSerializer, description="Nothing stored; `errors` per record."
+            ),
+            401: ERROR,
+            403: ERROR,
+            409: OpenApiResponse(UsageBatchErrorSerializer, description="A single record conflicts."),
+            413: ERROR,
+            415: ERROR,
+        },
+        tags=["usage"],
+        description=(
+            "Body: one usage record object or a list of up to 10,000. "
+            "201 `{accepted, duplicates}` when something new was stored, 200 when all were duplicates."
+        ),
+    )
+    def post(self, request, *args, **kwargs):
+        if not _is_json(request.content_type):
+            return _error(
+                "unsupported_media_type", f"Send application/json, not {request.content_type}.", 415
+            )
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return _error("payload_too_large", "The request body is too large; send smaller batches.", 413)
+        with _no_cycle_collection():
+            return self._ingest(request, body)
+
+    def _ingest(self, request, body: bytes) -> HttpResponse:
+        payload, problem = _parse(body)
+        if problem is not None:
+            return problem
+        single = isinstance(payload, dict)
+        if single:
+            records = [payload]
+        elif isinstance(payload, list):
+            records = payload
+            if not records:
+                return _error("invalid", "The batch is empty: send 1 to 10,000 records.", 400)
+            if len(records) > MAX_BATCH_RECORDS:
+                return _error(
+                    "batch_too_large",
+                    f"A batch holds at most {MAX_BATCH_RECORDS:,} records; this one has {len(records):,}.",
+                    413,
+                )
+        else:
+            return _error("invalid", "Expected a usage record object or a list of them.", 400)
+        try:
+            result = services.usage_ingest(
+                provider=request.auth.provider, payload_records=records, received_at=timezone.now()
+            )
+        except services.UsageRejected as rejected:
+            return self._rejected(rejected, single=single)
+        return _json(
+            {"accepted": result.accepted, "duplicates": result.duplicates},
+            201 if result.accepted else 200,
+        )
+
+    @staticmethod
+    def _rejected(rejected: services.UsageRejected, *, single: bool) -> HttpResponse:
+        if not single:
+            return _error("invalid_batch", rejected.message, 400, errors=rejected.errors)
+        fields = rejected.errors[0]["errors"]
+        first = next(iter(fields.items()))
+        message = first[1][0] if first[0] == "non_field_errors" else f"{first[0]}: {first[1][0]}"
+        if rejected.only_conflicts:
+            return _json(
+                {"code": "usage_conflict", "message": message, "fields": fields, "errors": rejected.errors},
+                409,
+            )
+        return _json(
+            {"code": "invalid", "message": message, "fields": fields, "errors": rejected.errors}, 400
+        )
+
+
+class UsageRecordView(PartnerAPIView):
+    """Void one of the provider's records while no issued invoice has billed it."""
+
+    @extend_schema(
+        operation_id="usage_void",
+        parameters=[
+            OpenApiParameter("event_id", OpenApiTypes.STR, OpenApiParameter.PATH),
+            OpenApiParameter(
+                "reason", OpenApiTypes.STR, OpenApiParameter.QUERY, description="Why (also as JSON body)."
+            ),
+        ],
+        request=UsageVoidSerializer,
+        responses={204: None, 400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        tags=["usage"],
+        description=(
+            "Voids the record (billing leaves it out); 409 `already_invoiced` once an issued "
+            "invoice has billed it. Voiding a voided record again answers 204."
+        ),
+    )
+    def delete(self, request, event_id: str, *args, **kwargs):
+        reason = request.query_params.get("reason", "")
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return _error("payload_too_large", "The request body is too large.", 413)
+        if body.strip():
+            payload, problem = _parse(body)
+            if problem is not None:
+                return problem
+            value = payload.get("reason") if isinstance(payload, dict) else None
+            if not isinstance(value, str) and value is not None:
+                return _json(
+                    {
+                        "code": "invalid",
+                        "message": "reason: expected a string.",
+                        "fields": {"reason": ["Expected a string."]},
+                    },
+                    400,
+                )
+            reason = value or reason
+        services.usage_void(
+            provider=request.auth.provider,
+            event_id=event_id,
+            reason=reason.strip(),
+            now=timezone.now(),
+            actor=request.user,
+        )
+        return HttpResponse(status=204)

@@ -1,0 +1,160 @@
+"""The running month's invoice computed on demand, saving nothing (SPEC §5 "Preview").
+
+It is the invoice a billing run would draft now: the same loaders (``inputs``) and the same
+planner (``invoicing.plan_customer``), with usage received up to ``as_of``. Recurring lines show
+the whole month, as they will be billed in arrears; metered lines show the usage so far.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+
+from apps.core.money import ZERO
+from apps.core.periods import Period
+from apps.customers.models import Customer
+
+from ..inputs import contracts_for, merged_usage
+from ..models import LineKind
+from .invoicing import PlannedLine, _has_issued_late_periods, _late_inputs, plan_customer
+
+_KIND_LABELS = dict(LineKind.choices)
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    position: int
+    kind: str
+    contract_number: str
+    contract_line_id: int | None
+    description: str
+    tax_classification: str
+    quantity: Decimal
+    unit: str
+    list_unit_price: Decimal
+    unit_price: Decimal
+    discount_amount: Decimal
+    amount: Decimal
+    tax_rate: Decimal
+    tax_amount: Decimal
+    net_amount: Decimal
+    gross_amount: Decimal
+    service_start_at: datetime.datetime
+    service_end_at: datetime.datetime
+
+    @property
+    def kind_label(self) -> str:
+        return _KIND_LABELS.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True)
+class PreviewInvoice:
+    """What the invoice of ``customer`` in ``currency`` for ``period`` would be as of ``as_of``."""
+
+    customer: Customer
+    currency: str
+    period: str
+    as_of: datetime.datetime
+    prices_include_tax: bool
+    lines: tuple[PreviewLine, ...]
+
+    @property
+    def net_amount(self) -> Decimal:
+        return sum((line.net_amount for line in self.lines), ZERO)
+
+    @property
+    def tax_amount(self) -> Decimal:
+        return sum((line.tax_amount for line in self.lines), ZERO)
+
+    @property
+    def total_amount(self) -> Decimal:
+        return sum((line.gross_amount for line in self.lines), ZERO)
+
+
+def _preview_line(position: int, planned: PlannedLine, numbers: dict[int, str]) -> PreviewLine:
+    (
+        kind,
+        contract_id,
+        contract_line_id,
+        description,
+        quantity,
+        unit,
+        list_price,
+        unit_price,
+        discount,
+        amount,
+        tax_rate,
+        tax,
+        net,
+        gross,
+        start,
+        end,
+    ) = planned.values()
+    return PreviewLine(
+        position=position,
+        kind=kind,
+        contract_number=numbers[contract_id],
+        contract_line_id=contract_line_id,
+        description=description,
+        tax_classification=planned.tax_classification,
+        quantity=quantity,
+        unit=unit,
+        list_unit_price=list_price,
+        unit_price=unit_price,
+        discount_amount=discount,
+        amount=amount,
+        tax_rate=tax_rate,
+        tax_amount=tax,
+        net_amount=net,
+        gross_amount=gross,
+        service_start_at=start,
+        service_end_at=end,
+    )
+
+
+def preview_period(as_of: datetime.datetime) -> str:
+    """The running month at ``as_of``: the period a preview computes."""
+    return str(Period.containing(as_of, settings.BILLING_TIME_ZONE))
+
+
+def invoice_preview(*, customer: Customer, as_of: datetime.datetime) -> list[PreviewInvoice]:
+    """The invoices (one per currency) of the period containing ``as_of``, as of ``as_of``.
+
+    Reads only: nothing is written, locked or numbered. A customer with no contract in force this
+    month gets an empty list.
+    """
+    period = Period.containing(as_of, settings.BILLING_TIME_ZONE)
+    start, end = period.bounds(settings.BILLING_TIME_ZONE)
+    loaded = contracts_for([customer.pk], start, end).get(customer.pk, [])
+    if not loaded:
+        return []
+    card_ids = {card_id for contract in loaded for card_id in contract.card_ids}
+    server_ids = {server_id for contract in loaded for server_id in contract.server_ids}
+    usage = merged_usage(card_ids, server_ids, start, end, received_to=as_of)
+    late = (
+        _late_inputs([customer.pk], {customer.pk: loaded}, period, as_of).get(customer.pk, [])
+        if _has_issued_late_periods([customer.pk], period)
+        else []
+    )
+    plan = plan_customer(loaded, period, usage, late)
+    numbers = {contract.contract.pk: str(contract.contract) for contract in loaded}
+    include_tax = {contract.contract.pk: contract.contract.prices_include_tax for contract in loaded}
+    previews = []
+    for currency in sorted(plan):
+        planned = plan[currency]
+        if not planned:
+            continue
+        previews.append(
+            PreviewInvoice(
+                customer=customer,
+                currency=currency,
+                period=str(period),
+                as_of=as_of,
+                prices_include_tax=all(include_tax[p.contract_id] for p in planned),
+                lines=tuple(_preview_line(i, p, numbers) for i, p in enumerate(planned, start=1)),
+            )
+        )
+    return previews

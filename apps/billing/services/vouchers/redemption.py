@@ -1,0 +1,142 @@
+"""Supplier-side redemption when an invoice is issued, and its reversal when the invoice is voided."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import transaction
+
+from apps.core.money import ZERO
+
+from ...models import (
+    Invoice,
+    InvoiceStatus,
+    LedgerKind,
+    PaymentMethod,
+    Voucher,
+    VoucherFlow,
+    VoucherLedgerEntry,
+    VoucherStatus,
+)
+from ..payments import payment_record
+from .eligibility import EligibilityInputs, eligible_lines
+from .ledger import cap_left, coverage_of, ledger_move, lock_customer_vouchers, paid_out, redeemed_in_year
+
+# --- supplier side: redemption at issue -------------------------------------------------------
+
+
+@transaction.atomic
+def voucher_apply_at_issue(*, invoice: Invoice, now: datetime.datetime) -> list[VoucherLedgerEntry]:
+    """Pay part of a just-issued invoice with the customer's supplier-side vouchers (SPEC §6).
+
+    Each payment is a ``voucher`` payment (``payment_record``: the invoice's voucher amount and
+    amount due follow) and a ``redeem`` ledger entry. Called by ``invoice_issue`` in its
+    transaction; does nothing for invoices that are not issued.
+    """
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != InvoiceStatus.ISSUED or invoice.issued_on is None:
+        return []
+    on = invoice.issued_on
+    candidates = Voucher.objects.filter(
+        customer_id=invoice.customer_id,
+        status=VoucherStatus.ACTIVE,
+        valid_to__gte=on,
+        programme__flow=VoucherFlow.SUPPLIER_SIDE,
+        programme__currency=invoice.currency,
+        programme__valid_from__lte=on,
+        programme__valid_to__gte=on,
+    )
+    if not candidates.exists():
+        return []
+    lock_customer_vouchers(invoice.customer_id)
+    vouchers = list(
+        candidates.select_for_update(of=("self",)).select_related("programme").order_by("pk")
+    )  # locked in id order: no deadlock between two issuers
+    vouchers.sort(key=lambda v: (v.valid_to, v.pk))  # spent soonest-expiring first
+    lines = list(invoice.lines.all())
+    inputs = EligibilityInputs.load(lines)
+    programmes = {v.programme_id: v.programme for v in vouchers}
+    base = {pid: eligible_lines(p, lines, inputs)[0] for pid, p in programmes.items()}
+    share_left = {pid: coverage_of(p, base[pid]) for pid, p in programmes.items()}
+    year_used = redeemed_in_year(invoice.customer_id, programmes, on.year)
+    voucher_paid_out = paid_out(v.pk for v in vouchers)
+    due = invoice.amount_due
+    entries = []
+    for voucher in vouchers:
+        programme = voucher.programme
+        limits = [share_left[programme.pk], voucher.balance, due]
+        for left in (
+            cap_left(programme.cap_per_customer_year, year_used.get(programme.pk, ZERO)),
+            cap_left(programme.cap_per_voucher, voucher_paid_out.get(voucher.pk, ZERO)),
+        ):
+            if left is not None:
+                limits.append(left)
+        amount = min(limits)
+        if amount <= 0:
+            continue
+        payment = payment_record(
+            invoice=invoice,
+            amount=amount,
+            method=PaymentMethod.VOUCHER,
+            now=now,
+            reference=f"{voucher.number} ({programme.code})",
+        )
+        entries.append(
+            ledger_move(
+                voucher,
+                LedgerKind.REDEEM,
+                -amount,
+                now,
+                invoice=invoice,
+                payment=payment,
+                base_amount=base[programme.pk],
+                cap_year=on.year,
+                note=f"{programme.coverage_percent.normalize()}% of {base[programme.pk]:,.2f} on {invoice.number}",
+            )
+        )
+        due -= amount
+        share_left[programme.pk] -= amount
+        year_used[programme.pk] = year_used.get(programme.pk, ZERO) + amount
+    return entries
+
+
+@transaction.atomic
+def voucher_reverse_for_invoice(
+    *, invoice: Invoice, now: datetime.datetime, actor=None, reason: str = ""
+) -> list[VoucherLedgerEntry]:
+    """Give an invoice's voucher redemptions back to their vouchers (the invoice was voided)."""
+    redemptions = list(
+        VoucherLedgerEntry.objects.filter(
+            invoice=invoice, kind=LedgerKind.REDEEM, reversed_by__isnull=True
+        ).order_by("voucher_id", "pk")
+    )
+    if not redemptions:
+        return []
+    lock_customer_vouchers(invoice.customer_id)
+    locked = {
+        v.pk: v
+        for v in Voucher.objects.select_for_update()
+        .filter(pk__in={r.voucher_id for r in redemptions})
+        .order_by("pk")
+    }
+    entries = []
+    for redemption in redemptions:
+        voucher = locked[redemption.voucher_id]
+        entries.append(
+            ledger_move(
+                voucher,
+                LedgerKind.REVERSE,
+                -redemption.amount,
+                now,
+                actor,
+                invoice=invoice,
+                reverses=redemption,
+                cap_year=redemption.cap_year,
+                note=f"invoice {invoice.number} void" + (f": {reason}" if reason else ""),
+            )
+        )
+        if voucher.status == VoucherStatus.EXPIRED and voucher.balance > 0:
+            ledger_move(
+                voucher, LedgerKind.EXPIRE, -voucher.balance, now, actor, note="returned after expiry"
+            )
+    return entries

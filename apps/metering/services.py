@@ -1,0 +1,225 @@
+"""Writes of the metering app: usage ingestion and voiding (SPEC §9), partner API keys.
+
+Ingestion is set-based: the records are checked in plain Python (``validation``), the provider's
+hardware named in the batch is looked up in one query, and the valid rows go to PostgreSQL with
+``COPY`` into a temporary table and one ``INSERT … SELECT … ON CONFLICT (provider_id, event_id)
+DO NOTHING``, all in one transaction. The unique constraint has the last word: of concurrent posts
+of the same record exactly one inserts it, the others count it as a duplicate (or, with other
+content, a conflict that rolls their whole batch back).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import OperationalError, connection, transaction
+from django.db.models import QuerySet
+
+from apps.core.errors import Conflict, DomainError
+
+from . import selectors, validation
+from .models import PartnerAPIKey, UsageRecord
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH_RECORDS = validation.MAX_BATCH_RECORDS
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+_ATTEMPTS = 3
+
+STAGING_TABLE = "metering_usage_ingest"
+_STAGING_SQL = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (
+    event_id text NOT NULL,
+    content_hash text NOT NULL,
+    card_id bigint,
+    server_id bigint,
+    start_at timestamptz NOT NULL,
+    end_at timestamptz NOT NULL,
+    utilization_percent numeric,
+    memory_used_bytes bigint,
+    energy_mj bigint,
+    telemetry jsonb
+) ON COMMIT DELETE ROWS;
+DELETE FROM {STAGING_TABLE};
+"""
+_COPY_SQL = (
+    f"COPY {STAGING_TABLE} (event_id, content_hash, card_id, server_id, start_at, end_at, "
+    "utilization_percent, memory_used_bytes, energy_mj, telemetry) FROM STDIN"
+)
+# Rows are inserted in event-id order, so concurrent batches take the unique index's locks in the
+# same order and wait for each other instead of deadlocking.
+_INSERT_SQL = f"""
+INSERT INTO metering_usagerecord (provider_id, event_id, content_hash, card_id, server_id, start_at,
+    end_at, utilization_percent, memory_used_bytes, energy_mj, telemetry, received_at, void_reason)
+SELECT %s, event_id, content_hash, card_id, server_id, start_at, end_at, utilization_percent,
+       memory_used_bytes, energy_mj, telemetry, %s, ''
+  FROM {STAGING_TABLE}
+ ORDER BY event_id COLLATE "C"
+ON CONFLICT (provider_id, event_id) DO NOTHING
+RETURNING event_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int  # new records stored
+    duplicates: int  # records already stored (or repeated in the batch) with the same content
+
+
+class UsageRejected(DomainError):
+    """Some records are invalid or conflict with stored ones; nothing of the batch was stored.
+
+    ``errors``: ``[{"index", "event_id", "code": "invalid" | "conflict", "errors": {field: [msg]}}]``
+    """
+
+    code = "invalid_batch"
+    http_status = 400
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        count = len(errors)
+        super().__init__(
+            f"{count} record{'s' if count != 1 else ''} of the batch "
+            f"{'is' if count == 1 else 'are'} invalid or conflicting; nothing was stored.",
+        )
+
+    @property
+    def only_conflicts(self) -> bool:
+        return all(entry["code"] == validation.CODE_CONFLICT for entry in self.errors)
+
+
+def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.datetime) -> IngestResult:
+    """Store a batch of usage records of ``provider`` atomically (SPEC §9).
+
+    ``payload_records``: the parsed JSON records (any types: each is checked). Raises
+    ``UsageRejected`` (nothing stored) when any record is invalid, not the provider's hardware, or
+    conflicts with a stored record or another record of the batch; ``DomainError``
+    ``batch_too_large`` over 10,000 records.
+    """
+    if len(payload_records) > MAX_BATCH_RECORDS:
+        raise DomainError(
+            f"A batch holds at most {MAX_BATCH_RECORDS:,} records; this one has {len(payload_records):,}.",
+            code="batch_too_large",
+            http_status=413,
+        )
+    batch = validation.validate_records(payload_records, now=received_at)
+    cards, servers = selectors.usage_hardware_index(
+        provider_id=provider.pk, card_uuids=batch.card_uuids(), serials=batch.serials()
+    )
+    batch.resolve(cards, servers, provider_id=provider.pk)
+    if batch.errors:
+        # Report conflicts with stored records too, so the sender can set every bad record aside at once.
+        batch.add_conflicts(
+            selectors.usage_stored_hashes(
+                provider_id=provider.pk, event_ids=[row.event_id for row in batch.rows]
+            )
+        )
+        raise UsageRejected(batch.error_list())
+    if not batch.rows:
+        return IngestResult(accepted=0, duplicates=len(payload_records))
+
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                accepted = _store(batch, provider_id=provider.pk, received_at=received_at)
+            break
+        except OperationalError as exc:
+            sqlstate = getattr(exc.__cause__, "sqlstate", None)
+            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == _ATTEMPTS or connection.in_atomic_block:
+                raise
+            logger.warning("usage batch of provider %s: %s; retrying (attempt %d)", provider.pk, exc, attempt)
+    return IngestResult(accepted=accepted, duplicates=len(payload_records) - accepted)
+
+
+def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.datetime) -> int:
+    """COPY the rows to the staging table and insert the new ones; the number inserted.
+
+    The rows the insert skipped are already stored: their stored hashes are read in a new
+    statement, so (READ COMMITTED) it also sees the rows of concurrent batches that made ours skip
+    them. An equal hash is a duplicate; another hash is a conflict, and the batch is rolled back.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_STAGING_SQL)
+        with cursor.copy(_COPY_SQL) as copy:
+            copy.write(batch.copy_data())
+        cursor.execute(_INSERT_SQL, [provider_id, received_at])
+        inserted = cursor.fetchall()
+    if len(inserted) == len(batch.rows):
+        return len(inserted)
+    new = {event_id for (event_id,) in inserted}
+    skipped = [row for row in batch.rows if row.event_id not in new]
+    stored = selectors.usage_stored_hashes(
+        provider_id=provider_id, event_ids=[row.event_id for row in skipped]
+    )
+    if any(row.event_id not in stored for row in skipped):  # skipped, yet not there: never expected
+        raise DomainError(
+            "The batch met a concurrent change and was not stored; send it again.",
+            code="retry_later",
+            http_status=503,
+        )
+    conflicts = [
+        validation.conflict_entry(row.index, row.event_id, validation.CONFLICT_STORED)
+        for row in skipped
+        if stored[row.event_id] != row.content_hash
+    ]
+    if conflicts:
+        raise UsageRejected(conflicts)
+    return len(inserted)
+
+
+@transaction.atomic
+def usage_void(
+    *, provider, event_id: str, reason: str, now: datetime.datetime, actor: object = None
+) -> UsageRecord:
+    """Void the provider's record ``event_id`` (billing leaves it out) while no issued invoice
+    covers it (``selectors.usage_invoice_covering``); voiding a voided record changes nothing.
+
+    Raises ``DomainError`` ``not_found`` (404) for an event id the provider never sent and
+    ``Conflict`` ``already_invoiced`` (409) once an issued or paid invoice billed it: a credit
+    note is then the way to correct it.
+    """
+    record = (
+        UsageRecord.objects.select_for_update(of=("self",))
+        .select_related("card")
+        .filter(provider=provider, event_id=event_id)
+        .order_by()
+        .first()
+    )
+    if record is None:
+        raise DomainError("No usage record with this event id.", code="not_found", http_status=404)
+    if record.voided_at is not None:
+        return record
+    invoice = selectors.usage_invoice_covering(record=record)
+    if invoice is not None:
+        raise Conflict(
+            f"The record is billed on invoice {invoice.number} ({invoice.period}) and cannot be voided; "
+            "ask the platform for a credit note.",
+            code="already_invoiced",
+        )
+    record.voided_at = now
+    record.void_reason = (reason or "Voided by the provider's partner system.")[:300]
+    record.save(update_fields=["voided_at", "void_reason"])
+    logger.info("usage %s of provider %s voided by %s: %s", event_id, provider.pk, actor, record.void_reason)
+    return record
+
+
+# -- partner API keys ----------------------------------------------------------------------------
+def partner_key_create(
+    *, provider, name: str, expiry_date: datetime.datetime | None = None
+) -> tuple[PartnerAPIKey, str]:
+    """A new key of ``provider``: ``(stored key, the key itself)``. Only a hash is stored, so the
+    key can be shown this once and never again."""
+    return PartnerAPIKey.objects.create_key(provider=provider, name=name, expiry_date=expiry_date)
+
+
+@transaction.atomic
+def partner_key_revoke(*, api_keys: QuerySet, actor=None) -> list[PartnerAPIKey]:
+    """Revoke the keys (for good: the library refuses to un-revoke); the keys newly revoked."""
+    keys = list(api_keys.select_for_update().filter(revoked=False))
+    PartnerAPIKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked=True)
+    for key in keys:
+        logger.info("partner API key %s of provider %s revoked by %s", key.prefix, key.provider_id, actor)
+    return keys

@@ -1,0 +1,446 @@
+"""Usage records as partner systems post them (SPEC §9) → rows ready for COPY, or per-record errors.
+
+Pure Python, no ORM: a tight loop over the parsed JSON with per-batch caches (a batch from the
+agent repeats the same window start and end for every card). ``usage_ingest`` in ``services``
+resolves the hardware in one query and writes the rows.
+
+A record::
+
+    {"event_id": "…", "card": "GPU-…"} or {"event_id": "…", "server": "<serial>"},
+    "start", "end" (ISO 8601 with a UTC offset), optional "telemetry": {
+        "utilization_percent": 0–100, "memory_used_bytes": int ≥ 0, "energy_mj": int ≥ 0,
+        other keys: scalars kept as evidence}
+
+Rules: exactly one of card/server; end > start; end ≤ now + 5 minutes; end − start ≤ 31 days.
+
+Storage: the three known telemetry values go to their typed columns; the ``telemetry`` JSON
+column keeps only the other keys (NULL when there are none), so nothing is stored twice.
+
+Content hash: BLAKE2b-128 of the canonical content — record kind, normalised card UUID or server
+serial, start and end in UTC (ISO 8601), telemetry as sorted-key JSON with whole floats written as
+integers — so the same record sent with other JSON spacing, key order, offset (``+08:00`` vs
+``Z``) or UUID case is a duplicate, not a conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+MAX_BATCH_RECORDS = 10_000
+MAX_FUTURE = timedelta(minutes=5)
+MAX_DURATION = timedelta(days=31)
+EVENT_ID_MAX_LENGTH = 128
+CARD_UUID_MAX_LENGTH = 64
+SERIAL_MAX_LENGTH = 100
+TIMESTAMP_MAX_LENGTH = 64
+TELEMETRY_MAX_KEYS = 32
+TELEMETRY_KEY_MAX_LENGTH = 64
+TELEMETRY_TEXT_MAX_LENGTH = 256
+BIGINT_MAX = 2**63 - 1
+
+RECORD_FIELDS = frozenset({"event_id", "card", "server", "start", "end", "telemetry"})
+UTILIZATION = "utilization_percent"
+MEMORY = "memory_used_bytes"
+ENERGY = "energy_mj"
+
+CODE_INVALID = "invalid"
+CODE_CONFLICT = "conflict"
+
+REQUIRED = "This field is required."
+NOT_YOURS_CARD = "No card with this UUID among your provider's hardware."
+NOT_YOURS_SERVER = "No server with this serial among your provider's hardware."
+CONFLICT_STORED = (
+    "This event id was already reported with different content; send corrections under a new event id."
+)
+
+_COPY_NULL = "\\N"
+
+
+def normalize_card_uuid(value: str) -> str:
+    """NVML UUIDs are stored in lower case after the ``GPU-`` prefix (as inventory stores them)."""
+    value = value.strip()
+    return "GPU-" + value[4:].lower() if value[:4].upper() == "GPU-" else value
+
+
+@dataclass(slots=True)
+class Row:
+    """One valid record, its hardware not yet resolved to ids."""
+
+    index: int
+    event_id: str
+    content_hash: str
+    is_card: bool
+    ident: str  # normalised card UUID or server serial
+    start: str  # UTC, ISO 8601
+    end: str
+    utilization: str | None  # as text for COPY
+    memory: str | None
+    energy: str | None
+    telemetry: str | None  # JSON of the telemetry keys beyond the three columns, or None
+    card_id: int | None = None
+    server_id: int | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    rows: list[Row] = field(default_factory=list)
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    in_batch_duplicates: int = 0
+
+    def card_uuids(self) -> list[str]:
+        return list({row.ident for row in self.rows if row.is_card})
+
+    def serials(self) -> list[str]:
+        return list({row.ident for row in self.rows if not row.is_card})
+
+    def resolve(
+        self, cards: dict[str, tuple[int, int]], servers: dict[str, int], *, provider_id: int
+    ) -> None:
+        """Set the hardware ids; a card or server not of this provider becomes a per-record error
+        (worded the same whether it is unknown or another provider's: nothing leaks).
+
+        ``cards``: UUID → (card id, provider id); ``servers``: serial → (server id, provider id).
+        """
+        kept = []
+        for row in self.rows:
+            if row.is_card:
+                found = cards.get(row.ident)
+                if found is None or found[1] != provider_id:
+                    self.errors[row.index] = error_entry(row.index, row.event_id, {"card": [NOT_YOURS_CARD]})
+                    continue
+                row.card_id = found[0]
+            else:
+                found = servers.get(row.ident)
+                if found is None or found[1] != provider_id:
+                    self.errors[row.index] = error_entry(
+                        row.index, row.event_id, {"server": [NOT_YOURS_SERVER]}
+                    )
+                    continue
+                row.server_id = found[0]
+            kept.append(row)
+        self.rows = kept
+
+    def add_conflicts(self, stored: dict[str, str]) -> None:
+        """Mark rows whose event id is stored with another content hash (``stored``: id → hash)."""
+        for row in self.rows:
+            other = stored.get(row.event_id)
+            if other is not None and other != row.content_hash:
+                self.errors[row.index] = conflict_entry(row.index, row.event_id, CONFLICT_STORED)
+
+    def error_list(self) -> list[dict[str, Any]]:
+        return [self.errors[index] for index in sorted(self.errors)]
+
+    def copy_data(self) -> bytes:
+        """The rows in PostgreSQL COPY text format (tab-separated, ``\\N`` for NULL)."""
+        null = _COPY_NULL
+        lines = []
+        append = lines.append
+        for row in self.rows:
+            event_id = row.event_id
+            if "\\" in event_id:
+                event_id = event_id.replace("\\", "\\\\")
+            telemetry = row.telemetry
+            if telemetry is None:
+                telemetry = null
+            elif "\\" in telemetry:
+                telemetry = telemetry.replace("\\", "\\\\")
+            append(
+                f"{event_id}\t{row.content_hash}\t"
+                f"{null if row.card_id is None else row.card_id}\t"
+                f"{null if row.server_id is None else row.server_id}\t"
+                f"{row.start}\t{row.end}\t"
+                f"{null if row.utilization is None else row.utilization}\t"
+                f"{null if row.memory is None else row.memory}\t"
+                f"{null if row.energy is None else row.energy}\t"
+                f"{telemetry}\n"
+            )
+        return "".join(lines).encode()
+
+
+def error_entry(index: int, event_id: Any, errors: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "index": index,
+        "event_id": event_id if isinstance(event_id, str) else None,
+        "code": CODE_INVALID,
+        "errors": errors,
+    }
+
+
+def conflict_entry(index: int, event_id: str, message: str) -> dict[str, Any]:
+    return {"index": index, "event_id": event_id, "code": CODE_CONFLICT, "errors": {"event_id": [message]}}
+
+
+# -- timestamps ----------------------------------------------------------------------------------
+_TIMESTAMP_HINT = "an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-01T08:15:00+08:00"
+
+
+def parse_timestamp(value: Any) -> tuple[datetime | None, str | None, str | None]:
+    """``(instant in UTC, its ISO 8601 text, None)`` or ``(None, None, error message)``."""
+    if type(value) is not str:
+        return None, None, f"Expected {_TIMESTAMP_HINT}."
+    if len(value) > TIMESTAMP_MAX_LENGTH:
+        return None, None, f"Too long for a timestamp; expected {_TIMESTAMP_HINT}."
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None, None, f"Not a valid timestamp; expected {_TIMESTAMP_HINT}."
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return None, None, f"The timestamp has no UTC offset; expected {_TIMESTAMP_HINT}."
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        return None, None, "The timestamp is out of range."
+    return instant, instant.isoformat(), None
+
+
+# -- telemetry -----------------------------------------------------------------------------------
+def _whole(value: Any) -> int | None:
+    """An int (floats with no fraction count as ints), or None for anything else (bools included)."""
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is float and value.is_integer():
+        return int(value)
+    return None
+
+
+def check_telemetry(
+    telemetry: dict[str, Any],
+) -> tuple[str | None, str | None, str | None, str | None, str | None, list[str] | None]:
+    """``(utilization, memory, energy, canonical JSON, JSON of the extra keys, None)``, or
+    ``(…, [error messages])``. Numbers of the three columns come back as text for COPY."""
+    problems: list[str] = []
+    if len(telemetry) > TELEMETRY_MAX_KEYS:
+        return None, None, None, None, None, [f"At most {TELEMETRY_MAX_KEYS} telemetry keys."]
+    canonical: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    utilization = memory = energy = None
+    for key, value in telemetry.items():
+        if key == UTILIZATION:
+            if value is None:
+                continue
+            kind = type(value)
+            if kind is not int and kind is not float:
+                problems.append(f"{UTILIZATION}: expected a number from 0 to 100.")
+            elif not 0 <= value <= 100:
+                problems.append(f"{UTILIZATION}: must be from 0 to 100, got {value}.")
+            else:
+                if kind is float and value.is_integer():
+                    value = int(value)
+                canonical[key] = value
+                utilization = repr(value)
+        elif key == MEMORY or key == ENERGY:
+            if value is None:
+                continue
+            number = _whole(value)
+            if number is None:
+                problems.append(f"{key}: expected a whole number.")
+            elif not 0 <= number <= BIGINT_MAX:
+                problems.append(f"{key}: must be from 0 to {BIGINT_MAX}.")
+            else:
+                canonical[key] = number
+                if key == MEMORY:
+                    memory = str(number)
+                else:
+                    energy = str(number)
+        else:  # extra evidence: short scalar values only
+            if len(key) > TELEMETRY_KEY_MAX_LENGTH or not key.isprintable():
+                problems.append(f"{key[:TELEMETRY_KEY_MAX_LENGTH]!r}: not a valid telemetry key.")
+                continue
+            kind = type(value)
+            if value is None or kind is bool:
+                extras[key] = value
+            elif kind is int:
+                if not -BIGINT_MAX - 1 <= value <= BIGINT_MAX:
+                    problems.append(f"{key}: the number is out of range.")
+                else:
+                    extras[key] = value
+            elif kind is float:
+                extras[key] = int(value) if value.is_integer() and abs(value) <= BIGINT_MAX else value
+            elif kind is str:
+                if len(value) > TELEMETRY_TEXT_MAX_LENGTH or "\x00" in value:
+                    problems.append(
+                        f"{key}: text values are limited to {TELEMETRY_TEXT_MAX_LENGTH} characters."
+                    )
+                else:
+                    extras[key] = value
+            else:
+                problems.append(f"{key}: telemetry values must be numbers, text, true/false or null.")
+    if problems:
+        return None, None, None, None, None, problems
+    if not extras:
+        if not canonical:
+            return None, None, None, None, None, None
+        return utilization, memory, energy, _dumps(canonical), None, None
+    extras_json = _dumps(extras)
+    return utilization, memory, energy, _dumps({**canonical, **extras}), extras_json, None
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# -- records -------------------------------------------------------------------------------------
+def validate_records(records: list[Any], *, now: datetime) -> Batch:
+    """Check every record; valid ones become rows, each event id once (in-batch duplicates counted).
+
+    The same event id twice in the batch with the same content counts once (as a duplicate); with
+    other content the later one is a ``conflict`` error.
+    """
+    batch = Batch()
+    rows = batch.rows
+    errors = batch.errors
+    horizon = now + MAX_FUTURE
+    max_duration = MAX_DURATION
+    fields = RECORD_FIELDS
+    uuids: dict[str, str] = {}  # as sent → normalised
+    times: dict[str, tuple[datetime | None, str | None, str | None]] = {}
+    seen: dict[str, tuple[int, str]] = {}
+    digest = blake2b
+
+    for index, record in enumerate(records):
+        if type(record) is not dict:
+            errors[index] = error_entry(index, None, {"non_field_errors": ["Expected a JSON object."]})
+            continue
+        problems: dict[str, list[str]] = {}
+        if not fields.issuperset(record):
+            for key in record:
+                if key not in fields:
+                    problems[str(key)[:64]] = ["Unknown field."]
+
+        event_id = record.get("event_id")
+        if type(event_id) is not str:
+            problems["event_id"] = [REQUIRED if event_id is None else "Expected a string."]
+        elif not event_id or len(event_id) > EVENT_ID_MAX_LENGTH:
+            problems["event_id"] = [f"Must be 1 to {EVENT_ID_MAX_LENGTH} characters."]
+        elif not event_id.isprintable():
+            problems["event_id"] = ["Must be printable text: no control characters or line breaks."]
+
+        card = record.get("card")
+        server = record.get("server")
+        is_card = True
+        ident = ""
+        if card is not None and server is not None:
+            problems["non_field_errors"] = ["Give either card or server, not both."]
+        elif card is not None:
+            if type(card) is not str:
+                problems["card"] = ["Expected a card UUID string."]
+            elif len(card) > CARD_UUID_MAX_LENGTH or not card.isprintable():
+                problems["card"] = [NOT_YOURS_CARD]
+            else:
+                ident = uuids.get(card)
+                if ident is None:
+                    ident = uuids[card] = normalize_card_uuid(card)
+        elif server is not None:
+            is_card = False
+            if type(server) is not str:
+                problems["server"] = ["Expected a server serial string."]
+            elif len(server) > SERIAL_MAX_LENGTH or not server.isprintable():
+                problems["server"] = [NOT_YOURS_SERVER]
+            else:
+                ident = server
+        else:
+            problems["non_field_errors"] = [
+                "Give the card (NVML UUID) or the server (serial) the usage is for."
+            ]
+
+        start_value = record.get("start")
+        if start_value is None:
+            start = None
+            problems["start"] = [REQUIRED]
+        else:
+            parsed = times.get(start_value) if type(start_value) is str else None
+            if parsed is None:
+                parsed = parse_timestamp(start_value)
+                if type(start_value) is str:
+                    times[start_value] = parsed
+            start, start_text, problem = parsed
+            if problem:
+                problems["start"] = [problem]
+        end_value = record.get("end")
+        if end_value is None:
+            end = None
+            problems["end"] = [REQUIRED]
+        else:
+            parsed = times.get(end_value) if type(end_value) is str else None
+            if parsed is None:
+                parsed = parse_timestamp(end_value)
+                if type(end_value) is str:
+                    times[end_value] = parsed
+            end, end_text, problem = parsed
+            if problem:
+                problems["end"] = [problem]
+        if start is not None and end is not None:
+            if end <= start:
+                problems["end"] = ["Must be after start."]
+            elif end > horizon:
+                problems["end"] = [f"Ends more than 5 minutes in the future (after {horizon.isoformat()})."]
+            elif end - start > max_duration:
+                problems["end"] = ["A record may span at most 31 days."]
+
+        utilization = memory = energy = telemetry_json = extras_json = None
+        telemetry = record.get("telemetry")
+        if telemetry is not None:
+            if type(telemetry) is not dict:
+                problems["telemetry"] = ["Expected an object."]
+            elif telemetry:
+                u = telemetry.get(UTILIZATION)
+                m = telemetry.get(MEMORY)
+                e = telemetry.get(ENERGY)
+                if (  # the agent's shape, three whole numbers in range: canonical JSON by hand
+                    len(telemetry) == 3
+                    and type(u) is int
+                    and type(m) is int
+                    and type(e) is int
+                    and 0 <= u <= 100
+                    and 0 <= m <= BIGINT_MAX
+                    and 0 <= e <= BIGINT_MAX
+                ):
+                    utilization, memory, energy = str(u), str(m), str(e)
+                    telemetry_json = f'{{"energy_mj":{e},"memory_used_bytes":{m},"utilization_percent":{u}}}'
+                else:
+                    utilization, memory, energy, telemetry_json, extras_json, telemetry_problems = (
+                        check_telemetry(telemetry)
+                    )
+                    if telemetry_problems:
+                        problems["telemetry"] = telemetry_problems
+
+        if problems:
+            errors[index] = error_entry(index, event_id, problems)
+            continue
+
+        content = f"{'card' if is_card else 'server'}\x1f{ident}\x1f{start_text}\x1f{end_text}\x1f{telemetry_json or ''}"
+        content_hash = digest(content.encode(), digest_size=16).hexdigest()
+        earlier = seen.get(event_id)
+        if earlier is not None:
+            if earlier[1] == content_hash:
+                batch.in_batch_duplicates += 1
+            else:
+                errors[index] = conflict_entry(
+                    index,
+                    event_id,
+                    f"The same event id is used earlier in this batch (index {earlier[0]}) with different content.",
+                )
+            continue
+        seen[event_id] = (index, content_hash)
+        rows.append(
+            Row(
+                index,
+                event_id,
+                content_hash,
+                is_card,
+                ident,
+                start_text,
+                end_text,
+                utilization,
+                memory,
+                energy,
+                extras_json,
+            )
+        )
+    return batch
