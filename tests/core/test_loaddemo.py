@@ -245,3 +245,26 @@ def test_the_plan_depends_on_the_seed_only():
     assert [p.status for p in server_plan(DemoContext(seed=7))] != [
         p.status for p in server_plan(DemoContext(seed=8))
     ]
+
+
+def test_the_demo_ends_with_months_billed_a_voucher_payment_a_credit_note_and_late_usage(demo):
+    from apps.billing.models import CreditNote, Invoice, InvoiceLine, Payment
+
+    assert set(Invoice.objects.values_list("period", flat=True)) == {"2026-09", "2026-10", "2026-11"}
+    assert not Invoice.objects.filter(period__in=["2026-09", "2026-10"], status="draft").exists()
+    assert Invoice.objects.filter(period="2026-11", status="draft").count() >= 10
+    acme_october = Invoice.objects.get(customer__code="acme", period="2026-10")
+    voucher = Payment.objects.get(invoice=acme_october, method="voucher")
+    assert voucher.amount == (acme_october.total_amount * Decimal("0.30")).quantize(Decimal("0.01"))
+    assert acme_october.status == "paid"
+    note = CreditNote.objects.get()
+    assert (note.number, note.total_amount, note.invoice.customer.code) == (
+        "CN-2026-000001",
+        Decimal("1000.00"),
+        "qiming",
+    )
+    late = InvoiceLine.objects.get(kind="late_usage")
+    assert late.invoice.period == "2026-11" and "Late usage for 2026-10" in late.description
+    assert Invoice.objects.filter(period="2026-10", status="issued").count() == 2  # left open on purpose
+    numbers = sorted(Invoice.objects.exclude(number=None).values_list("number", flat=True))
+    assert numbers == [f"INV-2026-{n:06d}" for n in range(1, len(numbers) + 1)]  # gapless

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from . import contracts, customers, hardware, people, prices
+from . import billing, contracts, customers, hardware, people, prices
 from .base import DemoContext, ProgressFactory, Tally, no_progress
 from .data import DEFAULT_SEED, DEMO_PASSWORD
 
@@ -33,6 +33,8 @@ STEPS: list[Step] = [
     Step("customers", customers.load_customers),
     Step("portal users", people.load_portal_users),
     Step("contracts", contracts.load_contracts),
+    Step("usage", billing.load_usage),
+    Step("billing", billing.load_billing),
 ]
 
 

@@ -43,4 +43,6 @@ class Command(BaseCommand):
             )
         staff = ", ".join(u.username for u in STAFF_USERS)
         portal = ", ".join(u[0] for u in PORTAL_USERS)
-        self.stdout.write(f"  Log in with password {DEMO_PASSWORD!r}: staff {staff}; portal {portal}.")
+        self.stdout.write(
+            f"  Log in with password {DEMO_PASSWORD!r}: staff {staff}; customer API user {portal}."
+        )
