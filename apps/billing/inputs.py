@@ -9,12 +9,14 @@ then prices the merged intervals. SQL only reduces data; it never computes a cha
 from __future__ import annotations
 
 import datetime
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 
 from apps.contracts import pricing
 from apps.contracts.models import Allocation, Contract, ContractLine, ContractStatus, LineTier
@@ -68,6 +70,11 @@ class LoadedContract:
     server_ids: set[int]  # their servers (server records count for each of their cards)
 
 
+def id_array(ids) -> RawSQL:
+    """``… IN (SELECT unnest(%s::bigint[]))``: one array parameter instead of thousands of placeholders."""
+    return RawSQL("SELECT unnest(%s::bigint[])", [sorted(ids)])
+
+
 CONTRACT_FIELDS = (
     "pk",
     "number",
@@ -108,7 +115,9 @@ def contracts_for(
     servers — all read as plain rows (a chunk holds thousands of them).
     """
     contracts = list(
-        Contract.objects.filter(customer_id__in=customer_ids, status__in=BILLABLE_STATUSES, start_at__lt=end)
+        Contract.objects.filter(
+            customer_id__in=id_array(customer_ids), status__in=BILLABLE_STATUSES, start_at__lt=end
+        )
         .filter(Q(end_at__isnull=True) | Q(end_at__gt=start))
         .order_by("customer_id", "number", "version")
         .values_list(*CONTRACT_FIELDS)
@@ -116,7 +125,7 @@ def contracts_for(
     contract_ids = [row[0] for row in contracts] or [0]
     lines_by_contract: dict[int, list[tuple]] = defaultdict(list)
     for row in (
-        ContractLine.objects.filter(contract_id__in=contract_ids)
+        ContractLine.objects.filter(contract_id__in=id_array(contract_ids))
         .order_by("contract_id", "position", "pk")
         .values_list(*LINE_FIELDS)
     ):
@@ -124,7 +133,7 @@ def contracts_for(
     line_ids = [row[0] for rows in lines_by_contract.values() for row in rows] or [0]
     tiers: dict[int, list[pricing.Tier]] = defaultdict(list)
     for line_id, up_to, price in (
-        LineTier.objects.filter(line_id__in=line_ids)
+        LineTier.objects.filter(line_id__in=id_array(line_ids))
         .order_by("line_id", F("up_to").asc(nulls_last=True))
         .values_list("line_id", "up_to", "list_unit_price")
     ):
@@ -132,7 +141,7 @@ def contracts_for(
     allocations: dict[int, list[tuple]] = defaultdict(list)
     server_ids = set()
     rows = (
-        Allocation.objects.filter(line_id__in=line_ids, firm=True)
+        Allocation.objects.filter(line_id__in=id_array(line_ids), firm=True)
         .values_list(
             "line_id", "server_id", "card_id", "start_at", "end_at", "server__gpu_model__fp16_dense_tflops"
         )
@@ -144,7 +153,7 @@ def contracts_for(
             server_ids.add(server_id)
     cards_by_server: dict[int, list[int]] = defaultdict(list)
     for card_id, server_id in (
-        Card.objects.filter(server_id__in=sorted(server_ids) or [0])
+        Card.objects.filter(server_id__in=id_array(server_ids))
         .values_list("id", "server_id")
         .order_by("server_id", "slot")
     ):
@@ -244,10 +253,10 @@ WITH cards AS (
        AND u.start_at < %(end)s AND u.end_at > %(start)s
 )
 SELECT card_id,
-       (extract(epoch FROM lower(r)) * 1000000)::bigint,
-       (extract(epoch FROM upper(r)) * 1000000)::bigint
-  FROM (SELECT card_id, unnest(range_agg(tstzrange(greatest(start_at, %(start)s), least(end_at, %(end)s))))
-          AS r FROM records GROUP BY card_id) merged
+       ARRAY(SELECT (extract(epoch FROM lower(x)) * 1000000)::bigint FROM unnest(merged) x),
+       ARRAY(SELECT (extract(epoch FROM upper(x)) * 1000000)::bigint FROM unnest(merged) x)
+  FROM (SELECT card_id, range_agg(tstzrange(greatest(start_at, %(start)s), least(end_at, %(end)s))) AS merged
+          FROM records GROUP BY card_id) by_card
 """
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -261,14 +270,16 @@ def merged_usage(
     *,
     received_to: datetime.datetime,
     received_from: datetime.datetime = EPOCH,
-) -> dict[int, list[pricing.UsageRecord]]:
+) -> dict[int, list[pricing.CardUsage]]:
     """Each card's usage in ``[start, end)``, received in ``(received_from, received_to]``, merged.
 
     ``server_ids`` are the cards' servers: their records count for each of the cards. One query.
     """
     if not card_ids:
         return {}
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A chunk aggregates a few hundred thousand intervals: let the grouping stay in memory.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(
             MERGED_USAGE_SQL,
             {
@@ -281,11 +292,17 @@ def merged_usage(
             },
         )
         rows = cursor.fetchall()
-    usage: dict[int, list[pricing.UsageRecord]] = defaultdict(list)
-    trusted, delta = pricing.UsageRecord.of_card_utc, datetime.timedelta
-    for card_id, lo, hi in rows:
-        # epoch microseconds: exact, and far cheaper to read than timestamps
-        usage[card_id].append(
-            trusted(card_id, EPOCH + delta(microseconds=lo), EPOCH + delta(microseconds=hi))
-        )
+    # Epoch microseconds, one row of arrays per card: exact, and turned into datetimes by C-level
+    # maps (no Python call per interval) — far cheaper than reading a million timestamps.
+    to_instant = functools.partial(datetime.timedelta, 0, 0)
+    shift = EPOCH.__add__
+    usage = {
+        card_id: [
+            pricing.CardUsage(
+                card_id,
+                tuple(zip(map(shift, map(to_instant, los)), map(shift, map(to_instant, his)), strict=True)),
+            )
+        ]
+        for card_id, los, his in rows
+    }
     return usage

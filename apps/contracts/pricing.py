@@ -234,20 +234,24 @@ class UsageRecord:
         if self.end < self.start:
             raise ValueError("a usage record must not end before it starts")
 
-    @classmethod
-    def of_card_utc(cls, card_id: int, start: datetime, end: datetime) -> UsageRecord:
-        """A card's record from trusted input: UTC datetimes (``tzinfo is UTC``) with ``start < end``.
 
-        The bulk path for billing, whose SQL guarantees both; skips the per-record normalisation.
-        """
-        if start.tzinfo is not UTC or end.tzinfo is not UTC or not start < end:
-            return cls(start, end, card_id=card_id)
-        record = object.__new__(cls)
-        _set(record, "start", start)
-        _set(record, "end", end)
-        _set(record, "card_id", card_id)
-        _set(record, "server_id", None)
-        return record
+@dataclass(frozen=True, slots=True)
+class CardUsage:
+    """One card's usage as ``[start, end)`` pairs: the same as one ``UsageRecord`` per pair.
+
+    The bulk form for billing, which reads many intervals per card at once; the engine treats
+    the pairs exactly like records of that card (union, clipping, server expansion all apply).
+    """
+
+    card_id: int
+    intervals: tuple[Interval, ...]
+
+    def __post_init__(self) -> None:
+        for start, end in self.intervals:
+            if start.tzinfo is None or end.tzinfo is None:
+                raise ValueError("datetimes must be timezone-aware")
+            if end < start:
+                raise ValueError("a usage interval must not end before it starts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,12 +470,15 @@ def _line_bound(line: LineInput) -> Bound:
 
 
 def _metered_intervals(
-    line: LineInput, window: Window, usage: Iterable[UsageRecord]
+    line: LineInput, window: Window, usage: Iterable[UsageRecord | CardUsage]
 ) -> dict[tuple[str, int], tuple[Decimal, list[Interval]]]:
     """Per allocated card (server for server lines): (weight, clipped intervals, not yet unioned)."""
     by_card: dict[int, list[Interval]] = defaultdict(list)
     by_server: dict[int, list[Interval]] = defaultdict(list)
     for record in usage:
+        if isinstance(record, CardUsage):
+            by_card[record.card_id].extend(record.intervals)
+            continue
         target = by_card[record.card_id] if record.card_id is not None else by_server[record.server_id]
         target.append((record.start, record.end))
     units: dict[tuple[str, int], tuple[Decimal, list[Interval]]] = {}
@@ -496,7 +503,11 @@ def _metered_intervals(
             ]
         for key, weight, raw in keyed:
             _, intervals = units.setdefault(key, (weight, []))
-            if bounds is not None:
+            if bounds is None or not raw:
+                continue
+            if min(raw)[0] >= bounds[0] and max(end for _, end in raw) <= bounds[1]:
+                intervals.extend(raw)  # all inside the bounds already: nothing to clip
+            else:
                 intervals.extend(c for i in raw if (c := clip(i, bounds)) is not None)
     return units
 

@@ -676,14 +676,31 @@ def test_a_union_is_never_longer_than_its_span_or_the_sum(usage):
     assert all(a[1] < b[0] for a, b in pairwise(merged))
 
 
-def test_trusted_card_record_equals_the_validated_one():
-    from datetime import UTC, datetime, timedelta, timezone
+def test_card_usage_rates_exactly_like_the_same_records():
+    from datetime import UTC, timezone
 
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    trusted = UsageRecord.of_card_utc(7, start, start + timedelta(hours=1))
-    assert trusted == UsageRecord(start, start + timedelta(hours=1), card_id=7)
-    # anything not already normalised goes through the checks
+    from apps.contracts.pricing import CardUsage
+
     plus8 = timezone(timedelta(hours=8))
-    assert UsageRecord.of_card_utc(7, start.astimezone(plus8), start + timedelta(hours=1)).start.tzinfo is UTC
+    base = datetime(2026, 11, 3, tzinfo=UTC)
+    pairs = [(base, base + timedelta(hours=3)), (base + timedelta(hours=2), base + timedelta(hours=5))]
+    card = CardRef(1, 10, Decimal("312"))
+    line = LineInput(
+        line_id=1,
+        resource="card",
+        term="hourly",
+        quantity=Decimal(1),
+        list_unit_price=Decimal("10.00"),
+        tax_rate=Decimal("0.06"),
+        start=datetime(2026, 11, 1, tzinfo=plus8),
+        allocations=(Allocation.card(card, datetime(2026, 11, 1, tzinfo=plus8)),),
+    )
+    records = [UsageRecord(s, e, card_id=1) for s, e in pairs]
+    as_records = rate_line(line, Period(2026, 11), records, prices_include_tax=True)
+    as_card_usage = rate_line(line, Period(2026, 11), [CardUsage(1, tuple(pairs))], prices_include_tax=True)
+    assert as_card_usage == as_records
+    assert as_card_usage.quantity == Decimal("5.000000")
     with pytest.raises(ValueError, match="must not end before"):
-        UsageRecord.of_card_utc(7, start, start - timedelta(seconds=1))
+        CardUsage(1, ((base, base - timedelta(seconds=1)),))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        CardUsage(1, ((datetime(2026, 11, 3), datetime(2026, 11, 4)),))

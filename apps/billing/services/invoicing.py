@@ -20,10 +20,9 @@ from django.db.models import F
 from apps.contracts import pricing
 from apps.core.money import ZERO, round_unit_price
 from apps.core.periods import Period
-from apps.customers.models import Customer
 
 from ..descriptions import line_description
-from ..inputs import LoadedContract, contracts_for, merged_usage
+from ..inputs import LoadedContract, contracts_for, id_array, merged_usage
 from ..models import BillingRun, Invoice, InvoiceLine, InvoiceStatus
 
 logger = logging.getLogger(__name__)
@@ -142,7 +141,7 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
     for _ in range(LATE_LOOKBACK_MONTHS):
         earliest = earliest.previous()
     issued = Invoice.objects.filter(
-        customer_id__in=customer_ids,
+        customer_id__in=id_array(customer_ids),
         status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
         period__gte=str(earliest),
         period__lt=str(period),
@@ -172,7 +171,7 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
 
 def _has_issued_late_periods(customer_ids: list[int], period: Period) -> bool:
     return Invoice.objects.filter(
-        customer_id__in=customer_ids,
+        customer_id__in=id_array(customer_ids),
         status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
         period__lt=str(period),
     ).exists()
@@ -236,19 +235,20 @@ def _write(
     existing = {
         (inv.customer_id, inv.currency): inv
         for inv in Invoice.objects.select_for_update()
-        .filter(customer_id__in=customer_ids, period=str(period))
+        .filter(customer_id__in=id_array(customer_ids), period=str(period))
         .exclude(status=InvoiceStatus.VOID)
     }
     draft_ids = [inv.pk for inv in existing.values() if inv.status == InvoiceStatus.DRAFT]
     current_lines: dict[int, list[tuple]] = defaultdict(list)
-    for line in InvoiceLine.objects.filter(invoice_id__in=draft_ids).order_by("invoice_id", "position"):
+    for line in InvoiceLine.objects.filter(invoice_id__in=id_array(draft_ids)).order_by(
+        "invoice_id", "position"
+    ):
         current_lines[line.invoice_id].append(_stored_values(line))
 
     include_tax = {}
     new_invoices: list[tuple[Invoice, list[PlannedLine]]] = []
     refresh: list[tuple[Invoice, list[PlannedLine]]] = []
     to_delete: list[int] = []
-    customers = {c.pk: c for c in Customer.objects.filter(pk__in=customer_ids)}
     for customer_id in customer_ids:
         plan = plans[customer_id]
         for currency, planned in plan.items():
@@ -256,7 +256,7 @@ def _write(
             include_tax[(customer_id, currency)] = _include_tax(planned)
             if invoice is None:
                 invoice = Invoice(
-                    customer=customers[customer_id],
+                    customer_id=customer_id,
                     currency=currency,
                     period=str(period),
                     billing_run=run,
@@ -286,9 +286,9 @@ def _write(
         invoice.prices_include_tax = include_tax[(invoice.customer_id, invoice.currency)]
         invoice.billing_run = run
         invoice.usage_cutoff_at = run.as_of
-    Invoice.objects.bulk_create([inv for inv, _ in new_invoices])
+    _copy_invoices([inv for inv, _ in new_invoices])
     if refresh:
-        InvoiceLine.objects.filter(invoice_id__in=[inv.pk for inv, _ in refresh]).delete()
+        InvoiceLine.objects.filter(invoice_id__in=id_array(inv.pk for inv, _ in refresh)).delete()
         Invoice.objects.bulk_update(
             [inv for inv, _ in refresh],
             [
@@ -325,6 +325,72 @@ def _set_totals(invoice: Invoice, planned: list[PlannedLine]) -> None:
     invoice.tax_amount = sum((p.charge.tax.tax for p in planned), ZERO)
     invoice.total_amount = sum((p.charge.tax.gross for p in planned), ZERO)
     invoice.updated_at = datetime.datetime.now(datetime.UTC)
+
+
+INVOICE_COLUMNS = (
+    "customer_id",
+    "currency",
+    "period",
+    "status",
+    "prices_include_tax",
+    "net_amount",
+    "tax_amount",
+    "total_amount",
+    "voucher_amount",
+    "credited_amount",
+    "paid_amount",
+    "usage_cutoff_at",
+    "void_reason",
+    "fapiao",
+    "created_at",
+    "updated_at",
+    "billing_run_id",
+)
+
+
+def _copy_invoices(invoices: list[Invoice]) -> None:
+    """Insert new drafts with COPY and read their ids back (one query); the bulk path of a chunk.
+
+    The partial unique index on (customer, currency, period) still guards against doubles: the
+    caller holds the customers' advisory locks, and a concurrent writer fails the whole chunk.
+    """
+    if not invoices:
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN") as copy:
+            for inv in invoices:
+                copy.write_row(
+                    (
+                        inv.customer_id,
+                        inv.currency,
+                        inv.period,
+                        InvoiceStatus.DRAFT,
+                        inv.prices_include_tax,
+                        inv.net_amount,
+                        inv.tax_amount,
+                        inv.total_amount,
+                        ZERO,
+                        ZERO,
+                        ZERO,
+                        inv.usage_cutoff_at,
+                        "",
+                        "{}",
+                        now,
+                        now,
+                        inv.billing_run_id,
+                    )
+                )
+        cursor.execute(
+            "SELECT customer_id, currency, id FROM billing_invoice WHERE period = %s AND status = 'draft' "
+            "AND customer_id = ANY(%s)",
+            [invoices[0].period, sorted({inv.customer_id for inv in invoices})],
+        )
+        ids = {(customer_id, currency): pk for customer_id, currency, pk in cursor.fetchall()}
+    for inv in invoices:
+        inv.pk = ids[(inv.customer_id, inv.currency)]
+        inv.status, inv.created_at, inv.updated_at = InvoiceStatus.DRAFT, now, now
+        inv._state.adding = False
 
 
 LINE_COLUMNS = (

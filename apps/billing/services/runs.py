@@ -21,7 +21,7 @@ from .issuing import invoice_issue
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 500
+CHUNK_SIZE = 2000
 
 
 def billing_run_create(
