@@ -1,4 +1,4 @@
-"""Usage records for billing tests (the ingestion API has its own tests)."""
+"""Usage records for billing tests, stored through the real ingestion service (what the API calls)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,22 @@ import datetime
 import itertools
 
 from apps.metering.models import UsageRecord
+from apps.metering.services import usage_ingest
 
 _ids = itertools.count(1)
-RECEIVED = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)  # before the runs in tests
+REPORTED_AFTER = datetime.timedelta(minutes=1)
 
 
-def usage(*, card=None, server=None, start, end, received_at=RECEIVED, event_id=None) -> UsageRecord:
+def usage(*, card=None, server=None, start, end, received_at=None, event_id=None) -> UsageRecord:
+    """One record of a card or a whole server; received at ``received_at`` (default: a minute after its end)."""
     owner = card.server if card is not None else server
-    return UsageRecord.objects.create(
-        provider_id=owner.provider_id,
-        event_id=event_id or f"evt-{next(_ids)}",
-        content_hash="test",
-        card=card,
-        server=server,
-        start_at=start,
-        end_at=end,
-        received_at=received_at,
+    event_id = event_id or f"evt-{next(_ids)}"
+    target = {"card": card.uuid} if card is not None else {"server": server.serial}
+    usage_ingest(
+        provider=owner.provider,
+        payload_records=[
+            {"event_id": event_id, **target, "start": start.isoformat(), "end": end.isoformat()}
+        ],
+        received_at=received_at or end + REPORTED_AFTER,
     )
+    return UsageRecord.objects.get(provider=owner.provider, event_id=event_id)
