@@ -177,22 +177,43 @@ def _has_issued_late_periods(customer_ids: list[int], period: Period) -> bool:
     ).exists()
 
 
-def bill_customers(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
-    """Create or refresh the draft invoices of ``customer_ids`` for the run's period."""
-    period = Period.parse(run.period)
+@dataclass
+class ChunkInputs:
+    """Everything rating needs for some customers and a period, read in a constant number of queries."""
+
+    contracts: dict[int, list[LoadedContract]]
+    usage: dict[int, list[pricing.CardUsage]]
+    late: dict[int, list]
+
+    def plan(self, customer_id: int, period: Period) -> dict[str, list[PlannedLine]]:
+        return plan_customer(
+            self.contracts.get(customer_id, []), period, self.usage, self.late.get(customer_id, [])
+        )
+
+
+def load_inputs(customer_ids: list[int], period: Period, as_of: datetime.datetime) -> ChunkInputs:
+    """Contracts, merged usage received by ``as_of`` and late usage of these customers for ``period``."""
     start, end = period.bounds(_tz())
-    customer_ids = sorted(customer_ids)
-    result = ChunkResult()
     contracts = contracts_for(customer_ids, start, end)
     loaded_all = [loaded for loaded_list in contracts.values() for loaded in loaded_list]
     all_cards = {cid for loaded in loaded_all for cid in loaded.card_ids}
     all_servers = {sid for loaded in loaded_all for sid in loaded.server_ids}
-    usage = merged_usage(all_cards, all_servers, start, end, received_to=run.as_of)
+    usage = merged_usage(all_cards, all_servers, start, end, received_to=as_of)
     late = (
-        _late_inputs(customer_ids, contracts, period, run.as_of)
+        _late_inputs(customer_ids, contracts, period, as_of)
         if _has_issued_late_periods(customer_ids, period)
         else {}
     )
+    return ChunkInputs(contracts=contracts, usage=usage, late=late)
+
+
+def bill_customers(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
+    """Create or refresh the draft invoices of ``customer_ids`` for the run's period."""
+    period = Period.parse(run.period)
+    customer_ids = sorted(customer_ids)
+    result = ChunkResult()
+    inputs = load_inputs(customer_ids, period, run.as_of)
+    contracts = inputs.contracts
 
     plans: dict[int, dict[str, list[PlannedLine]]] = {}
     codes = {}
@@ -201,7 +222,7 @@ def bill_customers(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
         if loaded_list:
             codes[customer_id] = loaded_list[0].contract.customer_code
         try:
-            plans[customer_id] = plan_customer(loaded_list, period, usage, late.get(customer_id, []))
+            plans[customer_id] = inputs.plan(customer_id, period)
         except Exception as exc:  # one customer's bad data must not block the others
             logger.exception("billing %s failed for customer %s", run.period, customer_id)
             result.errors[codes.get(customer_id, str(customer_id))] = f"{type(exc).__name__}: {exc}"

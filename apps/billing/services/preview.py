@@ -17,9 +17,8 @@ from apps.core.money import ZERO
 from apps.core.periods import Period
 from apps.customers.models import Customer
 
-from ..inputs import contracts_for, merged_usage
 from ..models import LineKind
-from .invoicing import PlannedLine, _has_issued_late_periods, _late_inputs, plan_customer
+from .invoicing import PlannedLine, load_inputs
 
 _KIND_LABELS = dict(LineKind.choices)
 
@@ -127,19 +126,11 @@ def invoice_preview(*, customer: Customer, as_of: datetime.datetime) -> list[Pre
     month gets an empty list.
     """
     period = Period.containing(as_of, settings.BILLING_TIME_ZONE)
-    start, end = period.bounds(settings.BILLING_TIME_ZONE)
-    loaded = contracts_for([customer.pk], start, end).get(customer.pk, [])
+    inputs = load_inputs([customer.pk], period, as_of)
+    loaded = inputs.contracts.get(customer.pk, [])
     if not loaded:
         return []
-    card_ids = {card_id for contract in loaded for card_id in contract.card_ids}
-    server_ids = {server_id for contract in loaded for server_id in contract.server_ids}
-    usage = merged_usage(card_ids, server_ids, start, end, received_to=as_of)
-    late = (
-        _late_inputs([customer.pk], {customer.pk: loaded}, period, as_of).get(customer.pk, [])
-        if _has_issued_late_periods([customer.pk], period)
-        else []
-    )
-    plan = plan_customer(loaded, period, usage, late)
+    plan = inputs.plan(customer.pk, period)
     numbers = {contract.contract.pk: str(contract.contract) for contract in loaded}
     include_tax = {contract.contract.pk: contract.contract.prices_include_tax for contract in loaded}
     previews = []
