@@ -666,7 +666,10 @@ def _resolve_line(contract: ContractInput, line: LineInput) -> LineInput:
     """The line's ``[start, end)`` defaulted from, and kept within, the contract's."""
     start = max(line.start or contract.start, contract.start)
     ends = [e for e in (line.end, contract.end) if e is not None]
-    return replace(line, start=start, end=min(ends) if ends else None)
+    end = min(ends) if ends else None
+    if start == line.start and end == line.end:
+        return line  # already resolved (billing passes resolved lines)
+    return replace(line, start=start, end=end)
 
 
 def _shortfall(
