@@ -12,6 +12,7 @@ class User(AbstractUser):
 
     class Meta:
         verbose_name = "user 用户"
+        verbose_name_plural = "users 用户"
 
     def __str__(self) -> str:
         return self.display_name or self.get_username()

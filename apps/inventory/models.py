@@ -35,6 +35,7 @@ class GpuModel(TimeStampedModel):
     class Meta:
         ordering = ["vendor", "name"]
         verbose_name = "GPU model 显卡型号"
+        verbose_name_plural = "GPU models 显卡型号"
         constraints = [
             models.CheckConstraint(condition=Q(fp16_dense_tflops__gt=0), name="gpu_tflops_positive")
         ]

@@ -54,6 +54,7 @@ class SettlementStatement(models.Model):
     class Meta:
         ordering = ["-period", "provider__code"]
         verbose_name = "settlement statement 供应商结算单"
+        verbose_name_plural = "settlement statements 供应商结算单"
         permissions = [
             ("confirm_settlementstatement", "Can confirm provider settlements"),
             ("pay_settlementstatement", "Can mark provider settlements paid"),

@@ -70,6 +70,7 @@ class VoucherProgramme(models.Model):
     class Meta:
         ordering = ["-valid_from", "code"]
         verbose_name = "voucher programme 算力券项目"
+        verbose_name_plural = "voucher programmes 算力券项目"
         constraints = [
             models.CheckConstraint(
                 condition=Q(coverage_percent__gt=0) & Q(coverage_percent__lte=100),

@@ -313,3 +313,9 @@ def test_the_schema_and_the_docs_are_served(api_client):
     assert "400" in server_post["responses"]
     assert "put" not in paths["/api/v1/servers/{id}/"]
     assert api_client.get("/api/docs/").status_code == 200
+
+
+def test_api_docs_load_swagger_ui_from_the_site_itself_not_a_cdn(api_client):
+    page = api_client.get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert "cdn.jsdelivr.net" not in page
