@@ -151,6 +151,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Billing and contracts for GPU compute leasing: catalogue, contracts, usage, invoices.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc served from the installed sidecar package: /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a ``status``; name each choice set so they do not clash.
     "ENUM_NAME_OVERRIDES": {
         "HardwareStatusEnum": "apps.inventory.models.HardwareStatus",
