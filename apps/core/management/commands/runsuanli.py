@@ -58,6 +58,13 @@ class Command(BaseCommand):
             f"  Worker:   {worker_text}\n"
         )
         self.stdout.write(self.style.SUCCESS(banner))
+
+        def stop(signum, frame):
+            raise SystemExit(0)
+
+        # SIGTERM (and SIGINT where the shell left it ignored) stop everything like Ctrl-C does.
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         try:
             call_command("runserver", addr, use_reloader=False)
         finally:
