@@ -6,6 +6,7 @@ audit trail (django-simple-history records who changed what; ``_history_user`` c
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -143,8 +144,24 @@ def contract_create(
     )
     _save(contract, actor)
     for position, data in enumerate(lines, start=1):
-        line_add(contract=contract, data=data, actor=actor, position=position)
+        with _errors_under("lines", position - 1):
+            line_add(contract=contract, data=data, actor=actor, position=position)
     return contract
+
+
+@contextlib.contextmanager
+def _errors_under(collection: str, index: int):
+    """Re-raise a refusal with its fields nested under ``{collection: {index: …}}`` (the item's path).
+
+    State errors pass through unchanged: they are about the contract, not the item.
+    """
+    try:
+        yield
+    except InvalidState:
+        raise
+    except DomainError as exc:
+        fields = {collection: {index: exc.fields or {"non_field_errors": [exc.message]}}}
+        raise type(exc)(exc.message, code=exc.code, fields=fields, http_status=exc.http_status) from None
 
 
 def _first(errors) -> str:
@@ -202,15 +219,16 @@ def line_add(*, contract: Contract, data: LineData, actor, position: int | None 
         LineTier.objects.bulk_create(
             [LineTier(line=line, up_to=up_to, list_unit_price=price) for up_to, price in data.tiers]
         )
-    for alloc in data.allocations:
-        allocation_add(
-            line=line,
-            card=alloc.card,
-            server=alloc.server,
-            start_at=alloc.start_at,
-            end_at=alloc.end_at,
-            actor=actor,
-        )
+    for index, alloc in enumerate(data.allocations):
+        with _errors_under("allocations", index):
+            allocation_add(
+                line=line,
+                card=alloc.card,
+                server=alloc.server,
+                start_at=alloc.start_at,
+                end_at=alloc.end_at,
+                actor=actor,
+            )
     return line
 
 

@@ -8,11 +8,9 @@ the offending value, ``lines.1.allocations.0.card``, so an integrator can point 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 
 import django_filters as filters
 from django.db.models import Prefetch, QuerySet
-from django.db.models.signals import post_save
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -44,7 +42,6 @@ from apps.contracts import services
 from apps.contracts.models import Allocation, Contract, ContractLine, ContractStatus
 from apps.contracts.quotes import contract_quote
 from apps.contracts.selectors import contract_list
-from apps.contracts.services import LineData
 from apps.core.choices import LeaseTerm, ResourceKind
 from apps.core.errors import DomainError, InvalidState
 
@@ -146,74 +143,20 @@ def _line_with_allocations(line: ContractLine) -> ContractLine:
     )
 
 
-# Where a refusal happened. The services check every line up front and name it (``lines.1.quantity``);
-# what they can only check while writing (the hardware of an allocation, a missing list price)
-# they refuse naming just the field (``card``). They write a line, then its allocations, in the
-# payload's order, so the rows written before the refusal say which line or allocation it was.
-# (Once the services put the path in their errors themselves, this goes.)
+def _write_naming_paths(write: Callable[[], object]):
+    """``write()``; a refusal is re-raised with its fields as dotted paths (``lines.1.allocations.0.card``).
 
-_written: ContextVar[list[type] | None] = ContextVar("api_contract_rows_written", default=None)
-
-
-def _note_written(sender, instance, created, raw=False, **kwargs) -> None:
-    written = _written.get()
-    if written is not None and created and not raw:
-        written.append(sender)
-
-
-for _model in (Contract, ContractLine, Allocation):
-    post_save.connect(_note_written, sender=_model, dispatch_uid=f"api-v1-contract-written-{_model.__name__}")
-
-
-def _refused_item(written: list[type], lines: list[LineData]) -> tuple[int, int | None] | None:
-    """``(line, allocation)`` or ``(line, None)`` the service was writing when it refused."""
-    saved_lines = written.count(ContractLine)
-    if saved_lines:
-        last_line = len(written) - 1 - written[::-1].index(ContractLine)
-        allocations = len(written) - 1 - last_line
-        if allocations < len(lines[saved_lines - 1].allocations):
-            return saved_lines - 1, allocations
-    return (saved_lines, None) if saved_lines < len(lines) else None
-
-
-def _write_naming_paths(
-    write: Callable[[], object],
-    lines: list[LineData],
-    *,
-    path: Callable[[int, int | None], str],
-    contract_first: bool,
-):
-    """``write()``; a refusal is re-raised with its fields under the path of the refused item.
-
-    ``contract_first``: ``write`` creates the contract before its lines (a refusal before that is
-    about the header). ``path(line, allocation)`` spells the path of an item.
+    The services nest an item's errors under its place in the payload (``{"lines": {1: …}}``).
     """
-    written: list[type] = []
-    token = _written.set(written)
     try:
         return write()
     except InvalidState:
         raise
     except DomainError as exc:
-        prefix = ""
-        started = Contract in written or not contract_first
-        if started and not ("lines" in exc.fields or "allocations" in exc.fields):
-            where = _refused_item([m for m in written if m is not Contract], lines)
-            prefix = path(*where) if where else ""
-        fields = error_paths(exc.fields, prefix) or {prefix or "non_field_errors": [exc.message]}
+        fields = error_paths(exc.fields) or {"non_field_errors": [exc.message]}
         first, messages = next(iter(fields.items()))
         message = exc.message if first == "non_field_errors" else f"{first}: {messages[0]}"
         raise type(exc)(message, code=exc.code, fields=fields, http_status=exc.http_status) from None
-    finally:
-        _written.reset(token)
-
-
-def _contract_path(index: int, allocation: int | None) -> str:
-    return f"lines.{index}" if allocation is None else f"lines.{index}.allocations.{allocation}"
-
-
-def _line_path(index: int, allocation: int | None) -> str:
-    return "" if allocation is None else f"allocations.{allocation}"
 
 
 # ---------------------------------------------------------------------------------------- views
@@ -295,10 +238,7 @@ class ContractViewSet(ApiViewSet):
         lines = [line_data(line) for line in attrs.pop("lines")]
 
         contract = _write_naming_paths(
-            lambda: services.contract_create(actor=request.user, lines=lines, **attrs),
-            lines,
-            path=_contract_path,
-            contract_first=True,
+            lambda: services.contract_create(actor=request.user, lines=lines, **attrs)
         )
         return self._render(contract, status.HTTP_201_CREATED)
 
@@ -317,10 +257,7 @@ class ContractViewSet(ApiViewSet):
         data = line_data(self._validated(LineCreateSerializer, request.data))
 
         line = _write_naming_paths(
-            lambda: services.line_add(contract=contract, data=data, actor=request.user),
-            [data],
-            path=_line_path,
-            contract_first=False,
+            lambda: services.line_add(contract=contract, data=data, actor=request.user)
         )
         return Response(
             ContractLineSerializer(_line_with_allocations(line), context=self.get_serializer_context()).data,
