@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "apps.metering",
     "apps.billing",
     "apps.api",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

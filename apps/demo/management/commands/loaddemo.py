@@ -1,4 +1,4 @@
-"""``manage.py loaddemo``: load the demo data (idempotent; see apps/core/demo)."""
+"""``manage.py loaddemo``: load the demo data (idempotent; see apps/demo/steps)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from apps.core.demo import DEFAULT_SEED, DEMO_PASSWORD, load_demo
-from apps.core.demo.data import PORTAL_USERS, STAFF_USERS
+from apps.demo.steps import DEFAULT_SEED, DEMO_PASSWORD, load_demo
+from apps.demo.steps.data import PORTAL_USERS, STAFF_USERS
 
 
 class Command(BaseCommand):

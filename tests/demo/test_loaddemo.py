@@ -15,10 +15,10 @@ from django.db.models import Max
 from apps.accounts import roles
 from apps.contracts.models import Allocation, Contract, ContractStatus, PriceList, PriceListItem
 from apps.core.choices import LeaseTerm, ResourceKind
-from apps.core.demo import DemoContext
-from apps.core.demo.hardware import card_uuid, server_plan
 from apps.core.validators import uscc_problem, validate_nvml_uuid
 from apps.customers.models import Customer
+from apps.demo.steps import DemoContext
+from apps.demo.steps.hardware import card_uuid, server_plan
 from apps.inventory.models import Card, Server
 from apps.providers.models import Provider, ProviderType, Site, SupplyAgreement
 
