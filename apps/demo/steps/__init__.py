@@ -3,7 +3,7 @@
 The load is a list of steps run in order inside one transaction. Each step finds its rows by
 natural key and writes only what is missing or different, so a second run changes nothing.
 Randomness comes from ``DemoContext.rng(step, ...)``, seeded per step, never from the clock.
-Later steps (contracts, usage, a billing run) are appended to ``STEPS``.
+New steps are appended to ``STEPS``; each goes through the services, like a user would.
 """
 
 from __future__ import annotations
