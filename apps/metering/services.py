@@ -1,11 +1,17 @@
 """Writes of the metering app: usage ingestion and voiding (SPEC §9), partner API keys.
 
 Ingestion is set-based: the records are checked in plain Python (``validation``), the provider's
-hardware named in the batch is looked up in one query, and the valid rows go to PostgreSQL with
-``COPY`` into a temporary table and one ``INSERT … SELECT … ON CONFLICT (provider_id, event_id)
-DO NOTHING``, all in one transaction. The unique constraint has the last word: of concurrent posts
-of the same record exactly one inserts it, the others count it as a duplicate (or, with other
-content, a conflict that rolls their whole batch back).
+hardware named in the batch is looked up in one query, the stored hashes of the batch's event ids
+in another (duplicates drop out, conflicts reject the batch), and the new rows are COPYed straight
+into ``metering_usagerecord`` in event-id order, all in one transaction.
+
+The unique constraint has the last word. A concurrent batch may store some of the same records
+between the look-up and the COPY: the COPY then fails on the unique key (after waiting for that
+batch to commit), its savepoint is rolled back, and the rows go the careful way — COPY into a
+temporary table and one ``INSERT … SELECT … ON CONFLICT (provider_id, event_id) DO NOTHING`` —
+so of concurrent posts of the same record exactly one stores it and the others count it as a
+duplicate (or, with other content, a conflict that rolls their whole batch back). Both ways
+write in event-id order, so concurrent batches wait for each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 
 from apps.core.errors import Conflict, DomainError
@@ -27,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = validation.MAX_BATCH_RECORDS
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+_FOREIGN_KEY_VIOLATION = "23503"  # raised by the usage reference triggers (migration 0004)
+_UNIQUE_VIOLATION = "23505"
+_UNIQUE_KEY = "uniq_usage_provider_event"
 _ATTEMPTS = 3
 
 STAGING_TABLE = "metering_usage_ingest"
@@ -45,6 +54,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (
 ) ON COMMIT DELETE ROWS;
 DELETE FROM {STAGING_TABLE};
 """
+_COPY_USAGE_SQL = (
+    "COPY metering_usagerecord (provider_id, event_id, content_hash, card_id, server_id, start_at, "
+    "end_at, utilization_percent, memory_used_bytes, energy_mj, telemetry, received_at, void_reason) "
+    "FROM STDIN"
+)
 _COPY_SQL = (
     f"COPY {STAGING_TABLE} (event_id, content_hash, card_id, server_id, start_at, end_at, "
     "utilization_percent, memory_used_bytes, energy_mj, telemetry) FROM STDIN"
@@ -135,7 +149,62 @@ def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.
 
 
 def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.datetime) -> int:
-    """COPY the rows to the staging table and insert the new ones; the number inserted.
+    """Store the batch's new rows; the number stored. Raises ``UsageRejected`` for conflicts with
+    stored records (nothing stored)."""
+    rows = batch.rows
+    stored = selectors.usage_stored_hashes(provider_id=provider_id, event_ids=[row.event_id for row in rows])
+    if stored:
+        _reject_conflicts(rows, stored)
+        rows = [row for row in rows if row.event_id not in stored]
+    if not rows:
+        return 0
+    rows = sorted(rows, key=_event_id)
+    try:
+        # A savepoint; COPY errors raised as Django's (``IntegrityError`` with the psycopg cause).
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+            with cursor.copy(_COPY_USAGE_SQL) as copy:
+                copy.write(
+                    batch.copy_data(rows, head=f"{provider_id}\t", tail=f"\t{received_at.isoformat()}\t")
+                )
+        return len(rows)
+    except IntegrityError as exc:
+        cause = exc.__cause__
+        if getattr(cause, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
+            raise _hardware_changed() from exc
+        if getattr(cause, "sqlstate", None) != _UNIQUE_VIOLATION or cause.diag.constraint_name != _UNIQUE_KEY:
+            raise
+    # A concurrent batch stored some of these records since the look-up.
+    return _store_racing(batch, rows, provider_id=provider_id, received_at=received_at)
+
+
+def _event_id(row: validation.Row) -> str:
+    return row.event_id
+
+
+def _hardware_changed() -> DomainError:
+    # The batch was checked against the provider's hardware moments ago; a card or server was
+    # deleted or changed hands since. Sent again, it is checked afresh.
+    return DomainError(
+        "The provider's hardware changed while the batch was stored; nothing was stored. Send it again.",
+        code="retry_later",
+        http_status=503,
+    )
+
+
+def _reject_conflicts(rows: list[validation.Row], stored: dict[str, str]) -> None:
+    conflicts = [
+        validation.conflict_entry(row.index, row.event_id, validation.CONFLICT_STORED)
+        for row in rows
+        if row.event_id in stored and stored[row.event_id] != row.content_hash
+    ]
+    if conflicts:
+        raise UsageRejected(conflicts)
+
+
+def _store_racing(
+    batch: validation.Batch, rows: list[validation.Row], *, provider_id: int, received_at: datetime.datetime
+) -> int:
+    """COPY ``rows`` to the staging table and insert those not stored yet; the number inserted.
 
     The rows the insert skipped are already stored: their stored hashes are read in a new
     statement, so (READ COMMITTED) it also sees the rows of concurrent batches that made ours skip
@@ -143,14 +212,19 @@ def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.d
     """
     with connection.cursor() as cursor:
         cursor.execute(_STAGING_SQL)
-        with cursor.copy(_COPY_SQL) as copy:
-            copy.write(batch.copy_data())
-        cursor.execute(_INSERT_SQL, [provider_id, received_at])
+        with connection.wrap_database_errors, cursor.copy(_COPY_SQL) as copy:
+            copy.write(batch.copy_data(rows))
+        try:
+            cursor.execute(_INSERT_SQL, [provider_id, received_at])
+        except IntegrityError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != _FOREIGN_KEY_VIOLATION:
+                raise
+            raise _hardware_changed() from exc
         inserted = cursor.fetchall()
-    if len(inserted) == len(batch.rows):
+    if len(inserted) == len(rows):
         return len(inserted)
     new = {event_id for (event_id,) in inserted}
-    skipped = [row for row in batch.rows if row.event_id not in new]
+    skipped = [row for row in rows if row.event_id not in new]
     stored = selectors.usage_stored_hashes(
         provider_id=provider_id, event_ids=[row.event_id for row in skipped]
     )
@@ -160,13 +234,7 @@ def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.d
             code="retry_later",
             http_status=503,
         )
-    conflicts = [
-        validation.conflict_entry(row.index, row.event_id, validation.CONFLICT_STORED)
-        for row in skipped
-        if stored[row.event_id] != row.content_hash
-    ]
-    if conflicts:
-        raise UsageRejected(conflicts)
+    _reject_conflicts(skipped, stored)
     return len(inserted)
 
 

@@ -135,12 +135,14 @@ class Batch:
     def error_list(self) -> list[dict[str, Any]]:
         return [self.errors[index] for index in sorted(self.errors)]
 
-    def copy_data(self) -> bytes:
-        """The rows in PostgreSQL COPY text format (tab-separated, ``\\N`` for NULL)."""
+    def copy_data(self, rows: list[Row] | None = None, *, head: str = "", tail: str = "") -> bytes:
+        """``rows`` (default: all) in PostgreSQL COPY text format (tab-separated, ``\\N`` for NULL):
+        event id, content hash, card id, server id, start, end, utilization, memory, energy,
+        telemetry; ``head`` and ``tail`` (already in COPY format) go before and after each line."""
         null = _COPY_NULL
         lines = []
         append = lines.append
-        for row in self.rows:
+        for row in self.rows if rows is None else rows:
             event_id = row.event_id
             if "\\" in event_id:
                 event_id = event_id.replace("\\", "\\\\")
@@ -150,14 +152,14 @@ class Batch:
             elif "\\" in telemetry:
                 telemetry = telemetry.replace("\\", "\\\\")
             append(
-                f"{event_id}\t{row.content_hash}\t"
+                f"{head}{event_id}\t{row.content_hash}\t"
                 f"{null if row.card_id is None else row.card_id}\t"
                 f"{null if row.server_id is None else row.server_id}\t"
                 f"{row.start}\t{row.end}\t"
                 f"{null if row.utilization is None else row.utilization}\t"
                 f"{null if row.memory is None else row.memory}\t"
                 f"{null if row.energy is None else row.energy}\t"
-                f"{telemetry}\n"
+                f"{telemetry}{tail}\n"
             )
         return "".join(lines).encode()
 

@@ -413,3 +413,40 @@ def test_the_stored_times_are_the_instants_sent(provider, uuid):
     ingest(provider, [card_record(uuid, start, start + MINUTE)])
     stored = UsageRecord.objects.get()
     assert stored.start_at == start and stored.start_at.astimezone(UTC).hour == 1
+
+
+# -- a concurrent batch between the look-up and the COPY -------------------------------------------
+def _lookup_misses_first_call(monkeypatch):
+    """The stored-hash look-up answers as if a concurrent batch had not committed yet (once)."""
+    real = services.selectors.usage_stored_hashes
+    calls = []
+
+    def lookup(**kwargs):
+        calls.append(kwargs)
+        return {} if len(calls) == 1 else real(**kwargs)
+
+    monkeypatch.setattr(services.selectors, "usage_stored_hashes", lookup)
+    return calls
+
+
+def test_a_record_stored_after_the_look_up_is_a_duplicate(provider, uuid, monkeypatch):
+    ingest(provider, [card_record(uuid, START)])
+    calls = _lookup_misses_first_call(monkeypatch)
+
+    result = ingest(provider, [card_record(uuid, START), card_record(uuid, START + MINUTE)])
+
+    assert result == IngestResult(accepted=1, duplicates=1)
+    assert len(calls) == 2  # the direct COPY failed on the unique key; the careful way counted it
+    assert UsageRecord.objects.count() == 2
+
+
+def test_a_record_stored_after_the_look_up_with_other_content_is_a_conflict(provider, uuid, monkeypatch):
+    ingest(provider, [card_record(uuid, START, event_id="e-1")])
+    _lookup_misses_first_call(monkeypatch)
+
+    errors = rejected(
+        provider, [card_record(uuid, START + MINUTE), card_record(uuid, START + 2 * MINUTE, event_id="e-1")]
+    )
+
+    assert [(e["index"], e["code"]) for e in errors] == [(1, "conflict")]
+    assert UsageRecord.objects.count() == 1

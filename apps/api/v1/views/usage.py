@@ -18,6 +18,8 @@ Answers of the POST:
 - 413 ``batch_too_large`` (over 10,000 records) or ``payload_too_large`` (body over
   ``DATA_UPLOAD_MAX_MEMORY_SIZE``); 400 ``malformed_request`` (not JSON, not UTF-8, empty);
   415 ``unsupported_media_type``; 401 without a valid, unrevoked, unexpired key.
+- 503 ``retry_later``: the batch met a concurrent change (a card or server of the provider was
+  deleted or changed hands while it was stored); nothing stored, send it again.
 """
 
 from __future__ import annotations
