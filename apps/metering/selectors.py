@@ -44,10 +44,15 @@ SELECT c.uuid, c.id, s.provider_id
 _SERVERS_SQL = (
     "SELECT serial, id, provider_id FROM inventory_server WHERE serial = ANY(%s::text[]) AND provider_id = %s"
 )
-_STORED_HASHES_SQL = (
-    "SELECT event_id, content_hash FROM metering_usagerecord "
-    "WHERE provider_id = %s AND event_id = ANY(%s::text[])"
-)
+# One probe of the unique index per event id, in index order, whatever the table's statistics say
+# (``event_id = ANY(…)`` picks a scan of all the provider's rows when they are stale or many).
+_STORED_HASHES_SQL = """
+SELECT e.id, u.content_hash
+  FROM (SELECT id FROM unnest(%s::text[]) AS id ORDER BY id) AS e
+  JOIN LATERAL (SELECT content_hash FROM metering_usagerecord
+                 WHERE provider_id = %s AND event_id = e.id
+                OFFSET 0) AS u ON true
+"""
 
 
 def text_array(values: list[str]) -> str:
@@ -84,7 +89,7 @@ def usage_stored_hashes(*, provider_id: int, event_ids: list[str]) -> dict[str, 
     if not event_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(_STORED_HASHES_SQL, [provider_id, text_array(event_ids)])
+        cursor.execute(_STORED_HASHES_SQL, [text_array(event_ids), provider_id])
         return dict(cursor.fetchall())
 
 
