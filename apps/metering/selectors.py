@@ -48,7 +48,7 @@ _SERVERS_SQL = (
 # (``event_id = ANY(…)`` picks a scan of all the provider's rows when they are stale or many).
 _STORED_HASHES_SQL = """
 SELECT e.id, u.content_hash
-  FROM (SELECT id FROM unnest(%s::text[]) AS id ORDER BY id) AS e
+  FROM (SELECT id FROM unnest(%s::text[]) AS id ORDER BY id COLLATE "C") AS e
   JOIN LATERAL (SELECT content_hash FROM metering_usagerecord
                  WHERE provider_id = %s AND event_id = e.id
                 OFFSET 0) AS u ON true

@@ -108,7 +108,8 @@ class UsageRejected(DomainError):
 def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.datetime) -> IngestResult:
     """Store a batch of usage records of ``provider`` atomically (SPEC §9).
 
-    ``payload_records``: the parsed JSON records (any types: each is checked). Raises
+    ``payload_records``: the parsed JSON records (any types: each is checked), or the
+    ``validation.AgentBatch`` of ``validation.decode_agent_batch``. Raises
     ``UsageRejected`` (nothing stored) when any record is invalid, not the provider's hardware, or
     conflicts with a stored record or another record of the batch; ``DomainError``
     ``batch_too_large`` over 10,000 records.
@@ -119,7 +120,10 @@ def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.
             code="batch_too_large",
             http_status=413,
         )
-    batch = validation.validate_records(payload_records, now=received_at)
+    if isinstance(payload_records, validation.AgentBatch):
+        batch = validation.validate_agent_records(payload_records, now=received_at)
+    else:
+        batch = validation.validate_records(payload_records, now=received_at)
     cards, servers = selectors.usage_hardware_index(
         provider_id=provider.pk, card_uuids=batch.card_uuids(), serials=batch.serials()
     )

@@ -24,11 +24,13 @@ integers — so the same record sent with other JSON spacing, key order, offset 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
+import msgspec
 import orjson
 
 MAX_BATCH_RECORDS = 10_000
@@ -200,6 +202,35 @@ def parse_timestamp(value: Any) -> tuple[datetime | None, str | None, str | None
     return instant, instant.isoformat(), None
 
 
+def check_interval(
+    start_value: Any, end_value: Any, horizon: datetime
+) -> tuple[str | None, str | None, dict[str, list[str]] | None]:
+    """``(start text, end text, None)`` in UTC ISO 8601, or ``(…, {field: [message]})``: both
+    given and valid, end after start, at most 31 days, ending by ``horizon``."""
+    problems: dict[str, list[str]] = {}
+    start = end = start_text = end_text = None
+    if start_value is None:
+        problems["start"] = [REQUIRED]
+    else:
+        start, start_text, problem = parse_timestamp(start_value)
+        if problem:
+            problems["start"] = [problem]
+    if end_value is None:
+        problems["end"] = [REQUIRED]
+    else:
+        end, end_text, problem = parse_timestamp(end_value)
+        if problem:
+            problems["end"] = [problem]
+    if start is not None and end is not None:
+        if end <= start:
+            problems["end"] = ["Must be after start."]
+        elif end > horizon:
+            problems["end"] = [f"Ends more than 5 minutes in the future (after {horizon.isoformat()})."]
+        elif end - start > MAX_DURATION:
+            problems["end"] = ["A record may span at most 31 days."]
+    return start_text, end_text, problems or None
+
+
 # -- telemetry -----------------------------------------------------------------------------------
 def _whole(value: Any) -> int | None:
     """An int (floats with no fraction count as ints), or None for anything else (bools included)."""
@@ -298,10 +329,9 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
     rows = batch.rows
     errors = batch.errors
     horizon = now + MAX_FUTURE
-    max_duration = MAX_DURATION
     fields = RECORD_FIELDS
     uuids: dict[str, str] = {}  # as sent → normalised
-    times: dict[str, tuple[datetime | None, str | None, str | None]] = {}
+    intervals: dict[tuple[str, str], tuple[str | None, str | None, dict[str, list[str]] | None]] = {}
     seen: dict[str, tuple[int, str]] = {}
     digest = blake2b
 
@@ -352,38 +382,18 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
             ]
 
         start_value = record.get("start")
-        if start_value is None:
-            start = None
-            problems["start"] = [REQUIRED]
-        else:
-            parsed = times.get(start_value) if type(start_value) is str else None
-            if parsed is None:
-                parsed = parse_timestamp(start_value)
-                if type(start_value) is str:
-                    times[start_value] = parsed
-            start, start_text, problem = parsed
-            if problem:
-                problems["start"] = [problem]
         end_value = record.get("end")
-        if end_value is None:
-            end = None
-            problems["end"] = [REQUIRED]
+        if type(start_value) is str and type(end_value) is str:
+            # An agent's batch repeats the same window for every card: check each pair once.
+            pair = (start_value, end_value)
+            checked = intervals.get(pair)
+            if checked is None:
+                checked = intervals[pair] = check_interval(start_value, end_value, horizon)
         else:
-            parsed = times.get(end_value) if type(end_value) is str else None
-            if parsed is None:
-                parsed = parse_timestamp(end_value)
-                if type(end_value) is str:
-                    times[end_value] = parsed
-            end, end_text, problem = parsed
-            if problem:
-                problems["end"] = [problem]
-        if start is not None and end is not None:
-            if end <= start:
-                problems["end"] = ["Must be after start."]
-            elif end > horizon:
-                problems["end"] = [f"Ends more than 5 minutes in the future (after {horizon.isoformat()})."]
-            elif end - start > max_duration:
-                problems["end"] = ["A record may span at most 31 days."]
+            checked = check_interval(start_value, end_value, horizon)
+        start_text, end_text, interval_problems = checked
+        if interval_problems:
+            problems.update(interval_problems)
 
         utilization = memory = energy = telemetry_json = extras_json = None
         telemetry = record.get("telemetry")
@@ -446,3 +456,117 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
             )
         )
     return batch
+
+
+# -- the agent's shape, decoded and checked fast ----------------------------------------------------
+class AgentTelemetry(msgspec.Struct, forbid_unknown_fields=True):
+    utilization_percent: int
+    memory_used_bytes: int
+    energy_mj: int
+
+
+class AgentRecord(msgspec.Struct, forbid_unknown_fields=True):
+    """A card record exactly as the metering agent sends it (``agent.collector.usage_record``)."""
+
+    event_id: str
+    card: str
+    start: str
+    end: str
+    telemetry: AgentTelemetry | None = None
+
+
+class AgentBatch(list):
+    """The ``AgentRecord`` structs of a request body, and the body itself (for the general way)."""
+
+    def __init__(self, records: list[AgentRecord], body: bytes) -> None:
+        super().__init__(records)
+        self.body = body
+
+
+_agent_batch = msgspec.json.Decoder(list[AgentRecord])
+
+
+def decode_agent_batch(body: bytes) -> AgentBatch | None:
+    """The records of a JSON list of agent-shaped card records, decoded straight into structs
+    (about twice as fast as a parse into dicts, and typed); ``None`` for any other body — another
+    shape, a wrong type, bad JSON — which then takes the general way (``validate_records`` on the
+    parsed JSON, with its per-record errors)."""
+    try:
+        return AgentBatch(_agent_batch.decode(body), body)
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # ValueError: not UTF-8, among others
+        return None
+
+
+def validate_agent_records(records: AgentBatch, *, now: datetime) -> Batch:
+    """``validate_records`` for agent-shaped records: the same rows, hashes and duplicate counts.
+
+    Only all-valid batches are built here; at the first doubt (a bound, a bad timestamp, an
+    in-batch conflict) the body is parsed as JSON for ``validate_records``, which words the errors.
+    """
+    batch = Batch()
+    rows = batch.rows
+    horizon = now + MAX_FUTURE
+    uuids: dict[str, str] = {}
+    intervals: dict[tuple[str, str], tuple[str | None, str | None, dict[str, list[str]] | None]] = {}
+    seen: dict[str, str] = {}
+    digest = blake2b
+    for index, record in enumerate(records):
+        event_id = record.event_id
+        if not event_id or len(event_id) > EVENT_ID_MAX_LENGTH or not event_id.isprintable():
+            return _general(records, now)
+        card = record.card
+        ident = uuids.get(card)
+        if ident is None:
+            if len(card) > CARD_UUID_MAX_LENGTH or not card.isprintable():
+                return _general(records, now)
+            ident = uuids[card] = normalize_card_uuid(card)
+        pair = (record.start, record.end)
+        checked = intervals.get(pair)
+        if checked is None:
+            checked = intervals[pair] = check_interval(record.start, record.end, horizon)
+        start_text, end_text, problems = checked
+        if problems:
+            return _general(records, now)
+        telemetry = record.telemetry
+        if telemetry is None:
+            utilization = memory = energy = None
+            telemetry_json = ""
+        else:
+            u, m, e = telemetry.utilization_percent, telemetry.memory_used_bytes, telemetry.energy_mj
+            if not (0 <= u <= 100 and 0 <= m <= BIGINT_MAX and 0 <= e <= BIGINT_MAX):
+                return _general(records, now)
+            utilization, memory, energy = str(u), str(m), str(e)
+            telemetry_json = f'{{"energy_mj":{e},"memory_used_bytes":{m},"utilization_percent":{u}}}'
+        content = f"card\x1f{ident}\x1f{start_text}\x1f{end_text}\x1f{telemetry_json}"
+        content_hash = digest(content.encode(), digest_size=16).hexdigest()
+        earlier = seen.get(event_id)
+        if earlier is not None:
+            if earlier != content_hash:
+                return _general(records, now)
+            batch.in_batch_duplicates += 1
+            continue
+        seen[event_id] = content_hash
+        rows.append(
+            Row(
+                index,
+                event_id,
+                content_hash,
+                True,
+                ident,
+                start_text,
+                end_text,
+                utilization,
+                memory,
+                energy,
+                None,
+            )
+        )
+    return batch
+
+
+def _general(records: AgentBatch, now: datetime) -> Batch:
+    try:
+        parsed = orjson.loads(records.body)
+    except orjson.JSONDecodeError:  # integers beyond 64 bits, which msgspec takes and orjson not
+        parsed = json.loads(records.body)
+    return validate_records(parsed, now=now)

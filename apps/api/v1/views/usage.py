@@ -45,7 +45,7 @@ from apps.api.v1.serializers.usage import (
     UsageRecordInSerializer,
     UsageVoidSerializer,
 )
-from apps.metering import services
+from apps.metering import services, validation
 from apps.metering.validation import MAX_BATCH_RECORDS
 
 from .base import ERROR
@@ -162,9 +162,12 @@ class UsageView(PartnerAPIView):
             return self._ingest(request, body)
 
     def _ingest(self, request, body: bytes) -> HttpResponse:
-        payload, problem = _parse(body)
-        if problem is not None:
-            return problem
+        # The agent's shape is decoded straight into typed structs; anything else is parsed as JSON.
+        payload = validation.decode_agent_batch(body)
+        if payload is None:
+            payload, problem = _parse(body)
+            if problem is not None:
+                return problem
         single = isinstance(payload, dict)
         if single:
             records = [payload]
