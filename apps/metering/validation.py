@@ -208,19 +208,17 @@ def check_interval(
     """``(start text, end text, None)`` in UTC ISO 8601, or ``(…, {field: [message]})``: both
     given and valid, end after start, at most 31 days, ending by ``horizon``."""
     problems: dict[str, list[str]] = {}
-    start = end = start_text = end_text = None
-    if start_value is None:
-        problems["start"] = [REQUIRED]
-    else:
-        start, start_text, problem = parse_timestamp(start_value)
+    parsed: dict[str, tuple[datetime | None, str | None]] = {}
+    for name, value in (("start", start_value), ("end", end_value)):
+        if value is None:
+            problems[name] = [REQUIRED]
+            parsed[name] = (None, None)
+            continue
+        instant, text, problem = parse_timestamp(value)
+        parsed[name] = (instant, text)
         if problem:
-            problems["start"] = [problem]
-    if end_value is None:
-        problems["end"] = [REQUIRED]
-    else:
-        end, end_text, problem = parse_timestamp(end_value)
-        if problem:
-            problems["end"] = [problem]
+            problems[name] = [problem]
+    (start, start_text), (end, end_text) = parsed["start"], parsed["end"]
     if start is not None and end is not None:
         if end <= start:
             problems["end"] = ["Must be after start."]

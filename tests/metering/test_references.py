@@ -102,19 +102,19 @@ class TestHardwareWithUsage:
                 cursor.execute("DELETE FROM inventory_card WHERE id = %s", [card.pk])
         assert Card.objects.filter(pk=card.pk).exists()
 
-    def test_a_server_whose_cards_have_usage_cannot_be_deleted(self):
+    @pytest.mark.parametrize(
+        ("table", "what", "id_of"),
+        [
+            ("inventory_server", "server", lambda server: server.pk),  # its cards have the usage
+            ("providers_provider", "provider", lambda server: server.provider_id),
+        ],
+    )
+    def test_a_server_or_provider_with_usage_cannot_be_deleted(self, table, what, id_of):
         server = ServerFactory()
         ingest_one(server.cards.first())
-        with pytest.raises(IntegrityError, match=f"server {server.pk} has usage records"):
+        with pytest.raises(IntegrityError, match=f"{what} {id_of(server)} has usage records"):
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("DELETE FROM inventory_server WHERE id = %s", [server.pk])
-
-    def test_a_provider_with_usage_cannot_be_deleted(self):
-        server = ServerFactory()
-        ingest_one(server.cards.first())
-        with pytest.raises(IntegrityError, match=f"provider {server.provider_id} has usage records"):
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("DELETE FROM providers_provider WHERE id = %s", [server.provider_id])
+                cursor.execute(f"DELETE FROM {table} WHERE id = %s", [id_of(server)])
 
     def test_a_server_with_usage_cannot_change_hands(self):
         server, other = ServerFactory(), ServerFactory()
