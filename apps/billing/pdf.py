@@ -23,7 +23,6 @@ from .models import CreditNote, Invoice, InvoiceStatus
 from .services.issuing import fapiao_snapshot
 
 WARNING = ParagraphStyle("warning", parent=pdf.BODY, textColor=colors.HexColor("#b00020"), fontSize=11)
-WIDTH = 186 * mm  # A4 less the margins of apps.core.pdf.build
 
 _UNIT_PREFIX = {"card": ("卡", "card"), "server": ("台", "server"), "p": ("P", "P")}
 _UNIT_SUFFIX = {"hour": "时", "day": "天", "month": "月", "year": "年"}

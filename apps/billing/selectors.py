@@ -43,13 +43,6 @@ def invoice_list(*, user, with_lines: bool = True) -> QuerySet[Invoice]:
     return queryset.filter(customer_id__in=_member_customers(user))
 
 
-def invoice_get(*, user, pk) -> Invoice | None:
-    try:
-        return invoice_list(user=user).get(pk=pk)
-    except (Invoice.DoesNotExist, ValueError, TypeError):
-        return None
-
-
 def overdue_q(today: datetime.date) -> Q:
     """Issued, not yet paid and past its due date (SPEC §5: overdue is derived, not stored)."""
     return Q(status=InvoiceStatus.ISSUED, due_on__lt=today)

@@ -581,9 +581,7 @@ def contract_expire_due(*, now: datetime.datetime, actor=None) -> int:
 
 
 @transaction.atomic
-def contract_amend(
-    *, contract: Contract, actor, effective_at: datetime.datetime, now: datetime.datetime
-) -> Contract:
+def contract_amend(*, contract: Contract, actor, effective_at: datetime.datetime) -> Contract:
     """Start an amendment: a new draft version from ``effective_at`` with copies of lines and allocations.
 
     The current version keeps running (and stays readable) until the amendment is activated, which

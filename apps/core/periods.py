@@ -14,7 +14,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 DEFAULT_BILLING_TIME_ZONE = "Asia/Shanghai"
-SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")

@@ -10,6 +10,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import transaction
 from django.db.models import Max
 
 from apps.accounts import roles
@@ -46,9 +47,32 @@ def snapshot() -> dict[str, tuple]:
     return state
 
 
+@pytest.fixture(scope="module")
+def demo_once(django_db_setup, django_db_blocker):
+    """The demo, loaded once for the module inside a transaction that is rolled back afterwards.
+
+    Each test still runs in its own savepoint (``db``), so what one test writes (a second
+    ``loaddemo``, a deleted customer, a login) is undone before the next, and the tests of
+    other modules find the database empty.
+    """
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            output = loaddemo()
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    yield output
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
 @pytest.fixture
-def demo(db):
-    return loaddemo()
+def demo(demo_once, db):
+    return demo_once
 
 
 def test_the_demo_has_providers_of_every_type_across_the_hubs(demo):

@@ -8,14 +8,11 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,13 +26,22 @@ from apps.metering.agent.collector import build_records, event_id, window_contai
 from apps.metering.agent.nvml import Nvml
 from apps.metering.agent.sender import Sender, batches, encode
 from apps.metering.agent.spool import Spool
+from tests.fakes.clock import FakeClock
+from tests.fakes.nvml import (
+    GIB,
+    GPU_IS_LOST,
+    LIBRARY_NOT_FOUND,
+    NOT_SUPPORTED,
+    FakeGpu,
+    FakeNVMLError,
+    FakePynvml,
+)
+from tests.fakes.usage_api import API_KEY, FakeUsageApi, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-API_KEY = "test-key"
 GPU_A = "GPU-aaaaaaaa-1111-2222-3333-000000000001"
 GPU_B = "GPU-bbbbbbbb-1111-2222-3333-000000000002"
 GPU_C = "GPU-cccccccc-1111-2222-3333-000000000003"
-GIB = 1024**3
 # 08:15:42.5 in Shanghai is 00:15:42.5 UTC: the window is [00:15:00, 00:16:00) UTC.
 T0 = datetime(2026, 11, 1, 8, 15, 42, 500000, tzinfo=ZoneInfo("Asia/Shanghai"))
 W0 = "2026-11-01T00:15:00+00:00"
@@ -43,81 +49,8 @@ W1 = "2026-11-01T00:16:00+00:00"
 W2 = "2026-11-01T00:17:00+00:00"
 W3 = "2026-11-01T00:18:00+00:00"
 
-NOT_SUPPORTED, LIBRARY_NOT_FOUND, GPU_IS_LOST = 3, 12, 15
 
-
-# -- fakes -----------------------------------------------------------------------------------------
-class FakeNVMLError(Exception):
-    def __init__(self, value: int, message: str = "") -> None:
-        super().__init__(message or f"NVML error {value}")
-        self.value = value
-
-
-class FakeGpu:
-    def __init__(
-        self,
-        uuid: str,
-        *,
-        pids: tuple[int, ...] = (),
-        util: int | None = 0,
-        mem: int | None = 0,
-        energy: int | None = None,
-        processes_error: int | None = None,
-        util_error: int = NOT_SUPPORTED,
-    ) -> None:
-        self.uuid, self.pids, self.util, self.mem, self.energy = uuid, pids, util, mem, energy
-        self.processes_error, self.util_error = processes_error, util_error
-
-
-class FakePynvml:
-    """The few pynvml functions the agent calls; ``None`` telemetry raises NOT_SUPPORTED."""
-
-    NVMLError = FakeNVMLError
-
-    def __init__(self, gpus: list[FakeGpu], *, init_error: FakeNVMLError | None = None) -> None:
-        self.gpus = gpus
-        self.init_error = init_error
-        self.initialised = False
-        self.shut_down = False
-
-    def nvmlInit(self) -> None:
-        if self.init_error:
-            raise self.init_error
-        self.initialised = True
-
-    def nvmlShutdown(self) -> None:
-        self.shut_down = True
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.gpus)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
-        return self.gpus[index]
-
-    def nvmlDeviceGetUUID(self, gpu: FakeGpu) -> str:
-        return gpu.uuid
-
-    def nvmlDeviceGetComputeRunningProcesses(self, gpu: FakeGpu) -> list[SimpleNamespace]:
-        if gpu.processes_error is not None:
-            raise FakeNVMLError(gpu.processes_error)
-        return [SimpleNamespace(pid=pid, usedGpuMemory=GIB) for pid in gpu.pids]
-
-    def nvmlDeviceGetUtilizationRates(self, gpu: FakeGpu) -> SimpleNamespace:
-        if gpu.util is None:
-            raise FakeNVMLError(gpu.util_error)
-        return SimpleNamespace(gpu=gpu.util, memory=0)
-
-    def nvmlDeviceGetMemoryInfo(self, gpu: FakeGpu) -> SimpleNamespace:
-        if gpu.mem is None:
-            raise FakeNVMLError(NOT_SUPPORTED)
-        return SimpleNamespace(total=80 * GIB, free=80 * GIB - gpu.mem, used=gpu.mem)
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:
-        if gpu.energy is None:
-            raise FakeNVMLError(NOT_SUPPORTED)
-        return gpu.energy
-
-
+# -- samples --------------------------------------------------------------------------------------
 def three_gpus() -> list[FakeGpu]:
     """A: one training process; B: idle; C: two processes, no energy counter (NOT_SUPPORTED)."""
     return [
@@ -159,124 +92,6 @@ def record_c(start: str = W0, end: str = W1) -> dict[str, Any]:
         "end": end,
         "telemetry": {"utilization_percent": 100, "memory_used_bytes": 85_899_345_920},
     }
-
-
-class FakeClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
-
-
-class FakeUsageApi:
-    """``POST /api/v1/usage/`` as SPEC §9 describes it, deduplicating by event id.
-
-    ``script`` holds answers for the next requests: ``"drop"`` (store the batch, then close the
-    connection without answering: a lost response), ``"hang"`` (answer nothing until released),
-    or ``(status, body)`` to answer instead of the API. ``known_cards`` (if set): records of
-    other cards make the whole batch a 400 that lists them.
-    """
-
-    def __init__(self, port: int = 0) -> None:
-        self.stored: dict[str, dict[str, Any]] = {}
-        self.accepted = self.duplicates = self.conflicts = 0
-        self.requests: list[tuple[dict[str, str], Any]] = []
-        self.script: list[Any] = []
-        self.known_cards: set[str] | None = None
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def posted_ids(self) -> list[str]:
-        return [record["event_id"] for _, body in self.requests for record in body]
-
-    def start(self) -> FakeUsageApi:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def ingest(self, records: list[dict[str, Any]]) -> tuple[int, int]:
-        accepted = duplicates = 0
-        for record in records:
-            known = self.stored.get(record["event_id"])
-            if known is None:
-                self.stored[record["event_id"]] = record
-                accepted += 1
-            elif known == record:
-                duplicates += 1
-            else:
-                self.conflicts += 1
-        self.accepted += accepted
-        self.duplicates += duplicates
-        return accepted, duplicates
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def answer(self, status: int, body: Any) -> None:
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with api.lock:
-                    api.requests.append((dict(self.headers), body))
-                    step = api.script.pop(0) if api.script else None
-                    if step == "drop":
-                        api.ingest(body)
-                        return
-                if step == "hang":
-                    api.release.wait(5)
-                    return
-                if step is not None:
-                    self.answer(*step)
-                    return
-                if self.path != "/api/v1/usage/" or self.headers["Authorization"] != f"Api-Key {API_KEY}":
-                    self.answer(401, {"code": "not_authenticated"})
-                    return
-                with api.lock:
-                    bad = [
-                        {"index": i, "event_id": r["event_id"], "errors": {"card": ["unknown card"]}}
-                        for i, r in enumerate(body)
-                        if api.known_cards is not None and r["card"] not in api.known_cards
-                    ]
-                    if bad:
-                        self.answer(
-                            400, {"code": "invalid_usage", "message": "invalid records", "errors": bad}
-                        )
-                        return
-                    accepted, duplicates = api.ingest(body)
-                self.answer(201, {"accepted": accepted, "duplicates": duplicates})
-
-        return Handler
-
-
-def free_port() -> int:
-    """A port with nothing listening on it (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
