@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device check of the metering agent (SPEC §10) on a host with a real NVIDIA GPU.
+# Device check of the metering agent (docs/usage-api.md#metering-agent) on a host with a real NVIDIA GPU.
 #
 #   bench/agent_device_check.sh            # from any directory
 #   PYTHON=/path/to/python TIMEOUT=60 OUT=/some/dir bench/agent_device_check.sh

@@ -1,4 +1,4 @@
-"""The staff roles of SPEC §1 as Django groups, with their model permissions.
+"""The staff roles (docs/architecture.md#roles) as Django groups, with their model permissions.
 
 ``sync_roles`` is called from data migrations (with the historical app registry) whenever a
 new app adds models a role should reach; it is idempotent.

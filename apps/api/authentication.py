@@ -1,4 +1,5 @@
-"""Partner systems authenticate with a provider's API key: ``Authorization: Api-Key <key>`` (SPEC §9).
+"""Partner systems authenticate with a provider's API key: ``Authorization: Api-Key <key>``
+(docs/usage-api.md#authentication).
 
 Keys are stored hashed (djangorestframework-api-key: the prefix is looked up, the rest is
 checked against a SHA-512 hash). On success ``request.auth`` is the ``PartnerAPIKey`` and

@@ -1,4 +1,4 @@
-"""One JSON error shape for every API failure: ``{"code", "message", "fields"}`` (SPEC §9)."""
+"""One JSON error shape for every API failure: ``{"code", "message", "fields"}`` (docs/api.md#errors)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes of ``/api/v1/`` (SPEC §9). Resources are looked up by id; natural keys are filters."""
+"""Routes of ``/api/v1/`` (docs/api.md#resources). Resources are looked up by id; natural keys are filters."""
 
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter

@@ -1,5 +1,6 @@
-"""Provider settlement admin (SPEC §8): statements with their lines, confirm and pay actions, a
-page to build a period's drafts, and the margin report with a bar chart drawn server-side (SVG)."""
+"""Provider settlement admin (docs/settlements.md#statements): statements with their lines,
+confirm and pay actions, a page to build a period's drafts, and the margin report with a bar
+chart drawn server-side (SVG)."""
 
 from __future__ import annotations
 

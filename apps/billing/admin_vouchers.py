@@ -1,4 +1,5 @@
-"""Voucher admin (SPEC §6): programmes with their redemption report, vouchers with their ledger.
+"""Voucher admin (docs/vouchers.md#programmes): programmes with their redemption report,
+vouchers with their ledger.
 
 Vouchers are issued through the add form and never edited afterwards: every movement is a ledger
 entry written by a service (redemption at invoice issue, reversal on void, claim, expiry).

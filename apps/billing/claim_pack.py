@@ -1,4 +1,4 @@
-"""The customer's voucher claim pack (SPEC §6, ``customer_claim``): a ZIP built in memory.
+"""The customer's voucher claim pack (docs/vouchers.md#claim-pack): a ZIP built in memory.
 
 ```
 claim-summary.pdf                  programme, rules, invoices, caps, the claimable amount (大写 too)

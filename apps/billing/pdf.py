@@ -1,4 +1,5 @@
-"""Invoice and credit-note PDFs: bilingual, with the fapiao data of SPEC §5 (ReportLab, STSong-Light).
+"""Invoice and credit-note PDFs: bilingual, with the fapiao data (docs/invoices.md#fapiao-fields);
+ReportLab, STSong-Light.
 
 Issued documents print the seller and buyer data snapshotted at issue (``invoice.fapiao``), so a
 customer renamed later does not change an issued invoice; drafts print live data and say

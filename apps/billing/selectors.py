@@ -44,7 +44,8 @@ def invoice_list(*, user, with_lines: bool = True) -> QuerySet[Invoice]:
 
 
 def overdue_q(today: datetime.date) -> Q:
-    """Issued, not yet paid and past its due date (SPEC §5: overdue is derived, not stored)."""
+    """Issued, not yet paid and past its due date (docs/invoices.md#overdue-and-reminders:
+    overdue is derived, not stored)."""
     return Q(status=InvoiceStatus.ISSUED, due_on__lt=today)
 
 

@@ -1,4 +1,5 @@
-"""Celery tasks of the billing cycle (SPEC §11). Each takes ids, calls a service, and is safe to repeat.
+"""Celery tasks of the billing cycle (docs/operations.md#beat-schedule). Each takes ids, calls a
+service, and is safe to repeat.
 
 ``acks_late`` + ``reject_on_worker_lost``: a worker killed mid-task leaves the message on the
 queue and another worker redoes it; the services are idempotent (draft refresh under advisory
@@ -101,7 +102,8 @@ def daily_overdue_task() -> int:
 
 @shared_task(name="billing.monthly_settlements", **TASK_OPTIONS)
 def monthly_settlements_task(period: str | None = None) -> int:
-    """On the 1st at 04:00: build (or refresh) last month's provider settlement drafts (SPEC §8).
+    """On the 1st at 04:00: build (or refresh) last month's provider settlement drafts
+    (docs/settlements.md#statements).
 
     Idempotent: confirmed and paid statements are left alone, unchanged drafts are not rewritten.
     Returns the number of statements of the period.

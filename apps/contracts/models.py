@@ -14,7 +14,7 @@ from apps.core.models import TimeStampedModel
 
 
 class TaxCategory(TimeStampedModel):
-    """A VAT category: rates are data, not code (SPEC §3)."""
+    """A VAT category: rates are data, not code (docs/invoices.md#tax)."""
 
     code = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=100)

@@ -1,11 +1,11 @@
-"""Rating engine: contract lines and usage in, priced lines out (SPEC §4). Pure: no Django, no ORM.
+"""Rating engine: contract lines and usage in, priced lines out (docs/rating.md). Pure: no Django, no ORM.
 
 Inputs are frozen dataclasses that billing fills from set-based queries (all lines of a run with
 their allocations and cards, all usage records of those cards and servers in the window); outputs
 are frozen dataclasses of ``Decimal``. Nothing reads the wall clock; the billing time zone is a
 parameter (default ``Asia/Shanghai``).
 
-Rules (SPEC §4), effective unit price = list × (1 − term discount) × (1 − negotiated discount):
+Rules (docs/rating.md), effective unit price = list × (1 − term discount) × (1 − negotiated discount):
 
 1. ``hourly`` lines are metered in arrears. Billable time = length of the **union** of usage
    intervals, clipped to the window, to the line's ``[start, end)`` and to each allocation's

@@ -40,7 +40,8 @@ def percent_to_rate(percent: Decimal | int | str) -> Decimal:
 def effective_unit_price(
     list_unit_price: Decimal, term_discount_percent: Decimal, discount_percent: Decimal
 ) -> Decimal:
-    """list × (1 − term discount) × (1 − negotiated discount), kept exact (SPEC §4)."""
+    """list × (1 − term discount) × (1 − negotiated discount), kept exact
+    (docs/rating.md#effective-unit-price)."""
     return (
         to_decimal(list_unit_price)
         * (1 - percent_to_rate(term_discount_percent))
@@ -59,7 +60,7 @@ class TaxSplit:
 
 
 def split_tax(amount: Decimal, rate: Decimal, *, prices_include_tax: bool) -> TaxSplit:
-    """Split a rounded line amount into net and tax (SPEC §3).
+    """Split a rounded line amount into net and tax (docs/invoices.md#tax).
 
     Tax-inclusive: tax = round(amount × r / (1 + r)), net = amount − tax, gross = amount.
     Tax-exclusive: tax = round(amount × r), net = amount, gross = amount + tax.

@@ -1,8 +1,8 @@
 """Billing periods and proration, pure (no Django).
 
 A billing period is a calendar month in the billing time zone: ``[first day 00:00, next first
-day 00:00)`` (SPEC §3). Intervals are half-open ``[start, end)`` of timezone-aware datetimes;
-durations are exact seconds.
+day 00:00)`` (docs/rating.md#billing-periods). Intervals are half-open ``[start, end)`` of
+timezone-aware datetimes; durations are exact seconds.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class PeriodFilter(admin.SimpleListFilter):
 
 
 class RatedFilter(admin.SimpleListFilter):
-    """Rated: a firm allocation covers the record; unrated: none does (SPEC §4 rule 4)."""
+    """Rated: a firm allocation covers the record; unrated: none does (docs/rating.md#unrated-usage)."""
 
     title = "rating"
     parameter_name = "rating"

@@ -1,5 +1,5 @@
-"""Reads of usage: hardware lookups for ingestion, rated/unrated (SPEC §4 rule 4), invoiced and late
-usage (rule 5), and the telemetry of a contract (the portal's efficiency view).
+"""Reads of usage: hardware lookups for ingestion, rated/unrated (docs/rating.md#unrated-usage), invoiced
+and late usage (docs/rating.md#late-usage), and the telemetry of a contract (the portal's efficiency view).
 
 **Coverage.** A firm allocation *covers* a usage record when it overlaps the record's interval
 on the record's hardware: for a card record, an allocation of that card or of its whole server;
@@ -189,7 +189,7 @@ def late_usage(
     *, customer, as_of: datetime.datetime, lookback_months: int = LATE_LOOKBACK_MONTHS
 ) -> QuerySet:
     """Usage of ``customer``'s hardware that arrived after its period was invoiced: pending for the
-    next billing run, which bills it as "late usage for YYYY-MM" (SPEC §4 rule 5).
+    next billing run, which bills it as "late usage for YYYY-MM" (docs/rating.md#late-usage).
 
     For each period P (within ``lookback_months`` before ``as_of``'s period) with an issued or paid
     invoice of the customer, usage of P is billed up to the latest usage cutoff of the customer's

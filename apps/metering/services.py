@@ -1,4 +1,4 @@
-"""Writes of the metering app: usage ingestion and voiding (SPEC §9), partner API keys.
+"""Writes of the metering app: usage ingestion and voiding (docs/usage-api.md), partner API keys.
 
 Ingestion is set-based: the records are checked in plain Python (``validation``), the provider's
 hardware named in the batch is looked up in one query, the stored hashes of the batch's event ids
@@ -106,7 +106,7 @@ class UsageRejected(DomainError):
 
 
 def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.datetime) -> IngestResult:
-    """Store a batch of usage records of ``provider`` atomically (SPEC §9).
+    """Store a batch of usage records of ``provider`` atomically (docs/usage-api.md#batch-rules).
 
     ``payload_records``: the parsed JSON records (any types: each is checked), or the
     ``validation.AgentBatch`` of ``validation.decode_agent_batch``. Raises

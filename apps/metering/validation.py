@@ -1,4 +1,5 @@
-"""Usage records as partner systems post them (SPEC §9) → rows ready for COPY, or per-record errors.
+"""Usage records as partner systems post them (docs/usage-api.md#request) → rows ready for
+COPY, or per-record errors.
 
 Pure Python, no ORM: a tight loop over the parsed JSON with per-batch caches (a batch from the
 agent repeats the same window start and end for every card). ``usage_ingest`` in ``services``

@@ -68,7 +68,8 @@ class Site(TimeStampedModel):
 
 
 class SupplyAgreement(TimeStampedModel):
-    """What the platform pays a provider per unit of a GPU model's resource (SPEC §2, §8)."""
+    """What the platform pays a provider per unit of a GPU model's resource
+    (docs/settlements.md#supply-agreements)."""
 
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="supply_agreements")
     gpu_model = models.ForeignKey("inventory.GpuModel", on_delete=models.PROTECT, related_name="+")

@@ -110,7 +110,7 @@ TIME_ZONE = BILLING_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 
-# Request bodies Django reads into memory. A usage batch of 10,000 records (SPEC §9) is about
+# Request bodies Django reads into memory. A usage batch of 10,000 records (docs/usage-api.md#limits) is about
 # 3 MB from the agent; this leaves room for long event ids, serials and extra telemetry. Larger
 # bodies are refused before they are read (the usage API answers 413 payload_too_large).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024

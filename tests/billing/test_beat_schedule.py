@@ -1,4 +1,5 @@
-"""The billing cycle's beat schedule (SPEC §11) lives in the database and names real tasks."""
+"""The billing cycle's beat schedule (docs/operations.md#beat-schedule) lives in the database
+and names real tasks."""
 
 import pytest
 from django_celery_beat.models import PeriodicTask

@@ -1,4 +1,5 @@
-"""Issued invoices are frozen by the database: no write path changes their money or lines (SPEC §5)."""
+"""Issued invoices are frozen by the database: no write path changes their money or lines
+(docs/invoices.md#the-freeze-trigger)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issuing, voiding, crediting and paying invoices; auto-issue in the run; ``issue_invoices`` (SPEC §5, §7)."""
+"""Issuing, voiding, crediting and paying invoices; auto-issue in the run; ``issue_invoices``
+(docs/invoices.md)."""
 
 from __future__ import annotations
 

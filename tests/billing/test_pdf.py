@@ -1,4 +1,5 @@
-"""Invoice and credit-note PDFs: the fapiao data and the Chinese text extract correctly (SPEC §5)."""
+"""Invoice and credit-note PDFs: the fapiao data and the Chinese text extract correctly
+(docs/invoices.md#pdf)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""End to end through the billing run: contracts and usage in, draft invoices out (SPEC §4, §5)."""
+"""End to end through the billing run: contracts and usage in, draft invoices out
+(docs/invoices.md#billing-runs)."""
 
 from __future__ import annotations
 

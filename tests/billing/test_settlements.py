@@ -1,4 +1,4 @@
-"""Provider settlements (SPEC §8): cost at the supply agreement on the customer's quantity basis,
+"""Provider settlements (docs/settlements.md): cost at the supply agreement on the customer's quantity basis,
 revenue and margin, idempotent drafts, frozen confirmed statements, the margin report."""
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def agreement(provider, price: str, *, resource="card", term="hourly", model="A1
 
 
 def metered(customer, am, server):
-    """SPEC §4's metered example on ``server``: 12 card-hours at 22.70 −10 % = 245.16 (net 231.28)."""
+    """The metered example on ``server`` (docs/rating.md#worked-examples): 12 card-hours at 22.70
+    −10 % = 245.16 (net 231.28)."""
     active_contract(customer, am, [card_line(server, 2, price="22.70", discount="10")])
     card0, card1 = server.cards.order_by("slot")[:2]
     usage(card=card0, start=at(3, 8), end=at(3, 16), received_at=at(3, 17))

@@ -1,4 +1,4 @@
-"""Compute vouchers (SPEC §6): supplier-side redemption at issue, caps, eligibility, the ledger,
+"""Compute vouchers (docs/vouchers.md): supplier-side redemption at issue, caps, eligibility, the ledger,
 customer claims and their pack, the redemption report."""
 
 from __future__ import annotations

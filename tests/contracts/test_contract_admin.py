@@ -123,7 +123,7 @@ def test_draft_three_lines_quote_allocate_with_capacity_finder_and_activate(am_c
     assert server_l.tax_category.code == "equipment_lease"  # from the reference price list
     assert card_l.tax_category.code == "it_service"
 
-    # 2. Quote preview: the SPEC §4 figures for a full month (November 2026).
+    # 2. Quote preview: the docs/rating.md#worked-examples figures for a full month (November 2026).
     response = am_client.get(reverse("admin:contracts_contract_quote", args=[contract.pk]))
     assert response.status_code == 200
     quote = response.context["quote"]

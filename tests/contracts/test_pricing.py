@@ -1,4 +1,4 @@
-"""Rating engine (SPEC §4): tables of what the customer sees, and hypothesis properties.
+"""Rating engine (docs/rating.md): tables of what the customer sees, and hypothesis properties.
 
 Pure: no Django, no database, the clock is never read (every instant is written out).
 """
@@ -79,7 +79,7 @@ def amount(charge) -> Decimal | None:
     return None if charge is None else charge.amount
 
 
-# --- SPEC §4 worked examples -----------------------------------------------------------------
+# --- worked examples (docs/rating.md#worked-examples) ------------------------------------------
 
 
 def test_server_hourly_all_year_2027_bills_1_576_800():

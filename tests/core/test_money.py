@@ -1,4 +1,4 @@
-"""apps.core.money: SPEC §3–§4 worked examples as tables, and hypothesis properties. No Django."""
+"""apps.core.money: docs/rating.md worked examples as tables, and hypothesis properties. No Django."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_round_unit_price(value, expected):
     assert str(round_unit_price(value)) == expected
 
 
-# --- effective unit price and the SPEC §4 worked examples ------------------------------------
+# --- effective unit price and the worked examples (docs/rating.md) ---------------------------
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_percent_to_rate(percent, rate):
 
 
 def test_metered_card_hours_example():
-    """12 card-hours at list 22.70, negotiated 10 %, prices include 6 % VAT (SPEC §4)."""
+    """12 card-hours at list 22.70, negotiated 10 %, prices include 6 % VAT (docs/rating.md)."""
     unit = effective_unit_price(D("22.70"), D("0"), D("10"))
     amount = round_money(D("12") * unit)
     split = split_tax(amount, D("0.06"), prices_include_tax=True)
@@ -126,25 +126,25 @@ def test_metered_card_hours_example():
 
 
 def test_monthly_server_with_yearly_term_discount_example():
-    """8-card A100-80G, monthly list 144,000.00, yearly term 15 % → 122,400.00 (SPEC §4)."""
+    """8-card A100-80G, monthly list 144,000.00, yearly term 15 % → 122,400.00 (docs/rating.md)."""
     assert round_money(effective_unit_price(D("144000.00"), D("15"), D("0"))) == D("122400.00")
 
 
 def test_p_unit_yearly_monthly_instalment_example():
-    """2.5 P × 200,000 per P-year × 0.85 / 12 = 35,416.67 for a full month (SPEC §4)."""
+    """2.5 P × 200,000 per P-year × 0.85 / 12 = 35,416.67 for a full month (docs/rating.md)."""
     unit = effective_unit_price(D("200000"), D("15"), D("0"))
     assert round_money(D("2.5") * unit / 12) == D("35416.67")
 
 
 def test_light_asset_margin_example():
-    """1,576,800 / 2.496 = 631,730.77 per P-year; less 200,000 cost = 431,730.77 (SPEC §4)."""
+    """1,576,800 / 2.496 = 631,730.77 per P-year; less 200,000 cost = 431,730.77 (docs/rating.md)."""
     revenue_per_p = round_money(D("1576800") / D("2.496"))
     assert revenue_per_p == D("631730.77")
     assert revenue_per_p - D("200000") == D("431730.77")
     assert round_money(D("1576800") / D("2.496") - D("200000")) == D("431730.77")
 
 
-# --- tax split (SPEC §3) ---------------------------------------------------------------------
+# --- tax split (docs/invoices.md#tax) ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_split_tax_rounds_the_line_amount_first():
 @pytest.mark.parametrize(
     ("amount", "words"),
     [
-        # SPEC §4 figures
+        # docs/rating.md figures
         ("1576800.00", "壹佰伍拾柒万陆仟捌佰元整"),
         ("245.16", "贰佰肆拾伍元壹角陆分"),
         ("13.88", "壹拾叁元捌角捌分"),

@@ -149,7 +149,7 @@ def test_same_instant_in_plus8_and_utc_lands_in_the_same_period():
 
 
 def test_hours_in_2027_and_the_full_year_server_example():
-    """180.00 per server-hour for all of 2027: 180 × 8760 = 1,576,800.00 (SPEC §4)."""
+    """180.00 per server-hour for all of 2027: 180 × 8760 = 1,576,800.00 (docs/rating.md)."""
     seconds = sum(Period(2027, month).seconds() for month in range(1, 13))
     hours = D(seconds) / 3600
     assert hours == 8760
@@ -267,7 +267,7 @@ def test_prorate_keeps_precision_until_the_line_is_rounded():
 
 
 def test_p_unit_monthly_instalment_is_the_same_in_february():
-    """The unit is the period's month, so a full February bills the full instalment (SPEC §4)."""
+    """The unit is the period's month, so a full February bills the full instalment (docs/rating.md)."""
     monthly = D("2.5") * D("200000") * D("0.85") / 12
     for period in (Period(2027, 2), Period(2028, 2), Period(2027, 3)):
         seconds = period.seconds()

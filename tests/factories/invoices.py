@@ -1,4 +1,5 @@
-"""Invoice test helpers: the SPEC §4 metered example, runs and issuing through the real services; PDF text."""
+"""Invoice test helpers: the metered example of docs/rating.md, runs and issuing through the real
+services; PDF text."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def bill(period: str = "2026-11", as_of: datetime.datetime = AS_OF, **kwargs) ->
 
 
 def metered_customer(am, *, code: str | None = None, name: str | None = None, **customer_fields):
-    """A customer with the SPEC §4 metered example: 2 cards at 22.70 −10 %, 8 h + 4 h of usage."""
+    """A customer with the metered example of docs/rating.md: 2 cards at 22.70 −10 %, 8 h + 4 h of usage."""
     fields = {k: v for k, v in {"code": code, "name": name}.items() if v is not None}
     customer = CustomerFactory(**fields, **customer_fields)
     server = ServerFactory()

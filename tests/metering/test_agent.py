@@ -1,4 +1,5 @@
-"""The metering agent (SPEC §10) with a fake NVML, a frozen clock and a local fake usage API.
+"""The metering agent (docs/usage-api.md#metering-agent) with a fake NVML, a frozen clock and a
+local fake usage API.
 
 No Django here: run alone with ``pytest -p no:django tests/metering/test_agent.py``.
 """

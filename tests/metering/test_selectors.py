@@ -1,4 +1,4 @@
-"""Usage selectors: rated/unrated (SPEC §4 rule 4), invoiced and late usage (rule 5), a contract's
+"""Usage selectors: rated/unrated (docs/rating.md#unrated-usage), invoiced and late usage, a contract's
 utilisation; and the usage admin built on them."""
 
 from __future__ import annotations

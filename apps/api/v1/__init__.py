@@ -1,1 +1,2 @@
-"""Version 1 of the REST API (SPEC §9): serializers, filters and views, routed in ``apps.api.urls``."""
+"""Version 1 of the REST API (docs/api.md#resources): serializers, filters and views, routed in
+``apps.api.urls``."""

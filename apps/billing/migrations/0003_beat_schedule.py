@@ -1,4 +1,5 @@
-"""The billing cycle's beat schedule (SPEC §11), in the database so finance can edit it in admin."""
+"""The billing cycle's beat schedule (docs/operations.md#beat-schedule), in the database so
+finance can edit it in admin."""
 
 from django.conf import settings
 from django.db import migrations

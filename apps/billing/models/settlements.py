@@ -1,4 +1,5 @@
-"""Provider settlements (SPEC §8): what the platform owes each provider for a month, and its margin.
+"""Provider settlements (docs/settlements.md#statements): what the platform owes each provider
+for a month, and its margin.
 
 A statement is built (and rebuilt) as a draft by ``apps/billing/services/settlements.py``;
 confirmed and paid statements are frozen by the service and by a database trigger (migration 0005).

@@ -1,4 +1,5 @@
-"""Compute vouchers (算力券, SPEC §6): programmes, the vouchers they grant, and every movement.
+"""Compute vouchers (算力券, docs/vouchers.md#the-ledger): programmes, the vouchers they grant,
+and every movement.
 
 A voucher's ``balance`` is stored and changed only by the services in
 ``apps/billing/services/vouchers.py``, under a row lock, together with an append-only ledger

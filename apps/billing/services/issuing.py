@@ -27,7 +27,7 @@ def _local_date(now: datetime.datetime) -> datetime.date:
 
 
 def fapiao_snapshot(invoice: Invoice) -> dict:
-    """Seller and buyer data as printed on the fapiao, frozen at issue (SPEC §5)."""
+    """Seller and buyer data as printed on the fapiao, frozen at issue (docs/invoices.md#fapiao-fields)."""
     customer = invoice.customer
     seller = settings.SELLER
     return {

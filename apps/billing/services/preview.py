@@ -1,4 +1,4 @@
-"""The running month's invoice computed on demand, saving nothing (SPEC §5 "Preview").
+"""The running month's invoice computed on demand, saving nothing (docs/invoices.md#preview).
 
 It is the invoice a billing run would draft now: the same loaders (``inputs``) and the same
 planner (``invoicing.plan_customer``), with usage received up to ``as_of``. Recurring lines show

@@ -99,7 +99,8 @@ def billing_run_chunk(
 
 
 def auto_issue(result: ChunkResult, *, now: datetime.datetime) -> list[Invoice]:
-    """Issue the chunk's drafts of customers with ``auto_issue`` on (SPEC §5), one transaction each.
+    """Issue the chunk's drafts of customers with ``auto_issue`` on (docs/invoices.md#auto-issue),
+    one transaction each.
 
     A failure is recorded in the run's errors under the customer's code; the draft stays a draft
     and the other customers are issued anyway.

@@ -1,4 +1,4 @@
-"""The demo data behind ``manage.py loaddemo`` (SPEC §12).
+"""The demo data behind ``manage.py loaddemo`` (docs/operations.md#demo-data).
 
 The load is a list of steps run in order inside one transaction. Each step finds its rows by
 natural key and writes only what is missing or different, so a second run changes nothing.

@@ -1,4 +1,4 @@
-"""Suanli metering agent (SPEC §10): runs on a GPU host, imports nothing from Django.
+"""Suanli metering agent (docs/usage-api.md#metering-agent): runs on a GPU host, imports nothing from Django.
 
 ``python -m apps.metering.agent --help``. Modules:
 

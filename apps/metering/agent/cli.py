@@ -26,8 +26,9 @@ DEFAULT_SPOOL = "./suanli-agent-spool.jsonl"
 EXIT_OK, EXIT_INCOMPLETE, EXIT_UNUSABLE = 0, 1, 2
 
 DESCRIPTION = """\
-Suanli metering agent (SPEC §10). Reads NVML every INTERVAL seconds and reports each busy
-card's time as usage records, one per card and window, to POST {URL}/api/v1/usage/.
+Suanli metering agent (docs/usage-api.md#metering-agent). Reads NVML every INTERVAL
+seconds and reports each busy card's time as usage records, one per card and window,
+to POST {URL}/api/v1/usage/.
 Windows are [k*INTERVAL, (k+1)*INTERVAL) seconds since the epoch (UTC); the event id is
 "<card uuid>:<window start>", so a resend is counted as a duplicate, never billed twice.
 Records are spooled before they are sent and kept until the API has answered for them."""

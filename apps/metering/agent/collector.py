@@ -10,7 +10,7 @@ Event ids. ``f"{card_uuid}:{window_start}"`` with the window start in UTC ISO 86
 ``GPU-5f0c…:2026-11-01T08:15:00+00:00`` (66 characters for an NVML UUID). The same card and
 window always give the same id, so a resend is a duplicate at the server, never a second record.
 
-Records have the shape of ``POST /api/v1/usage/`` (SPEC §9)::
+Records have the shape of ``POST /api/v1/usage/`` (docs/usage-api.md#request)::
 
     {"event_id": "GPU-…:2026-11-01T08:15:00+00:00", "card": "GPU-…",
      "start": "2026-11-01T08:15:00+00:00", "end": "2026-11-01T08:16:00+00:00",

@@ -28,7 +28,7 @@ from typing import Any, Literal
 logger = logging.getLogger(__name__)
 
 USAGE_PATH = "/api/v1/usage/"
-MAX_BATCH_RECORDS = 10_000  # SPEC §9
+MAX_BATCH_RECORDS = 10_000  # docs/usage-api.md#limits
 # Django refuses request bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB by default) with a
 # 400, and 10,000 records are about 3 MB, so batches are also cut by size.
 MAX_BATCH_BYTES = 1_000_000
@@ -76,8 +76,9 @@ def batches(
 def rejected_indexes(response: Any, batch: Sequence[dict[str, Any]]) -> set[int] | None:
     """The positions of the records a 400 answer names, or ``None`` to reject the whole batch.
 
-    The API lists bad records as ``{"index", "event_id", "errors"}`` (SPEC §9), at the top level
-    or under any key of an error object. Only an answer whose every entry points at a record of
+    The API lists bad records as ``{"index", "event_id", "errors"}``
+    (docs/usage-api.md#answers-and-error-codes), at the top level or under any key of an error
+    object. Only an answer whose every entry points at a record of
     this batch (same event id, where it gives one) is trusted; anything else rejects all.
     """
     entries = None

@@ -1,4 +1,4 @@
-"""``/api/v1/billing-runs/``: start a run of a period, watch its progress (SPEC §9, §11)."""
+"""``/api/v1/billing-runs/``: start a run of a period, watch its progress (docs/invoices.md#billing-runs)."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def uuids(server, count: int) -> list[str]:
 
 
 def spec_payload(hardware) -> dict:
-    """The ``POST /api/v1/contracts/`` example of SPEC §9.1, with this test's hardware."""
+    """The ``POST /api/v1/contracts/`` example of docs/api.md#shapes, with this test's hardware."""
     first, second = uuids(hardware["cards"], 2)
     return {
         "customer": "acme",

@@ -1,7 +1,7 @@
-"""``/api/v1/invoices/``, ``/credit-notes/``, ``/customers/{id}/upcoming-invoice/`` (SPEC §5, §7, §9.1).
+"""``/api/v1/invoices/``, ``/credit-notes/``, ``/customers/{id}/upcoming-invoice/`` (docs/invoices.md).
 
 The first test is the whole cycle through the API: contracts and usage in, a billing run, the
-invoices of the SPEC §4 worked examples out, issue, PDF, credit note.
+invoices of the docs/rating.md#worked-examples out, issue, PDF, credit note.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def test_operations_registers_a_server_with_its_cards(operations_client, site):
     assert body["gpu_model"] == "A100-SXM4-40GB"
     assert body["status"] == "available"
     assert body["card_count"] == 8
-    assert body["p_capacity"] == "2.496"  # 8 × 312 TFLOPS / 1000, exact (SPEC §2)
+    assert body["p_capacity"] == "2.496"  # 8 × 312 TFLOPS / 1000, exact (docs/rating.md#p-units)
     assert [card["slot"] for card in body["cards"]] == list(range(8))
     assert body["cards"][3]["uuid"] == card_uuid(9003)
     assert body["cards"][3]["status"] == "available"

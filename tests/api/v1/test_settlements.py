@@ -1,4 +1,5 @@
-"""``/api/v1/settlements/`` (SPEC §8): staff read statements, finance builds, confirms and pays."""
+"""``/api/v1/settlements/`` (docs/settlements.md): staff read statements, finance builds, confirms
+and pays."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``POST /api/v1/usage/`` and ``DELETE /api/v1/usage/{event_id}/`` with partner API keys (SPEC §9)."""
+"""``POST /api/v1/usage/`` and ``DELETE /api/v1/usage/{event_id}/`` with partner API keys
+(docs/usage-api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/api/v1/voucher-programmes/`` and ``/api/v1/vouchers/`` (SPEC §6, §9.1)."""
+"""``/api/v1/voucher-programmes/`` and ``/api/v1/vouchers/`` (docs/vouchers.md)."""
 
 from __future__ import annotations
 

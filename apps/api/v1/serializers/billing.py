@@ -1,4 +1,4 @@
-"""Invoices, credit notes, payments and billing runs (SPEC §9.1): money and quantities as strings."""
+"""Invoices, credit notes, payments and billing runs (docs/api.md#shapes): money and quantities as strings."""
 
 from __future__ import annotations
 

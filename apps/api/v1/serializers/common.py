@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every failure answers this body (SPEC §9): a stable ``code``, a human ``message`` and, for
+    """Every failure answers this body (docs/api.md#errors): a stable ``code``, a human ``message`` and, for
     invalid input, ``fields`` mapping each offending field to its messages.
     """
 

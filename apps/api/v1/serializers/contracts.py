@@ -1,4 +1,4 @@
-"""Contracts with their lines and allocations (SPEC §9.1), the lifecycle actions and the quote.
+"""Contracts with their lines and allocations (docs/api.md#shapes), the lifecycle actions and the quote.
 
 Input serializers only parse: natural keys become rows, strings become ``Decimal`` and aware
 datetimes, and the result is handed to ``apps.contracts.services`` as ``LineData`` /

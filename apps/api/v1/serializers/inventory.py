@@ -116,7 +116,7 @@ class CardInputSerializer(serializers.Serializer):
 
 
 class ServerCreateSerializer(serializers.Serializer):
-    """``POST /servers/``: the server and its cards, related rows by natural key (SPEC §9.1)."""
+    """``POST /servers/``: the server and its cards, related rows by natural key (docs/api.md#shapes)."""
 
     serial = StrictCharField(
         max_length=100,

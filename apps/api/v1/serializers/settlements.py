@@ -1,4 +1,4 @@
-"""Provider settlement statements and the margin report (SPEC §8): money as strings."""
+"""Provider settlement statements and the margin report (docs/settlements.md#statements): money as strings."""
 
 from __future__ import annotations
 

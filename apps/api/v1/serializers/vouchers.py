@@ -1,4 +1,5 @@
-"""Voucher programmes, vouchers and their ledger (SPEC §6, §9.1): natural keys in, money as strings."""
+"""Voucher programmes, vouchers and their ledger (docs/vouchers.md): natural keys in, money as
+strings (docs/api.md#shapes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Invoices, credit notes, payments, billing runs and the upcoming invoice (SPEC §5, §7, §9, §11).
+"""Invoices, credit notes, payments, billing runs and the upcoming invoice (docs/invoices.md).
 
 Staff act through their model permissions, one per action (issue, void, record payment, …);
 customer portal users read their own customers' invoices and credit notes (a foreign id answers

@@ -1,4 +1,4 @@
-"""Contracts (SPEC §9, §9.1): drafting with nested lines and allocations, the lifecycle, the quote.
+"""Contracts (docs/api.md#resources): drafting with nested lines and allocations, the lifecycle, the quote.
 
 Every write is one call of ``apps.contracts.services`` with ``now=timezone.now()``; what a user may
 see is ``apps.contracts.selectors.contract_list``. Errors of the nested payload name the path of

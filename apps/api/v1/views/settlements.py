@@ -1,4 +1,5 @@
-"""Provider settlement statements (SPEC §8): list, detail with lines, build, confirm, pay, margins.
+"""Provider settlement statements (docs/settlements.md#statements): list, detail with lines,
+build, confirm, pay, margins.
 
 Staff only for now (partner API keys may later read their own provider's statements).
 """

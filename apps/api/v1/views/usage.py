@@ -1,5 +1,5 @@
 """``POST /api/v1/usage/`` (usage ingestion) and ``DELETE /api/v1/usage/{event_id}/`` (void), for
-partner systems with an API key (SPEC §9).
+partner systems with an API key (docs/usage-api.md#answers-and-error-codes).
 
 Speed matters (a metering agent posts batches of up to 10,000 records), so the POST reads
 ``request.body`` itself (no DRF parser, no serializer per record), parses it with orjson and
@@ -121,7 +121,8 @@ class PartnerAPIView(APIView):
 
 
 class UsageView(PartnerAPIView):
-    """Partner systems push usage records here (SPEC §9): one record, or a list of up to 10,000.
+    """Partner systems push usage records here (docs/usage-api.md#batch-rules): one record, or
+    a list of up to 10,000.
 
     The batch is atomic. A record whose event id is already stored with the same content is a
     duplicate (counted, not stored again); with other content it is a conflict. Records may name

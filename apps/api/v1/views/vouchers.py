@@ -1,4 +1,4 @@
-"""Voucher programmes and vouchers (SPEC §6, §9.1): the redemption report and the claim pack.
+"""Voucher programmes and vouchers (docs/vouchers.md#programmes): the redemption report and the claim pack.
 
 Staff act through their model permissions, one per action; customer portal users read their own
 customers' vouchers (with the ledger) and download claim packs for them, nothing else.

@@ -1,4 +1,5 @@
-"""Provider settlements (SPEC §8): the cost of each provider's share of what customers were billed.
+"""Provider settlements (docs/settlements.md#quantity-basis): the cost of each provider's share
+of what customers were billed.
 
 ``settlement_build`` rebuilds a period's draft statements from the customer invoices of that
 period; only the rating engine (``apps/contracts/pricing.py``) computes an amount, fed with the

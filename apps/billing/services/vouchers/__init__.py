@@ -1,4 +1,4 @@
-"""Compute vouchers (算力券, SPEC §6): programmes, issuing, redemption at invoice issue, reversal,
+"""Compute vouchers (算力券, docs/vouchers.md): programmes, issuing, redemption at invoice issue, reversal,
 expiry, claims, the redemption report and the customer's claim pack.
 
 Every movement of a voucher's balance happens here, under ``select_for_update`` of the voucher
@@ -7,7 +7,7 @@ read and spent by one transaction at a time), and writes exactly one append-only
 The database has the last word: ``balance >= 0`` (CHECK) and ``balance = Σ ledger`` (deferred
 constraint trigger).
 
-Reading of the programme rules (SPEC §6), documented for finance:
+Reading of the programme rules (docs/vouchers.md#eligibility-rules), documented for finance:
 
 - **Eligible amount** of an invoice = Σ gross (VAT included) of its lines that pass the
   programme's eligibility rules; the coverage applies per invoice and is rounded once, half up:

@@ -187,9 +187,10 @@ def claim_pack(
     now: datetime.datetime,
     voucher: Voucher | None = None,
 ) -> bytes:
-    """The ZIP the customer files with a ``customer_claim`` programme (SPEC §6): the invoices'
-    PDFs, a summary PDF per contract, the usage delivery report (CSV) and the claim summary PDF
-    with the claimable amount. Reads only; the invoices are unchanged.
+    """The ZIP the customer files with a ``customer_claim`` programme
+    (docs/vouchers.md#claim-pack): the invoices' PDFs, a summary PDF per contract, the usage
+    delivery report (CSV) and the claim summary PDF with the claimable amount. Reads only; the
+    invoices are unchanged.
     """
     from ...claim_pack import build_claim_pack  # documents import the invoice PDF, which imports issuing
 

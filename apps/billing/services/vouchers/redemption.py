@@ -27,7 +27,8 @@ from .ledger import cap_left, coverage_of, ledger_move, lock_customer_vouchers, 
 
 @transaction.atomic
 def voucher_apply_at_issue(*, invoice: Invoice, now: datetime.datetime) -> list[VoucherLedgerEntry]:
-    """Pay part of a just-issued invoice with the customer's supplier-side vouchers (SPEC §6).
+    """Pay part of a just-issued invoice with the customer's supplier-side vouchers
+    (docs/vouchers.md#supplier-side-flow).
 
     Each payment is a ``voucher`` payment (``payment_record``: the invoice's voucher amount and
     amount due follow) and a ``redeem`` ledger entry. Called by ``invoice_issue`` in its
