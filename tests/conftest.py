@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+from io import StringIO
+
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from apps.accounts import roles
@@ -39,3 +45,33 @@ def operations_user(make_staff):
 def operations_client(api_client, operations_user) -> APIClient:
     api_client.force_authenticate(operations_user)
     return api_client
+
+
+# The demo world, as ``make run`` shows it, on a frozen clock: loaded once per module that asks
+# for it, inside a transaction rolled back after the module, so other modules find an empty
+# database. Each test still runs in its own savepoint (``db``): what it writes is undone.
+DEMO_NOW = datetime.datetime(2026, 11, 28, 10, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=8)))
+
+
+@pytest.fixture(scope="module")
+def demo_world(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), time_machine.travel(DEMO_NOW, tick=False):
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            call_command("loaddemo", stdout=StringIO(), stderr=StringIO())
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    yield DEMO_NOW
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def demo(demo_world, db):
+    """The demo (loaded once for the module) with this test's writes undone after it."""
+    with time_machine.travel(demo_world, tick=False):
+        yield demo_world

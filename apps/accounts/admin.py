@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from apps.core.admin import GuardedAdmin, GuardedAdminMixin
+
 from .models import CustomerMembership, User
 
 
@@ -11,7 +13,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(GuardedAdminMixin, BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("Suanli", {"fields": ("display_name", "phone")}))
     list_display = ("username", "display_name", "email", "is_staff", "group_names")
     list_filter = ("is_staff", "is_active", "groups")
@@ -26,7 +28,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(CustomerMembership)
-class CustomerMembershipAdmin(admin.ModelAdmin):
+class CustomerMembershipAdmin(GuardedAdmin):
     list_display = ("user", "customer", "role", "created_at")
     list_filter = ("role",)
     search_fields = ("user__username", "customer__code", "customer__name")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from apps.core.admin import GuardedAdmin
 from apps.core.errors import DomainError
 from apps.core.money import amount_in_words
 from apps.customers.models import Customer
@@ -35,7 +36,7 @@ from .pdf import credit_note_pdf, fapiao_data, invoice_pdf
 from .services.issuing import credit_note_create, invoice_issue, invoice_void
 from .services.payments import payment_record
 from .services.preview import invoice_preview
-from .tasks import billing_run_request
+from .services.runs import billing_run_request
 
 
 def _today():
@@ -72,24 +73,17 @@ class ReadOnlyInline(admin.TabularInline):
         return request.user.has_perm("billing.view_invoice")
 
 
+# Invoice line fields the inline leaves out to keep the table readable: what the description
+# already says (contract line, list price, service dates). Every other field shows, in model order,
+# so a new money field appears without another list to update.
+INVOICE_LINE_HIDDEN_FIELDS = frozenset(
+    {"id", "invoice", "contract_line", "list_unit_price", "service_start_at", "service_end_at"}
+)
+
+
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    fields = (
-        "position",
-        "kind",
-        "contract",
-        "description",
-        "tax_classification",
-        "quantity",
-        "unit",
-        "unit_price",
-        "discount_amount",
-        "amount",
-        "tax_rate",
-        "tax_amount",
-        "net_amount",
-        "gross_amount",
-    )
+    fields = tuple(f.name for f in InvoiceLine._meta.concrete_fields if f.name not in INVOICE_LINE_HIDDEN_FIELDS)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("contract")
@@ -136,7 +130,7 @@ STATUS_COLOURS = {"draft": "#777", "issued": "#1565c0", "paid": "#2e7d32", "void
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(GuardedAdmin):
     list_display = (
         "number_display",
         "customer",
@@ -462,7 +456,7 @@ class CreditNoteLineInline(ReadOnlyInline):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(admin.ModelAdmin):
+class CreditNoteAdmin(GuardedAdmin):
     """Credit notes are issued from their invoice's page and never change."""
 
     list_display = (
@@ -524,7 +518,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(GuardedAdmin):
     """Payments as recorded: bank transfers from the invoice page, Stripe by webhook, vouchers at issue."""
 
     list_display = (
@@ -577,7 +571,7 @@ RUN_COLOURS = {
 
 
 @admin.register(BillingRun)
-class BillingRunAdmin(admin.ModelAdmin):
+class BillingRunAdmin(GuardedAdmin):
     """Runs are started here ("Run billing for period") and watched; they are never edited."""
 
     list_display = (

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.core.admin import GuardedAdmin
 from apps.core.errors import DomainError
 from apps.core.periods import Period
 from apps.providers.models import Provider
@@ -135,7 +136,7 @@ def margin_chart(rows, *, width: int = 720) -> SafeString:
 
 
 @admin.register(SettlementStatement)
-class SettlementStatementAdmin(admin.ModelAdmin):
+class SettlementStatementAdmin(GuardedAdmin):
     list_display = (
         "provider",
         "period",
@@ -229,7 +230,7 @@ class SettlementStatementAdmin(admin.ModelAdmin):
             self.message_user(request, warning, messages.WARNING)
         for line in result.unattributed[:20]:
             self.message_user(request, f"Not attributed to a provider: {line}", messages.WARNING)
-        pending = services.pending_draft_invoices(result.period)
+        pending = services.invoice_drafts_count(period=result.period)
         if pending:
             self.message_user(
                 request,

@@ -20,8 +20,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
+from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
+from apps.core.admin_errors import changeform_with_service_errors, form_with_service_errors, refuse
 from apps.core.errors import DomainError
 
 from .models import (
@@ -48,7 +49,7 @@ class VoucherProgrammeForm(forms.ModelForm):
         values = {name: data.get(name, getattr(self.instance, name)) for name in services.PROGRAMME_FIELDS}
         if all(values.get(k) is not None for k in ("coverage_percent", "valid_from", "valid_to")):
             try:
-                services.voucher_programme_check(values)
+                services.voucher_programme_check(values=values)
             except DomainError as exc:
                 raise ValidationError({k: v for k, v in exc.fields.items() if k in self.fields}) from exc
         return data
@@ -63,7 +64,7 @@ class RedemptionForm(forms.Form):
 
 
 @admin.register(VoucherProgramme)
-class VoucherProgrammeAdmin(SimpleHistoryAdmin):
+class VoucherProgrammeAdmin(GuardedHistoryAdmin):
     form = VoucherProgrammeForm
     list_display = (
         "code",
@@ -126,8 +127,16 @@ class VoucherProgrammeAdmin(SimpleHistoryAdmin):
             else:
                 saved = services.voucher_programme_create(actor=request.user, code=obj.code, **values)
         except DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+            refuse(exc)  # the form comes back with the service's message (apps.core.admin_errors)
         obj.pk = saved.pk
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return changeform_with_service_errors(
+            super().changeform_view, request, object_id, form_url, extra_context
+        )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return form_with_service_errors(request, super().get_form(request, obj, change=change, **kwargs))
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -260,7 +269,7 @@ class ClaimPackForm(forms.Form):
 
 
 @admin.register(Voucher)
-class VoucherAdmin(admin.ModelAdmin):
+class VoucherAdmin(GuardedAdmin):
     list_display = ("number", "customer", "programme", "amount", "balance", "status", "valid_to", "issued_at")
     list_filter = ("status", "programme__flow", "programme")
     search_fields = ("number", "customer__code", "customer__name", "programme__code", "reference")
@@ -284,7 +293,12 @@ class VoucherAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = VoucherIssueForm
-        return super().get_form(request, obj, change=change, **kwargs)
+        return form_with_service_errors(request, super().get_form(request, obj, change=change, **kwargs))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return changeform_with_service_errors(
+            super().changeform_view, request, object_id, form_url, extra_context
+        )
 
     def get_fields(self, request, obj=None):
         return VoucherIssueForm.Meta.fields if obj is None else self.readonly_fields
@@ -317,7 +331,7 @@ class VoucherAdmin(admin.ModelAdmin):
                 now=timezone.now(),
             )
         except DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+            refuse(exc)  # the form comes back with the service's message (apps.core.admin_errors)
         obj.pk, obj.number = saved.pk, saved.number
 
     def save_related(self, request, form, formsets, change):

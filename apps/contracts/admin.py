@@ -8,14 +8,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from simple_history.admin import SimpleHistoryAdmin
+from django.utils.http import urlencode
 
+from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
+from apps.core.admin_errors import changeform_with_service_errors, form_with_service_errors, refuse
 from apps.core.errors import DomainError
 from apps.providers.models import HubRegion, Site
 
@@ -34,7 +36,7 @@ from .quotes import contract_quote
 
 
 @admin.register(TaxCategory)
-class TaxCategoryAdmin(admin.ModelAdmin):
+class TaxCategoryAdmin(GuardedAdmin):
     list_display = ("code", "name", "rate", "fapiao_classification")
     search_fields = ("code", "name")
 
@@ -47,7 +49,7 @@ class PriceListItemInline(admin.TabularInline):
 
 
 @admin.register(PriceList)
-class PriceListAdmin(SimpleHistoryAdmin):
+class PriceListAdmin(GuardedHistoryAdmin):
     list_display = ("code", "name", "currency", "prices_include_tax", "is_default", "valid_from", "valid_to")
     list_filter = ("currency", "is_default", "prices_include_tax")
     search_fields = ("code", "name")
@@ -55,7 +57,7 @@ class PriceListAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(PriceListItem)
-class PriceListItemAdmin(SimpleHistoryAdmin):
+class PriceListItemAdmin(GuardedHistoryAdmin):
     list_display = (
         "price_list",
         "gpu_model",
@@ -115,10 +117,12 @@ class ContractLineForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Empty term discount and tax category take the price list's (see services.line_save).
-        self.fields["term_discount_percent"].required = False
-        self.fields["tax_category"].required = False
-        self.fields["list_unit_price"].required = False
-        self.fields["list_unit_price"].help_text = "Empty: the price list's."
+        # (A line of a contract past drafting shows them read-only: then they are not form fields.)
+        for name in ("term_discount_percent", "tax_category", "list_unit_price"):
+            if name in self.fields:
+                self.fields[name].required = False
+        if "list_unit_price" in self.fields:
+            self.fields["list_unit_price"].help_text = "Empty: the price list's."
 
     def clean(self):
         data = super().clean()
@@ -186,8 +190,9 @@ class ContractAdminForm(forms.ModelForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(SimpleHistoryAdmin):
+class ContractAdmin(GuardedHistoryAdmin):
     form = ContractAdminForm
+    row_scoped = True
     list_display = (
         "number",
         "version",
@@ -276,15 +281,22 @@ class ContractAdmin(SimpleHistoryAdmin):
         try:
             services.contract_save_draft(contract=obj, actor=request.user)
         except DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+            refuse(exc)  # the form comes back with the service's message (apps.core.admin_errors)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return changeform_with_service_errors(
+            super().changeform_view, request, object_id, form_url, extra_context
+        )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return form_with_service_errors(request, super().get_form(request, obj, change=change, **kwargs))
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not ContractLine:
             return super().save_formset(request, form, formset, change)
         lines = formset.save(commit=False)
         for obj in formset.deleted_objects:
-            obj._history_user = request.user
-            obj.delete()
+            services.line_delete(line=obj, actor=request.user)
         for line in lines:
             services.line_save(line=line, actor=request.user)
         formset.save_m2m()
@@ -395,23 +407,22 @@ class ContractAdmin(SimpleHistoryAdmin):
     def capacity_view(self, request, pk):
         contract = self._get_visible(request, pk)
         lines = list(contract.lines.select_related("gpu_model", "tax_category"))
-        form = CapacityForm(request.GET or None, lines=lines)
+        # The allocation POST carries the search's filters (line, hubs, sites) and finds the same
+        # options again, so "allocate the best" never reaches past the filters the user saw.
+        posted = request.method == "POST"
+        form = CapacityForm(request.POST if posted else request.GET or None, lines=lines)
         line = None
         options = []
         if form.is_valid():
             line = form.cleaned_data["line"]
-            options = selectors.capacity_find(
-                line=line,
-                hubs=form.cleaned_data["hubs"] or None,
-                site_ids=[s.pk for s in form.cleaned_data["sites"]] or None,
-            )
-        elif len(lines) == 1 and not request.GET:
+            options = form.find_capacity()
+        elif len(lines) == 1 and not request.GET and not posted:
             return HttpResponseRedirect(f"{request.path}?line={lines[0].pk}")
-        if request.method == "POST":
+        if posted:
             if not (self.has_change_permission(request, contract) and contract.is_editable):
                 raise PermissionDenied
-            line = get_object_or_404(ContractLine, pk=request.POST.get("line"), contract=contract)
-            options = selectors.capacity_find(line=line, hubs=request.POST.getlist("hubs") or None)
+            if line is None:
+                raise Http404("No such line of this contract, or filters that are no longer valid.")
             chosen = set(request.POST.getlist("pick"))
             if "fill" not in request.POST:
                 options = [o for o in options if o.label in chosen]
@@ -426,7 +437,7 @@ class ContractAdmin(SimpleHistoryAdmin):
                     + ", ".join(a.card.uuid if a.card_id else a.server.serial for a in created),
                     messages.SUCCESS,
                 )
-            return HttpResponseRedirect(f"{request.path}?line={line.pk}")
+            return HttpResponseRedirect(f"{request.path}?{form.query()}")
         context = {
             **self.admin_site.each_context(request),
             "title": f"Capacity finder 资源查找 · {contract}",
@@ -487,6 +498,23 @@ class CapacityForm(forms.Form):
         )
         models = {line.gpu_model_id for line in lines}
         self.fields["sites"].queryset = Site.objects.filter(servers__gpu_model_id__in=models).distinct()
+
+    def find_capacity(self):
+        """Free hardware for the chosen line within every filter of the form (a valid form)."""
+        data = self.cleaned_data
+        return selectors.capacity_find(
+            line=data["line"],
+            hubs=data["hubs"] or None,
+            site_ids=[site.pk for site in data["sites"]] or None,
+        )
+
+    def query(self) -> str:
+        """The search as a query string, to come back to it after allocating."""
+        data = self.cleaned_data
+        return urlencode(
+            {"line": data["line"].pk, "hubs": data["hubs"], "sites": [site.pk for site in data["sites"]]},
+            doseq=True,
+        )
 
 
 class AllocationForm(forms.ModelForm):
@@ -550,8 +578,10 @@ class LineTierInline(DraftOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(ContractLine)
-class ContractLineAdmin(SimpleHistoryAdmin):
+class ContractLineAdmin(GuardedHistoryAdmin):
     """A line's own page: its allocations and graduated tiers."""
+
+    row_scoped = True
 
     list_display = (
         "__str__",
@@ -582,11 +612,17 @@ class ContractLineAdmin(SimpleHistoryAdmin):
     def has_add_permission(self, request):
         return False  # lines are added on their contract's page
 
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or obj.contract.is_editable)
+
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and (obj is None or obj.contract.is_editable)
 
     def save_model(self, request, obj, form, change):
         services.line_save(line=obj, actor=request.user)
+
+    def delete_model(self, request, obj):
+        services.line_delete(line=obj, actor=request.user)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Allocation:
@@ -611,14 +647,28 @@ class ContractLineAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(admin.ModelAdmin):
+class AllocationAdmin(GuardedAdmin):
+    """Allocations of the contracts the user may see; added and removed on their line's page, or
+    here (drafts only) through ``allocation_remove``."""
+
+    row_scoped = True
     list_display = ("__str__", "server", "slot", "start_at", "end_at", "firm")
     list_filter = ("firm", "server__gpu_model", "server__provider")
     search_fields = ("card__uuid", "server__serial", "line__contract__number")
     list_select_related = ("line__contract", "card", "server")
+
+    def get_queryset(self, request):
+        visible = selectors.contract_list(user=request.user)
+        return super().get_queryset(request).filter(line__contract__in=visible)
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.line.contract.is_editable)
+
+    def delete_model(self, request, obj):
+        services.allocation_remove(allocation=obj, actor=request.user)

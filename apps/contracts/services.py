@@ -355,6 +355,15 @@ def allocation_remove(*, allocation: Allocation, actor) -> None:
 
 
 @transaction.atomic
+def line_delete(*, line: ContractLine, actor) -> None:
+    """Remove a line (with its tentative allocations and tiers) from a draft."""
+    contract = _locked(line.contract)
+    _require_status(contract, ContractStatus.DRAFT, action="remove lines of")
+    line._history_user = actor
+    line.delete()
+
+
+@transaction.atomic
 def contract_delete(*, contract: Contract, actor) -> None:
     """Only drafts can be deleted (their number is kept by the series; it is not reused)."""
     contract = _locked(contract)

@@ -1,7 +1,7 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
 from apps.accounts.models import CustomerMembership
+from apps.core.admin import GuardedHistoryAdmin
 
 from .models import Customer
 
@@ -13,7 +13,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(SimpleHistoryAdmin):
+class CustomerAdmin(GuardedHistoryAdmin):
     list_display = (
         "code",
         "name",

@@ -3,14 +3,15 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
-from simple_history.admin import SimpleHistoryAdmin
+
+from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
 
 from .models import Card, GpuModel, Server
 from .resources import ServerResource, import_error_lines
 
 
 @admin.register(GpuModel)
-class GpuModelAdmin(admin.ModelAdmin):
+class GpuModelAdmin(GuardedAdmin):
     list_display = (
         "name",
         "vendor",
@@ -36,7 +37,7 @@ class CardInline(admin.TabularInline):
 
 
 @admin.register(Server)
-class ServerAdmin(ImportExportMixin, SimpleHistoryAdmin):
+class ServerAdmin(ImportExportMixin, GuardedHistoryAdmin):
     list_display = ("serial", "provider", "site", "hub", "gpu_model", "card_count", "status")
     list_filter = ("status", "gpu_model", "provider", "site__hub", "provider__type")
     search_fields = ("serial", "cards__uuid", "provider__code", "site__name")
@@ -73,7 +74,7 @@ class ServerAdmin(ImportExportMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Card)
-class CardAdmin(SimpleHistoryAdmin):
+class CardAdmin(GuardedHistoryAdmin):
     list_display = ("uuid", "server", "slot", "gpu_model", "status")
     list_filter = ("status", "server__gpu_model", "server__provider")
     search_fields = ("uuid", "server__serial")

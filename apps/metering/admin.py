@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
+from apps.core.admin import GuardedAdmin, GuardedAdminMixin
 from apps.core.periods import Period
 from apps.inventory.models import Card, Server
 from apps.providers.models import Provider
@@ -20,7 +21,7 @@ from .validation import normalize_card_uuid
 
 
 @admin.register(PartnerAPIKey)
-class PartnerAPIKeyAdmin(APIKeyModelAdmin):
+class PartnerAPIKeyAdmin(GuardedAdminMixin, APIKeyModelAdmin):
     """Creating a key shows it once (the library's ``save_model``); only its hash is stored."""
 
     list_display = ("name", "provider", "prefix", "created", "expiry_date", "_has_expired", "revoked")
@@ -131,7 +132,7 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(GuardedAdmin):
     """Usage as partner systems reported it; search by exact event id, card UUID or server serial."""
 
     list_display = (

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
-from simple_history.admin import SimpleHistoryAdmin
+
+from apps.core.admin import GuardedHistoryAdmin
 
 from .models import Provider, Site, SupplyAgreement
 
@@ -19,7 +20,7 @@ class SupplyAgreementInline(admin.TabularInline):
 
 
 @admin.register(Provider)
-class ProviderAdmin(SimpleHistoryAdmin):
+class ProviderAdmin(GuardedHistoryAdmin):
     list_display = ("code", "name", "type", "site_count", "server_count", "settlement_terms_days")
     list_filter = ("type", "is_related_party", "sites__hub")
     search_fields = ("code", "name", "contact_name", "contact_email")
@@ -42,7 +43,7 @@ class ProviderAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Site)
-class SiteAdmin(SimpleHistoryAdmin):
+class SiteAdmin(GuardedHistoryAdmin):
     list_display = ("name", "provider", "city", "hub")
     list_filter = ("hub", "provider__type", "provider")
     search_fields = ("name", "city", "provider__code", "provider__name")
@@ -51,7 +52,7 @@ class SiteAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(SupplyAgreement)
-class SupplyAgreementAdmin(SimpleHistoryAdmin):
+class SupplyAgreementAdmin(GuardedHistoryAdmin):
     list_display = (
         "provider",
         "gpu_model",
