@@ -83,7 +83,9 @@ INVOICE_LINE_HIDDEN_FIELDS = frozenset(
 
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    fields = tuple(f.name for f in InvoiceLine._meta.concrete_fields if f.name not in INVOICE_LINE_HIDDEN_FIELDS)
+    fields = tuple(
+        f.name for f in InvoiceLine._meta.concrete_fields if f.name not in INVOICE_LINE_HIDDEN_FIELDS
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("contract")

@@ -22,7 +22,7 @@ from django.db.models import Prefetch
 
 from apps.contracts.models import Allocation, Contract, ContractLine
 from apps.core import pdf
-from apps.core.money import amount_in_words
+from apps.core.money import amount_in_words, round_percent, round_places
 
 from .pdf import invoice_pdf
 from .services.vouchers import ClaimComputation
@@ -61,7 +61,7 @@ def contract_summary_pdf(contract: Contract) -> bytes:
     if contract.end_at:
         length = contract.end_at - contract.start_at
         days = Decimal(length.days * 86400 + length.seconds) / 86400
-        term = f"{days:,.1f} days 天"
+        term = f"{round_places(days, 1):,.1f} days 天"
     story = [
         pdf.para(f"合同摘要 Contract summary · {contract}", pdf.TITLE),
         pdf.para(
@@ -85,7 +85,7 @@ def contract_summary_pdf(contract: Contract) -> bytes:
                 f"{line.quantity.normalize():f}",
                 line.get_term_display(),
                 f"{line.list_unit_price.normalize():f}",
-                f"{line.combined_discount_percent:.2f}%",
+                f"{round_percent(line.combined_discount_percent):.2f}%",
                 f"{(line.tax_category.rate * 100).normalize():f}%",
             ]
         )

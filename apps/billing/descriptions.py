@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from apps.contracts import pricing
+from apps.core.money import round_unit_price
 
 RESOURCE_LABELS = {"card": "整卡 card", "server": "整机 server", "p_unit": "算力 P-unit"}
 TERM_LABELS = {
@@ -16,8 +17,11 @@ TERM_LABELS = {
 
 
 def _number(value: Decimal) -> str:
-    """``1440`` → ``"1,440"``, ``Decimal("12.500000")`` → ``"12.5"``, never scientific notation."""
-    text = f"{value:,.6f}".rstrip("0").rstrip(".")
+    """``1440`` → ``"1,440"``, ``Decimal("12.500000")`` → ``"12.5"``, never scientific notation.
+
+    Rounded half up to the 6 places an invoice line stores, so the text says what the line holds.
+    """
+    text = f"{round_unit_price(value):,.6f}".rstrip("0").rstrip(".")
     return text or "0"
 
 
@@ -51,6 +55,6 @@ def line_description(contract, line, charge: pricing.LineCharge, period: str) ->
     return (
         f"{head} · {contract} #{line.position} {line.gpu_model} {RESOURCE_LABELS[line.resource]} "
         f"{TERM_LABELS[line.term]} · {period} · "
-        f"{_number(charge.quantity)} {charge.unit} × {_price(charge.unit_price.quantize(Decimal('0.000001')))}"
+        f"{_number(charge.quantity)} {charge.unit} × {_price(charge.unit_price)}"
         f"{discount}"
     )[:500]

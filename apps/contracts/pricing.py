@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 from apps.core.money import ZERO, TaxSplit, effective_unit_price, round_money, round_unit_price, split_tax
 from apps.core.periods import DEFAULT_BILLING_TIME_ZONE, Period, periods_between, prorate
+from apps.core.units import TFLOPS_PER_P
 
 Resource = Literal["card", "server", "p_unit"]
 Term = Literal["hourly", "daily", "monthly", "yearly"]
@@ -60,7 +61,6 @@ Bound = tuple[datetime, datetime | None]
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_HOUR = 3600 * MICROS_PER_SECOND
 MICROS_PER_DAY = 86400 * MICROS_PER_SECOND
-TFLOPS_PER_P = 1000
 SHORTFALL_UNIT = "item"
 _RESOURCES = ("card", "server", "p_unit")
 _TERMS = ("hourly", "daily", "monthly", "yearly")
@@ -404,7 +404,7 @@ def _price_tiers(line: LineInput) -> list[tuple[Decimal | None, Decimal, Decimal
     ]
 
 
-def _graduated(line: LineInput, scaled: Decimal, scale: int) -> tuple[Decimal, Decimal]:
+def _graduated(line: LineInput, scaled: Decimal, scale: Decimal | int) -> tuple[Decimal, Decimal]:
     """(list, effective) cost × ``scale`` of quantity ``scaled / scale`` through the tiers."""
     list_total = net_total = lower = ZERO
     for up_to, list_price, price in _price_tiers(line):
@@ -518,7 +518,7 @@ def _metered_scaled(line: LineInput, window: Window, usage: Iterable[UsageRecord
     return sum((weight * _union_micros(intervals) for weight, intervals in units), ZERO)
 
 
-def _metered_scale(line: LineInput) -> int:
+def _metered_scale(line: LineInput) -> Decimal | int:
     return MICROS_PER_HOUR * (TFLOPS_PER_P if line.resource == "p_unit" else 1)
 
 

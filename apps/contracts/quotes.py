@@ -16,6 +16,7 @@ from django.db.models import Q
 
 from apps.core.money import ZERO, percent_to_rate, round_money
 from apps.core.periods import Period
+from apps.core.units import TFLOPS_PER_P
 from apps.providers.models import SupplyAgreement
 
 from . import pricing
@@ -116,7 +117,7 @@ def _synthetic_line(
                 usage.append(pricing.UsageRecord(window.start, busy, server_id=server_id))
         else:
             # P lines: whole cards of the model, the last one scaled by its fraction of a card.
-            cards_needed = quantity if line.resource == "card" else quantity * 1000 / tflops
+            cards_needed = quantity if line.resource == "card" else quantity * TFLOPS_PER_P / tflops
             whole = int(cards_needed)
             fractions = [Decimal(1)] * whole + ([cards_needed - whole] if cards_needed > whole else [])
             for index, fraction in enumerate(fractions, start=1):

@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 UNIT_PRICE_QUANT = Decimal("0.000001")
+HOURS_QUANT = Decimal("0.0001")
 ZERO = Decimal("0")
 
 
@@ -29,7 +30,23 @@ def round_money(value: Decimal | int | str) -> Decimal:
 
 
 def round_unit_price(value: Decimal | int | str) -> Decimal:
+    """Round a unit price (or a line quantity) to the 6 places invoice lines store, half up."""
     return to_decimal(value).quantize(UNIT_PRICE_QUANT, rounding=ROUND_HALF_UP)
+
+
+def round_places(value: Decimal | int | str, places: int) -> Decimal:
+    """Round to ``places`` decimal places, half up: ``round_places("2.25", 1)`` → ``2.3``."""
+    return to_decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def round_percent(value: Decimal | int | str, places: int = 2) -> Decimal:
+    """A percentage for display or storage, half up (2 places unless told)."""
+    return round_places(value, places)
+
+
+def round_hours(value: Decimal | int | str) -> Decimal:
+    """Hours to 4 places (0.36 s), half up."""
+    return to_decimal(value).quantize(HOURS_QUANT, rounding=ROUND_HALF_UP)
 
 
 def percent_to_rate(percent: Decimal | int | str) -> Decimal:

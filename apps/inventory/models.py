@@ -9,9 +9,8 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from apps.core.models import TimeStampedModel
+from apps.core.units import TFLOPS_PER_P
 from apps.core.validators import validate_nvml_uuid
-
-TFLOPS_PER_P = Decimal(1000)
 
 
 class GpuModel(TimeStampedModel):

@@ -22,13 +22,12 @@ from django.db.models.functions import Coalesce
 
 from apps.billing.models import Invoice, InvoiceStatus
 from apps.contracts.models import Allocation
+from apps.core.money import round_hours, round_percent
 from apps.core.periods import Period, periods_between
 
 from .models import UsageRecord
 
 LATE_LOOKBACK_MONTHS = 12  # billing looks back as far for late usage (apps.billing.services.invoicing)
-HOURS = Decimal("0.0001")
-PERCENT = Decimal("0.01")
 
 
 def _tz() -> str:
@@ -239,18 +238,18 @@ class ContractUtilisation:
 
     @property
     def allocated_card_hours(self) -> Decimal:
-        return (Decimal(self.allocated_card_seconds) / 3600).quantize(HOURS)
+        return round_hours(Decimal(self.allocated_card_seconds) / 3600)
 
     @property
     def used_card_hours(self) -> Decimal:
-        return (Decimal(self.used_card_seconds) / 3600).quantize(HOURS)
+        return round_hours(Decimal(self.used_card_seconds) / 3600)
 
     @property
     def usage_percent(self) -> Decimal | None:
         """Used / allocated card time, in %."""
         if not self.allocated_card_seconds:
             return None
-        return (Decimal(100 * self.used_card_seconds) / self.allocated_card_seconds).quantize(PERCENT)
+        return round_percent(Decimal(100 * self.used_card_seconds) / self.allocated_card_seconds)
 
 
 _UTILISATION_SQL = """
@@ -309,5 +308,5 @@ def contract_utilisation(*, contract, period: Period | str) -> ContractUtilisati
         period=str(period),
         allocated_card_seconds=round(allocated),
         used_card_seconds=round(used),
-        utilisation_percent=None if average is None else Decimal(average).quantize(PERCENT),
+        utilisation_percent=None if average is None else round_percent(Decimal(average)),
     )

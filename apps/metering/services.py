@@ -38,38 +38,28 @@ _UNIQUE_VIOLATION = "23505"
 _UNIQUE_KEY = "uniq_usage_provider_event"
 _ATTEMPTS = 3
 
+# Column lists, all from one: the record's columns ``validation.copy_data`` writes, between the
+# provider (written before each row) and the receipt time and void reason (after it). Left out, and
+# so NULL or generated: ``USAGE_UNWRITTEN_COLUMNS``. tests/metering/test_copy_columns.py checks
+# that these cover every column of the model.
+USAGE_COLUMNS = ("provider_id", *validation.COPY_COLUMNS, "received_at", "void_reason")
+USAGE_UNWRITTEN_COLUMNS = frozenset({"id", "voided_at"})
+_RECORD_FIELDS = {f.column: f for f in UsageRecord._meta.concrete_fields}
+
 STAGING_TABLE = "metering_usage_ingest"
 _STAGING_SQL = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (
-    event_id text NOT NULL,
-    content_hash text NOT NULL,
-    card_id bigint,
-    server_id bigint,
-    start_at timestamptz NOT NULL,
-    end_at timestamptz NOT NULL,
-    utilization_percent numeric,
-    memory_used_bytes bigint,
-    energy_mj bigint,
-    telemetry jsonb
+    {", ".join(f"{c} {_RECORD_FIELDS[c].db_type(connection)}" for c in validation.COPY_COLUMNS)}
 ) ON COMMIT DELETE ROWS;
 DELETE FROM {STAGING_TABLE};
 """
-_COPY_USAGE_SQL = (
-    "COPY metering_usagerecord (provider_id, event_id, content_hash, card_id, server_id, start_at, "
-    "end_at, utilization_percent, memory_used_bytes, energy_mj, telemetry, received_at, void_reason) "
-    "FROM STDIN"
-)
-_COPY_SQL = (
-    f"COPY {STAGING_TABLE} (event_id, content_hash, card_id, server_id, start_at, end_at, "
-    "utilization_percent, memory_used_bytes, energy_mj, telemetry) FROM STDIN"
-)
+_COPY_USAGE_SQL = f"COPY {UsageRecord._meta.db_table} ({', '.join(USAGE_COLUMNS)}) FROM STDIN"
+_COPY_SQL = f"COPY {STAGING_TABLE} ({', '.join(validation.COPY_COLUMNS)}) FROM STDIN"
 # Rows are inserted in event-id order, so concurrent batches take the unique index's locks in the
 # same order and wait for each other instead of deadlocking.
 _INSERT_SQL = f"""
-INSERT INTO metering_usagerecord (provider_id, event_id, content_hash, card_id, server_id, start_at,
-    end_at, utilization_percent, memory_used_bytes, energy_mj, telemetry, received_at, void_reason)
-SELECT %s, event_id, content_hash, card_id, server_id, start_at, end_at, utilization_percent,
-       memory_used_bytes, energy_mj, telemetry, %s, ''
+INSERT INTO {UsageRecord._meta.db_table} ({", ".join(USAGE_COLUMNS)})
+SELECT %s, {", ".join(validation.COPY_COLUMNS)}, %s, ''
   FROM {STAGING_TABLE}
  ORDER BY event_id COLLATE "C"
 ON CONFLICT (provider_id, event_id) DO NOTHING

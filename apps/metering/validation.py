@@ -62,6 +62,20 @@ CONFLICT_STORED = (
 )
 
 _COPY_NULL = "\\N"
+# The columns ``Batch.copy_data`` writes, in its order: the one list that ``services`` builds its
+# COPY and INSERT statements from (tests/metering/test_copy_columns.py holds it to the model).
+COPY_COLUMNS = (
+    "event_id",
+    "content_hash",
+    "card_id",
+    "server_id",
+    "start_at",
+    "end_at",
+    UTILIZATION,
+    MEMORY,
+    ENERGY,
+    "telemetry",
+)
 
 
 def normalize_card_uuid(value: str) -> str:
@@ -139,9 +153,9 @@ class Batch:
         return [self.errors[index] for index in sorted(self.errors)]
 
     def copy_data(self, rows: list[Row] | None = None, *, head: str = "", tail: str = "") -> bytes:
-        """``rows`` (default: all) in PostgreSQL COPY text format (tab-separated, ``\\N`` for NULL):
-        event id, content hash, card id, server id, start, end, utilization, memory, energy,
-        telemetry; ``head`` and ``tail`` (already in COPY format) go before and after each line."""
+        """``rows`` (default: all) in PostgreSQL COPY text format (tab-separated, ``\\N`` for NULL),
+        the ``COPY_COLUMNS`` in order; ``head`` and ``tail`` (already in COPY format) go before
+        and after each line."""
         null = _COPY_NULL
         lines = []
         append = lines.append

@@ -176,3 +176,20 @@ def test_a_rebuild_action_leaves_confirmed_statements(finance_client, am):
         changelist, {"action": "rebuild_selected", "_selected_action": [statement.pk]}, follow=True
     )
     assert "unchanged 1" in response.content.decode()
+
+
+def test_a_voucher_over_the_programmes_cap_is_refused_on_the_form_with_the_services_message(finance_client):
+    prog = programme()
+    svc.voucher_programme_update(programme=prog, cap_per_voucher=Decimal("1000.00"))
+    customer = CustomerFactory(code="acme")
+
+    response = finance_client.post(
+        reverse("admin:billing_voucher_add"),
+        {"programme": prog.pk, "customer": customer.pk, "amount": "5000.00", "valid_to": "", "reference": ""},
+    )
+
+    assert response.status_code == 200
+    message = "The programme cd-2026 caps one voucher at 1,000.00."
+    assert message in response.content.decode()
+    assert response.context["adminform"].form.errors["amount"] == [message]
+    assert Voucher.objects.count() == 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apps.core import money
 from apps.core.money import (
     amount_in_words,
     effective_unit_price,
@@ -358,3 +360,19 @@ def test_amount_in_words_reads_back_up_to_wan_yi(yuan):
     assert _parse_words(words) == yuan
     assert words.count("亿") <= 1
     assert "零零" not in words
+
+
+@pytest.mark.parametrize(
+    ("helper", "value", "expected"),
+    [
+        (money.round_unit_price, "0.5000005", Decimal("0.500001")),
+        (money.round_percent, "12.345", Decimal("12.35")),
+        (functools.partial(money.round_percent, places=1), "16.25", Decimal("16.3")),
+        (money.round_hours, "0.00005", Decimal("0.0001")),
+        (functools.partial(money.round_places, places=1), "0.25", Decimal("0.3")),
+        (functools.partial(money.round_places, places=0), "2.5", Decimal("3")),
+    ],
+)
+def test_named_rounding_helpers_round_half_up(helper, value, expected):
+    """Half-even (Python's default) would give 0.500000, 12.34, 16.2, 0.0000 (4 places), 0.2 and 2."""
+    assert helper(Decimal(value)) == expected

@@ -49,26 +49,33 @@ class PlannedLine:
     tax_classification: str
     prices_include_tax: bool
 
-    def values(self) -> tuple:
+    def fields(self) -> dict[str, object]:
+        """The stored line's values by ``InvoiceLine`` attribute name (all but id, invoice, position)."""
         c = self.charge
-        return (
-            c.kind,
-            self.contract_id,
-            self.contract_line_id,
-            self.description,
-            round_unit_price(c.quantity),
-            c.unit,
-            round_unit_price(c.list_unit_price),
-            round_unit_price(c.unit_price),
-            c.discount_amount,
-            c.amount,
-            c.tax_rate,
-            c.tax.tax,
-            c.tax.net,
-            c.tax.gross,
-            c.service_start,
-            c.service_end,
-        )
+        return {
+            "kind": c.kind,
+            "contract_id": self.contract_id,
+            "contract_line_id": self.contract_line_id,
+            "description": self.description,
+            "tax_classification": self.tax_classification,
+            "quantity": round_unit_price(c.quantity),
+            "unit": c.unit,
+            "list_unit_price": round_unit_price(c.list_unit_price),
+            "unit_price": round_unit_price(c.unit_price),
+            "discount_amount": c.discount_amount,
+            "amount": c.amount,
+            "tax_rate": c.tax_rate,
+            "tax_amount": c.tax.tax,
+            "net_amount": c.tax.net,
+            "gross_amount": c.tax.gross,
+            "service_start_at": c.service_start,
+            "service_end_at": c.service_end,
+        }
+
+    def values(self) -> tuple:
+        """``fields()`` in ``LINE_VALUE_FIELDS`` order; a model field without a value is a ``KeyError``."""
+        fields = self.fields()
+        return tuple(fields[name] for name in LINE_VALUE_FIELDS)
 
 
 def _tz() -> str:
@@ -83,7 +90,8 @@ def _classification(loaded: LoadedContract, charge: pricing.LineCharge) -> str:
     return top.fapiao_classification
 
 
-def plan_customer(
+def invoice_plan(
+    *,
     contracts: list[LoadedContract],
     period: Period,
     usage: dict[int, list[pricing.UsageRecord]],
@@ -186,12 +194,15 @@ class ChunkInputs:
     late: dict[int, list]
 
     def plan(self, customer_id: int, period: Period) -> dict[str, list[PlannedLine]]:
-        return plan_customer(
-            self.contracts.get(customer_id, []), period, self.usage, self.late.get(customer_id, [])
+        return invoice_plan(
+            contracts=self.contracts.get(customer_id, []),
+            period=period,
+            usage=self.usage,
+            late=self.late.get(customer_id, []),
         )
 
 
-def load_inputs(customer_ids: list[int], period: Period, as_of: datetime.datetime) -> ChunkInputs:
+def billing_inputs_load(*, customer_ids: list[int], period: Period, as_of: datetime.datetime) -> ChunkInputs:
     """Contracts, merged usage received by ``as_of`` and late usage of these customers for ``period``."""
     start, end = period.bounds(_tz())
     contracts = contracts_for(customer_ids, start, end)
@@ -207,12 +218,12 @@ def load_inputs(customer_ids: list[int], period: Period, as_of: datetime.datetim
     return ChunkInputs(contracts=contracts, usage=usage, late=late)
 
 
-def bill_customers(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
+def invoice_drafts_refresh(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
     """Create or refresh the draft invoices of ``customer_ids`` for the run's period."""
     period = Period.parse(run.period)
     customer_ids = sorted(customer_ids)
     result = ChunkResult()
-    inputs = load_inputs(customer_ids, period, run.as_of)
+    inputs = billing_inputs_load(customer_ids=customer_ids, period=period, as_of=run.as_of)
     contracts = inputs.contracts
 
     plans: dict[int, dict[str, list[PlannedLine]]] = {}
@@ -348,25 +359,15 @@ def _set_totals(invoice: Invoice, planned: list[PlannedLine]) -> None:
     invoice.updated_at = datetime.datetime.now(datetime.UTC)
 
 
-INVOICE_COLUMNS = (
-    "customer_id",
-    "currency",
-    "period",
-    "status",
-    "prices_include_tax",
-    "net_amount",
-    "tax_amount",
-    "total_amount",
-    "voucher_amount",
-    "credited_amount",
-    "paid_amount",
-    "usage_cutoff_at",
-    "void_reason",
-    "fapiao",
-    "created_at",
-    "updated_at",
-    "billing_run_id",
+# The COPY column lists come from the models, so a new field is written (or fails loudly) without
+# a second list to update. Invoice columns left out are the ones a draft leaves NULL.
+_INVOICE_NULL_ON_DRAFT = frozenset(
+    {"number", "issued_on", "due_on", "issued_at", "paid_at", "voided_at", "reminder_sent_on"}
 )
+INVOICE_FIELDS = tuple(
+    f for f in Invoice._meta.concrete_fields if not f.primary_key and f.attname not in _INVOICE_NULL_ON_DRAFT
+)
+INVOICE_COLUMNS = tuple(f.column for f in INVOICE_FIELDS)
 
 
 def _copy_invoices(invoices: list[Invoice]) -> None:
@@ -378,29 +379,13 @@ def _copy_invoices(invoices: list[Invoice]) -> None:
     if not invoices:
         return
     now = datetime.datetime.now(datetime.UTC)
+    for inv in invoices:
+        inv.status, inv.created_at, inv.updated_at = InvoiceStatus.DRAFT, now, now
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN") as copy:
             for inv in invoices:
                 copy.write_row(
-                    (
-                        inv.customer_id,
-                        inv.currency,
-                        inv.period,
-                        InvoiceStatus.DRAFT,
-                        inv.prices_include_tax,
-                        inv.net_amount,
-                        inv.tax_amount,
-                        inv.total_amount,
-                        ZERO,
-                        ZERO,
-                        ZERO,
-                        inv.usage_cutoff_at,
-                        "",
-                        "{}",
-                        now,
-                        now,
-                        inv.billing_run_id,
-                    )
+                    [f.get_db_prep_save(getattr(inv, f.attname), connection) for f in INVOICE_FIELDS]
                 )
         cursor.execute(
             "SELECT customer_id, currency, id FROM billing_invoice WHERE period = %s AND status = 'draft' "
@@ -410,31 +395,13 @@ def _copy_invoices(invoices: list[Invoice]) -> None:
         ids = {(customer_id, currency): pk for customer_id, currency, pk in cursor.fetchall()}
     for inv in invoices:
         inv.pk = ids[(inv.customer_id, inv.currency)]
-        inv.status, inv.created_at, inv.updated_at = InvoiceStatus.DRAFT, now, now
         inv._state.adding = False
 
 
-LINE_COLUMNS = (
-    "invoice_id",
-    "position",
-    "kind",
-    "contract_id",
-    "contract_line_id",
-    "description",
-    "quantity",
-    "unit",
-    "list_unit_price",
-    "unit_price",
-    "discount_amount",
-    "amount",
-    "tax_rate",
-    "tax_amount",
-    "net_amount",
-    "gross_amount",
-    "service_start_at",
-    "service_end_at",
-    "tax_classification",
-)
+LINE_FIELDS = tuple(f for f in InvoiceLine._meta.concrete_fields if not f.primary_key)
+LINE_COLUMNS = tuple(f.column for f in LINE_FIELDS)
+# What a refresh compares to tell whether a draft's line changed: all but its invoice and place.
+LINE_VALUE_FIELDS = tuple(f.attname for f in LINE_FIELDS if f.attname not in ("invoice_id", "position"))
 
 
 def _copy_lines(rows: list[tuple[int, int, PlannedLine]]) -> None:
@@ -446,31 +413,15 @@ def _copy_lines(rows: list[tuple[int, int, PlannedLine]]) -> None:
         cursor.cursor.copy(f"COPY billing_invoiceline ({', '.join(LINE_COLUMNS)}) FROM STDIN") as copy,
     ):
         for invoice_id, position, planned in rows:
-            copy.write_row((invoice_id, position, *planned.values(), planned.tax_classification))
+            values = {"invoice_id": invoice_id, "position": position, **planned.fields()}
+            copy.write_row([values[f.attname] for f in LINE_FIELDS])
 
 
 def _stored_values(line: InvoiceLine) -> tuple:
-    return (
-        line.kind,
-        line.contract_id,
-        line.contract_line_id,
-        line.description,
-        line.quantity,
-        line.unit,
-        line.list_unit_price,
-        line.unit_price,
-        line.discount_amount,
-        line.amount,
-        line.tax_rate,
-        line.tax_amount,
-        line.net_amount,
-        line.gross_amount,
-        line.service_start_at,
-        line.service_end_at,
-    )
+    return tuple(getattr(line, name) for name in LINE_VALUE_FIELDS)
 
 
-def record_progress(run_id: int, result: ChunkResult, customers: int) -> None:
+def billing_run_progress_record(*, run_id: int, result: ChunkResult, customers: int) -> None:
     """Add a chunk's counts to its run (atomic increments; safe with parallel workers)."""
     BillingRun.objects.filter(pk=run_id).update(
         customers_done=F("customers_done") + customers,

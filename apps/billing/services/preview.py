@@ -1,7 +1,7 @@
 """The running month's invoice computed on demand, saving nothing (docs/invoices.md#preview).
 
 It is the invoice a billing run would draft now: the same loaders (``inputs``) and the same
-planner (``invoicing.plan_customer``), with usage received up to ``as_of``. Recurring lines show
+planner (``invoicing.invoice_plan``), with usage received up to ``as_of``. Recurring lines show
 the whole month, as they will be billed in arrears; metered lines show the usage so far.
 """
 
@@ -18,13 +18,16 @@ from apps.core.periods import Period
 from apps.customers.models import Customer
 
 from ..models import LineKind
-from .invoicing import PlannedLine, load_inputs
+from .invoicing import PlannedLine, billing_inputs_load
 
 _KIND_LABELS = dict(LineKind.choices)
 
 
 @dataclass(frozen=True)
 class PreviewLine:
+    """An invoice line as it would be stored: ``InvoiceLine``'s fields (filled from
+    ``PlannedLine.fields()``, so a new model field must appear here), the contract by number."""
+
     position: int
     kind: str
     contract_number: str
@@ -74,47 +77,12 @@ class PreviewInvoice:
 
 
 def _preview_line(position: int, planned: PlannedLine, numbers: dict[int, str]) -> PreviewLine:
-    (
-        kind,
-        contract_id,
-        contract_line_id,
-        description,
-        quantity,
-        unit,
-        list_price,
-        unit_price,
-        discount,
-        amount,
-        tax_rate,
-        tax,
-        net,
-        gross,
-        start,
-        end,
-    ) = planned.values()
-    return PreviewLine(
-        position=position,
-        kind=kind,
-        contract_number=numbers[contract_id],
-        contract_line_id=contract_line_id,
-        description=description,
-        tax_classification=planned.tax_classification,
-        quantity=quantity,
-        unit=unit,
-        list_unit_price=list_price,
-        unit_price=unit_price,
-        discount_amount=discount,
-        amount=amount,
-        tax_rate=tax_rate,
-        tax_amount=tax,
-        net_amount=net,
-        gross_amount=gross,
-        service_start_at=start,
-        service_end_at=end,
-    )
+    fields = planned.fields()
+    contract_id = fields.pop("contract_id")
+    return PreviewLine(position=position, contract_number=numbers[contract_id], **fields)
 
 
-def preview_period(as_of: datetime.datetime) -> str:
+def preview_period(*, as_of: datetime.datetime) -> str:
     """The running month at ``as_of``: the period a preview computes."""
     return str(Period.containing(as_of, settings.BILLING_TIME_ZONE))
 
@@ -126,7 +94,7 @@ def invoice_preview(*, customer: Customer, as_of: datetime.datetime) -> list[Pre
     month gets an empty list.
     """
     period = Period.containing(as_of, settings.BILLING_TIME_ZONE)
-    inputs = load_inputs([customer.pk], period, as_of)
+    inputs = billing_inputs_load(customer_ids=[customer.pk], period=period, as_of=as_of)
     loaded = inputs.contracts.get(customer.pk, [])
     if not loaded:
         return []

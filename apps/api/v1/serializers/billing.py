@@ -35,26 +35,8 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = InvoiceLine
-        fields = [
-            "position",
-            "kind",
-            "contract",
-            "contract_line",
-            "description",
-            "tax_classification",
-            "quantity",
-            "unit",
-            "list_unit_price",
-            "unit_price",
-            "discount_amount",
-            "amount",
-            "tax_rate",
-            "tax_amount",
-            "net_amount",
-            "gross_amount",
-            "service_start_at",
-            "service_end_at",
-        ]
+        # Every stored field of the line, in model order (a new one is served without another list).
+        fields = [f.name for f in InvoiceLine._meta.concrete_fields if f.name not in ("id", "invoice")]
         read_only_fields = fields
 
 

@@ -28,7 +28,7 @@ from apps.contracts.models import (
 )
 from apps.contracts.services import AllocationData, LineData
 from apps.core.choices import Currency, LeaseTerm, ResourceKind
-from apps.core.money import effective_unit_price
+from apps.core.money import effective_unit_price, round_unit_price
 from apps.customers.models import Customer
 from apps.inventory.models import Card, GpuModel, Server
 from apps.inventory.services import normalize_card_uuid
@@ -329,7 +329,7 @@ class ContractLineSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "string", "format": "decimal", "example": "20.43"})
     def get_unit_price(self, line: ContractLine) -> str:
         price = effective_unit_price(line.list_unit_price, line.term_discount_percent, line.discount_percent)
-        return decimal_string(price.quantize(Decimal("0.000001")), min_places=2)
+        return decimal_string(round_unit_price(price), min_places=2)
 
     @extend_schema_field({"type": "string", "format": "date-time"})
     def get_start(self, line: ContractLine) -> str:

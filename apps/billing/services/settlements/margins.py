@@ -8,12 +8,13 @@ from decimal import Decimal
 from django.db.models import Count, Sum
 
 from apps.core.errors import DomainError
+from apps.core.money import round_percent
 from apps.providers.models import Provider
 
 from ...models import (
     SettlementLine,
 )
-from .planning import parse_period
+from ._period import parse_period
 
 # --- margin report ----------------------------------------------------------------------------
 
@@ -39,7 +40,7 @@ class MarginRow:
     def margin_percent(self) -> Decimal | None:
         if not self.revenue_net_amount:
             return None
-        return (self.margin_amount * 100 / self.revenue_net_amount).quantize(Decimal("0.1"))
+        return round_percent(self.margin_amount * 100 / self.revenue_net_amount, places=1)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from django.db.models import Min
 from django.db.models.functions import Coalesce
 
 from apps.contracts.models import Allocation, Contract
-from apps.core.money import ZERO
+from apps.core.money import ZERO, round_places
 
 from ...models import (
     InvoiceLine,
     VoucherProgramme,
 )
-from .ledger import local_date
+from ._common import local_date
 
 # --- eligibility ------------------------------------------------------------------------------
 
@@ -67,7 +67,7 @@ class EligibilityInputs:
         return cls(facts, allocations)
 
 
-def line_ineligibility(programme: VoucherProgramme, line: InvoiceLine, inputs: EligibilityInputs) -> str:
+def line_ineligibility(*, programme: VoucherProgramme, line: InvoiceLine, inputs: EligibilityInputs) -> str:
     """Why ``line`` does not count under ``programme`` ("" when it does)."""
     facts = inputs.contracts[line.contract_id]
     if programme.contract_signed_on_or_after and facts.signed_on < programme.contract_signed_on_or_after:
@@ -83,7 +83,7 @@ def line_ineligibility(programme: VoucherProgramme, line: InvoiceLine, inputs: E
             )
         term = facts.end_at - facts.start_at
         if term > datetime.timedelta(days=programme.max_contract_term_days):
-            days = (Decimal(term.days * 86400 + term.seconds) / 86400).quantize(Decimal("0.1")).normalize()
+            days = round_places(Decimal(term.days * 86400 + term.seconds) / 86400, 1).normalize()
             return (
                 f"contract term {days} days exceeds {programme.max_contract_term_days} "
                 f"合同期限超过 {programme.max_contract_term_days} 天"
@@ -105,12 +105,12 @@ def line_ineligibility(programme: VoucherProgramme, line: InvoiceLine, inputs: E
 
 
 def eligible_lines(
-    programme: VoucherProgramme, lines: Iterable[InvoiceLine], inputs: EligibilityInputs
+    *, programme: VoucherProgramme, lines: Iterable[InvoiceLine], inputs: EligibilityInputs
 ) -> tuple[Decimal, dict[int, str]]:
     """(Σ gross of the eligible lines, {line id: why excluded} for the others)."""
     total, excluded = ZERO, {}
     for line in lines:
-        reason = line_ineligibility(programme, line, inputs)
+        reason = line_ineligibility(programme=programme, line=line, inputs=inputs)
         if reason:
             excluded[line.pk] = reason
         else:
