@@ -14,6 +14,7 @@ statement, past every per-object check and service. ``GuardedAdminMixin`` closes
   ``delete_model``, where the model admin calls its service.
 
 Every registered model admin uses it; ``tests/core/test_admin_matrix.py`` walks them all.
+See docs/architecture.md#admin-permissions-and-row-scoping.
 """
 
 from __future__ import annotations
