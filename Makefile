@@ -19,6 +19,7 @@ lock: $(BIN)/python
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check apps config tests bench
 
 fmt:
@@ -27,6 +28,7 @@ fmt:
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 migrate: install
