@@ -185,7 +185,7 @@ def main() -> None:
     as_of = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.UTC)
     run = billing_run_create(period="2026-11", as_of=as_of, now=as_of)
     t0 = time.perf_counter()
-    run = billing_run_execute(run)
+    run = billing_run_execute(run=run)
     total = time.perf_counter() - t0
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM billing_invoiceline")

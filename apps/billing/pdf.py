@@ -66,7 +66,7 @@ def fapiao_data(invoice: Invoice) -> dict:
     """The snapshot of an issued invoice; live data for a draft (or an old invoice without one)."""
     if invoice.status != InvoiceStatus.DRAFT and invoice.fapiao:
         return invoice.fapiao
-    return fapiao_snapshot(invoice)
+    return fapiao_snapshot(invoice=invoice)
 
 
 def _parties(fapiao: dict) -> list:

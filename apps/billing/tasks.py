@@ -39,56 +39,31 @@ def billing_run_chunk_task(run_id: int, customer_ids: list[int]) -> int:
     return len(runs.billing_run_chunk(run_id=run_id, customer_ids=customer_ids))
 
 
-@shared_task(name="billing.run_start", **TASK_OPTIONS)
+@shared_task(name=runs.RUN_START_TASK, **TASK_OPTIONS)
 def billing_run_start_task(run_id: int) -> int:
     """Count the run's customers and queue one chunk task per slice of them (after commit)."""
     run = BillingRun.objects.get(pk=run_id)
     if run.status not in (BillingRunStatus.QUEUED, BillingRunStatus.RUNNING):
         return 0
-    ids = runs.billing_run_start(run)
+    ids = runs.billing_run_start(run=run)
     if not ids:
-        runs.billing_run_finish_if_done(run_id)
+        runs.billing_run_finish_if_done(run_id=run_id)
         return 0
-    slices = list(runs.chunks(ids))
+    slices = list(runs.customer_ids_split(ids=ids))
     for chunk in slices:
         transaction.on_commit(lambda chunk=chunk: billing_run_chunk_task.delay(run_id, chunk))
     return len(slices)
 
 
-def billing_run_enqueue(run: BillingRun) -> None:
-    """Queue a run once the transaction that created it commits."""
-    transaction.on_commit(lambda: billing_run_start_task.delay(run.pk))
-
-
-def billing_run_request(*, period: str, customer=None, actor=None) -> BillingRun:
-    """Create a run and queue it after commit (admin, API); returns it as it stands afterwards.
-
-    With an eager broker (``make run``, a request outside any transaction) the run has finished
-    by the time this returns; with a real broker it is queued.
-    """
-    with transaction.atomic():
-        run = runs.billing_run_create(period=period, customer=customer, actor=actor)
-        billing_run_enqueue(run)
-    run.refresh_from_db()
-    return run
-
-
 @shared_task(name="billing.run_monthly", **TASK_OPTIONS)
 def monthly_billing_task() -> int:
     """On the 1st at 02:00 billing time: bill the month that just closed (once per period)."""
-    period = str(Period.containing(timezone.now(), settings.BILLING_TIME_ZONE).previous())
-    if BillingRun.objects.filter(
-        period=period,
-        customer__isnull=True,
-        status__in=[
-            BillingRunStatus.RUNNING,
-            BillingRunStatus.DONE,
-            BillingRunStatus.DONE_WITH_ERRORS,
-        ],
-    ).exists():
-        logger.info("billing run for %s already done", period)
+    now = timezone.now()
+    period = str(Period.containing(now, settings.BILLING_TIME_ZONE).previous())
+    run = runs.billing_run_create_if_absent(period=period, now=now)
+    if run is None:  # queued, running or done already (the same job enqueued twice, or a retry)
+        logger.info("billing run for %s already queued, running or done", period)
         return 0
-    run = runs.billing_run_create(period=period)
     return billing_run_start_task(run.pk)
 
 

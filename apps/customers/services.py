@@ -73,9 +73,10 @@ def customer_create(*, actor=None, **fields) -> Customer:
         and actor.groups.filter(name=roles.ACCOUNT_MANAGER).exists()
     ):
         fields["account_manager"] = actor
-    customer = Customer(**fields)
-    _validate(customer)
-    _save(customer, actor=actor)
+    with transaction.atomic():
+        customer = Customer(**fields)
+        _validate(customer)
+        _save(customer, actor=actor)
     return customer
 
 

@@ -102,7 +102,7 @@ def test_two_runs_of_a_period_at_once_make_one_invoice_per_customer(make_staff):
     first = billing_run_create(period="2026-11", as_of=AS_OF, now=AS_OF)
     second = billing_run_create(period="2026-11", as_of=AS_OF, now=AS_OF)
 
-    errors = _in_threads(lambda run: billing_run_execute(run, now=AS_OF), [(first,), (second,)])
+    errors = _in_threads(lambda run: billing_run_execute(run=run, now=AS_OF), [(first,), (second,)])
 
     assert errors == []
     per_customer = dict(Invoice.objects.values_list("customer_id").annotate(n=Count("pk")))
@@ -127,7 +127,9 @@ class WorkerKilled(BaseException):
 def test_a_worker_killed_mid_chunk_loses_nothing_and_a_rerun_doubles_nothing(make_staff, monkeypatch):
     am = make_staff(roles.ACCOUNT_MANAGER, username="am-c")
     customers = _customers(am, 5)
-    monkeypatch.setattr(runs, "chunks", lambda ids: [ids[i : i + 2] for i in range(0, len(ids), 2)])
+    monkeypatch.setattr(
+        runs, "customer_ids_split", lambda *, ids: [ids[i : i + 2] for i in range(0, len(ids), 2)]
+    )
     real_write = invoicing._write
     calls = []
 
@@ -143,7 +145,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_a_rerun_doubles_nothing(mak
     monkeypatch.setattr(invoicing, "_write", killed_in_second_chunk)
     run = billing_run_create(period="2026-11", as_of=AS_OF, now=AS_OF)
     with pytest.raises(WorkerKilled):
-        billing_run_execute(run, now=AS_OF)
+        billing_run_execute(run=run, now=AS_OF)
 
     # the first chunk is committed, the second rolled back whole, the third never ran
     billed = set(Invoice.objects.values_list("customer__code", flat=True))

@@ -25,7 +25,7 @@ def issued(make_staff):
     am = make_staff(roles.ACCOUNT_MANAGER)
     contract = draft(CustomerFactory(), am, [server_line(ServerFactory())])
     services.contract_activate(contract=contract, actor=am, now=NOW)
-    billing_run_execute(billing_run_create(period="2026-11", as_of=AS_OF, now=AS_OF))
+    billing_run_execute(run=billing_run_create(period="2026-11", as_of=AS_OF, now=AS_OF))
     return invoice_issue(invoice=Invoice.objects.get(), now=AS_OF)
 
 

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts import roles
 from apps.billing.models import BillingRun, Invoice, InvoiceLine, InvoiceStatus
-from apps.billing.services.invoicing import bill_customers
+from apps.billing.services.invoicing import invoice_drafts_refresh
 from apps.billing.services.issuing import invoice_issue
 from apps.billing.services.runs import billing_run_create
 from apps.contracts import services
@@ -258,14 +258,14 @@ def test_one_customer_failing_does_not_block_the_others(am, monkeypatch):
     active(bad, am, [server_line(ServerFactory())])
     from apps.billing.services import invoicing
 
-    real = invoicing.plan_customer
+    real = invoicing.invoice_plan
 
-    def flaky(contracts, *args):
+    def flaky(*, contracts, **kwargs):
         if contracts and contracts[0].contract.customer_code == "bad":
             raise ValueError("broken data")
-        return real(contracts, *args)
+        return real(contracts=contracts, **kwargs)
 
-    monkeypatch.setattr(invoicing, "plan_customer", flaky)
+    monkeypatch.setattr(invoicing, "invoice_plan", flaky)
     result = run()
     assert result.status == "done_with_errors"
     assert result.errors == {"bad": "ValueError: broken data"}
@@ -295,7 +295,7 @@ def test_query_count_does_not_grow_with_lines_or_usage(am):
     counts = []
     for customer in (small, big):
         with CaptureQueriesContext(connection) as ctx:
-            bill_customers(run=bill_run, customer_ids=[customer.pk])
+            invoice_drafts_refresh(run=bill_run, customer_ids=[customer.pk])
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1], counts
 

@@ -271,7 +271,7 @@ def test_only_issued_invoices_are_settled_and_empty_drafts_go_away(am):
     usage(card=server.cards.get(slot=0), start=at(2), end=at(2, 5), received_at=at(2, 6))
     draft = bill(customer)
     assert svc.settlement_build(period="2026-11", now=NOW).statement_ids == []
-    assert svc.pending_draft_invoices("2026-11") == 1
+    assert svc.invoice_drafts_count(period="2026-11") == 1
     from apps.billing.services.issuing import invoice_void
 
     invoice = issue(draft)

@@ -221,7 +221,9 @@ def test_each_eligibility_rule_excludes_a_contract(am, rule, contract_kwargs, re
 
     lines = list(invoice.lines.all())
     inputs = svc.EligibilityInputs.load(lines)
-    reasons = {line.contract_id: svc.line_ineligibility(prog, line, inputs) for line in lines}
+    reasons = {
+        line.contract_id: svc.line_ineligibility(programme=prog, line=line, inputs=inputs) for line in lines
+    }
     assert reason in reasons.pop(excluded_contract.pk)
     assert list(reasons.values()) == [""]
 
@@ -252,7 +254,9 @@ def test_voiding_an_invoice_gives_the_redemption_back(am):
     assert (v.balance, v.status) == (Decimal("1000.00"), "active")
     reversal = VoucherLedgerEntry.objects.get(kind="reverse")
     assert reversal.reverses.kind == "redeem" and "wrong customer" in reversal.note
-    assert svc.redeemed_in_year(customer.pk, [prog.pk], 2026) == {prog.pk: Decimal("0.00")}
+    assert svc.programme_redeemed_in_year(customer_id=customer.pk, programme_ids=[prog.pk], year=2026) == {
+        prog.pk: Decimal("0.00")
+    }
     assert_balance_is_ledger_sum(v)
 
 

@@ -45,7 +45,7 @@ def bill(customer, period: str = "2026-11") -> Invoice:
     """Run billing of ``period`` for ``customer`` (early on the 1st of the next month); its invoice."""
     as_of = _next_month_start(period) + datetime.timedelta(hours=2)
     billing_run_execute(
-        billing_run_create(period=period, customer=customer, as_of=as_of, now=as_of), now=as_of
+        run=billing_run_create(period=period, customer=customer, as_of=as_of, now=as_of), now=as_of
     )
     return Invoice.objects.exclude(status=InvoiceStatus.VOID).get(customer=customer, period=period)
 

@@ -50,7 +50,7 @@ def bill(customer, period: str = "2026-11") -> Invoice:
     """Run billing for one customer and period (as of the 1st, 03:00, after it); its draft."""
     as_of = next_month_start(period, 3)
     billing_run_execute(
-        billing_run_create(period=period, customer=customer, as_of=as_of, now=as_of), now=as_of
+        run=billing_run_create(period=period, customer=customer, as_of=as_of, now=as_of), now=as_of
     )
     return Invoice.objects.get(customer=customer, period=period)
 

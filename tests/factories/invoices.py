@@ -31,7 +31,9 @@ def active(customer, am, lines, **kwargs):
 
 
 def bill(period: str = "2026-11", as_of: datetime.datetime = AS_OF, **kwargs) -> BillingRun:
-    return billing_run_execute(billing_run_create(period=period, as_of=as_of, now=as_of, **kwargs), now=as_of)
+    return billing_run_execute(
+        run=billing_run_create(period=period, as_of=as_of, now=as_of, **kwargs), now=as_of
+    )
 
 
 def metered_customer(am, *, code: str | None = None, name: str | None = None, **customer_fields):

@@ -26,7 +26,7 @@ def _local_date(now: datetime.datetime) -> datetime.date:
     return now.astimezone(ZoneInfo(settings.BILLING_TIME_ZONE)).date()
 
 
-def fapiao_snapshot(invoice: Invoice) -> dict:
+def fapiao_snapshot(*, invoice: Invoice) -> dict:
     """Seller and buyer data as printed on the fapiao, frozen at issue (docs/invoices.md#fapiao-fields)."""
     customer = invoice.customer
     seller = settings.SELLER
@@ -67,7 +67,7 @@ def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime) -> In
     invoice.issued_on = issued_on
     invoice.issued_at = now
     invoice.due_on = issued_on + datetime.timedelta(days=invoice.customer.payment_terms_days)
-    invoice.fapiao = fapiao_snapshot(invoice)
+    invoice.fapiao = fapiao_snapshot(invoice=invoice)
     invoice.save()
     voucher_apply_at_issue(invoice=invoice, now=now)  # supplier-side vouchers pay their share (§6)
     invoice.refresh_from_db()

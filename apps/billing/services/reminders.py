@@ -46,7 +46,7 @@ def invoice_send_overdue_reminders(*, now: datetime.datetime) -> int:
                 continue
             recipient = invoice.customer.billing_email
             if recipient:
-                send_mail(
+                mail = dict(
                     subject=f"付款提醒 Payment reminder: {invoice.number} is overdue",
                     message=(
                         f"{invoice.customer.name}:\n\n"
@@ -58,6 +58,8 @@ def invoice_send_overdue_reminders(*, now: datetime.datetime) -> int:
                     from_email=settings.DEFAULT_FROM_EMAIL,
                     recipient_list=[recipient],
                 )
+                # after commit, outside the row lock: a rolled-back reminder sends nothing
+                transaction.on_commit(lambda mail=mail: send_mail(**mail))
                 sent += 1
             else:
                 logger.warning(

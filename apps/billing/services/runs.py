@@ -6,8 +6,9 @@ import datetime
 import logging
 from collections.abc import Callable, Iterator
 
+from celery import current_app
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -16,12 +17,21 @@ from apps.core.errors import DomainError
 from apps.core.periods import Period
 
 from ..models import BillingRun, BillingRunStatus, Invoice, InvoiceStatus
-from .invoicing import ChunkResult, bill_customers, record_progress
+from .invoicing import ChunkResult, billing_run_progress_record, invoice_drafts_refresh
 from .issuing import invoice_issue
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 2000
+RUN_START_TASK = "billing.run_start"  # apps.billing.tasks.billing_run_start_task, queued by name
+ADVISORY_NAMESPACE = 4_200_004  # pg_advisory_xact_lock(namespace, yyyymm of the period)
+# A run of the period in one of these states means the period is being billed or has been.
+BILLING_OR_BILLED = (
+    BillingRunStatus.QUEUED,
+    BillingRunStatus.RUNNING,
+    BillingRunStatus.DONE,
+    BillingRunStatus.DONE_WITH_ERRORS,
+)
 
 
 def billing_run_create(
@@ -47,7 +57,7 @@ def billing_run_create(
     )
 
 
-def run_customer_ids(run: BillingRun) -> list[int]:
+def _run_customer_ids(run: BillingRun) -> list[int]:
     """Customers with a contract in force at some time in the run's period."""
     start, end = Period.parse(run.period).bounds(settings.BILLING_TIME_ZONE)
     qs = (
@@ -60,14 +70,14 @@ def run_customer_ids(run: BillingRun) -> list[int]:
     return sorted(set(qs.values_list("customer_id", flat=True)))
 
 
-def chunks(ids: list[int], size: int = CHUNK_SIZE) -> Iterator[list[int]]:
+def customer_ids_split(*, ids: list[int], size: int = CHUNK_SIZE) -> Iterator[list[int]]:
     for index in range(0, len(ids), size):
         yield ids[index : index + size]
 
 
-def billing_run_start(run: BillingRun) -> list[int]:
+def billing_run_start(*, run: BillingRun) -> list[int]:
     """Mark the run running and count its customers."""
-    ids = run_customer_ids(run)
+    ids = _run_customer_ids(run)
     BillingRun.objects.filter(pk=run.pk).update(
         status=BillingRunStatus.RUNNING,
         started_at=timezone.now(),
@@ -91,14 +101,14 @@ def billing_run_chunk(
     drafts unchanged and issues whatever the first attempt did not.
     """
     run = BillingRun.objects.get(pk=run_id)
-    result = bill_customers(run=run, customer_ids=customer_ids)
-    auto_issue(result, now=now or timezone.now())
-    record_progress(run_id, result, len(customer_ids))
-    billing_run_finish_if_done(run_id)
+    result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
+    invoice_auto_issue(result=result, now=now or timezone.now())
+    billing_run_progress_record(run_id=run_id, result=result, customers=len(customer_ids))
+    billing_run_finish_if_done(run_id=run_id)
     return result.invoice_ids
 
 
-def auto_issue(result: ChunkResult, *, now: datetime.datetime) -> list[Invoice]:
+def invoice_auto_issue(*, result: ChunkResult, now: datetime.datetime) -> list[Invoice]:
     """Issue the chunk's drafts of customers with ``auto_issue`` on (docs/invoices.md#auto-issue),
     one transaction each.
 
@@ -126,7 +136,7 @@ def auto_issue(result: ChunkResult, *, now: datetime.datetime) -> list[Invoice]:
     return issued
 
 
-def billing_run_finish_if_done(run_id: int) -> None:
+def billing_run_finish_if_done(*, run_id: int) -> None:
     with transaction.atomic():
         run = BillingRun.objects.select_for_update().get(pk=run_id)
         if run.status != BillingRunStatus.RUNNING or run.customers_done < run.customers_total:
@@ -137,20 +147,57 @@ def billing_run_finish_if_done(run_id: int) -> None:
 
 
 def billing_run_execute(
-    run: BillingRun,
     *,
+    run: BillingRun,
     progress: Callable[[int], None] | None = None,
     now: datetime.datetime | None = None,
 ) -> BillingRun:
     """Run every chunk in this process (the management command, eager mode, tests)."""
-    ids = billing_run_start(run)
+    ids = billing_run_start(run=run)
     invoice_ids: list[int] = []
-    for chunk in chunks(ids):
+    for chunk in customer_ids_split(ids=ids):
         invoice_ids += billing_run_chunk(run_id=run.pk, customer_ids=chunk, now=now)
         if progress:
             progress(len(chunk))
     if not ids:
-        billing_run_finish_if_done(run.pk)
+        billing_run_finish_if_done(run_id=run.pk)
     run.refresh_from_db()
     run.invoice_ids = invoice_ids
     return run
+
+
+def _run_start_enqueue(run_id: int) -> None:
+    """Queue the run's start task once the transaction commits (by name: services import no tasks)."""
+    transaction.on_commit(lambda: current_app.signature(RUN_START_TASK, args=(run_id,)).delay())
+
+
+def billing_run_request(*, period: str, customer=None, actor=None) -> BillingRun:
+    """Create a run and queue it after commit (admin, API); returns it as it stands afterwards.
+
+    With an eager broker (``make run``, a request outside any transaction) the run has finished
+    by the time this returns; with a real broker it is queued.
+    """
+    with transaction.atomic():
+        run = billing_run_create(period=period, customer=customer, actor=actor)
+        _run_start_enqueue(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def billing_run_create_if_absent(*, period: str, now: datetime.datetime) -> BillingRun | None:
+    """Record the all-customer run of ``period`` unless one is queued, running or done (the monthly job).
+
+    Under a transaction-level advisory lock on the period, so two callers at once make one run;
+    a failed run does not count, so the period can be billed again.
+    """
+    parsed = Period.parse(period)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_NAMESPACE, parsed.year * 100 + parsed.month]
+            )
+        if BillingRun.objects.filter(
+            period=str(parsed), customer__isnull=True, status__in=BILLING_OR_BILLED
+        ).exists():
+            return None
+        return billing_run_create(period=str(parsed), now=now)

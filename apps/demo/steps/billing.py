@@ -97,7 +97,7 @@ def _bill(period: str, tally) -> None:
         tally.add(UNCHANGED)
         return
     at = _run_at(period)
-    billing_run_execute(billing_run_create(period=period, as_of=at, now=at), now=at)
+    billing_run_execute(run=billing_run_create(period=period, as_of=at, now=at), now=at)
     tally.add(CREATED)
 
 

@@ -48,7 +48,7 @@ from apps.billing.pdf import credit_note_pdf, invoice_pdf
 from apps.billing.services.issuing import credit_note_create, invoice_issue, invoice_void
 from apps.billing.services.payments import payment_record
 from apps.billing.services.preview import invoice_preview, preview_period
-from apps.billing.tasks import billing_run_request
+from apps.billing.services.runs import billing_run_request
 from apps.core.choices import Currency
 from apps.customers.selectors import customer_get
 
@@ -375,7 +375,7 @@ class UpcomingInvoiceView(APIView):
         now = timezone.now()
         upcoming = {
             "customer": customer.code,
-            "period": preview_period(now),
+            "period": preview_period(as_of=now),
             "as_of": now,
             "invoices": invoice_preview(customer=customer, as_of=now),
         }

@@ -33,7 +33,7 @@ class Command(BaseCommand):
                 bar.total = run.__class__.objects.get(pk=run.pk).customers_total
             bar.update(done)
 
-        run = billing_run_execute(run, progress=progress)
+        run = billing_run_execute(run=run, progress=progress)
         bar.close()
         self.stdout.write(
             f"Billing run #{run.pk} {run.period}: {run.status}; customers {run.customers_done}/{run.customers_total}, "

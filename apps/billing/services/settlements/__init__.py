@@ -33,7 +33,7 @@ from .margins import GROUPS, MarginReport, MarginRow, margin_report
 from .planning import PlannedLine, Planner
 from .statements import (
     BuildResult,
-    pending_draft_invoices,
+    invoice_drafts_count,
     settlement_build,
     settlement_confirm,
     settlement_mark_paid,
@@ -46,8 +46,8 @@ __all__ = [
     "MarginRow",
     "PlannedLine",
     "Planner",
+    "invoice_drafts_count",
     "margin_report",
-    "pending_draft_invoices",
     "settlement_build",
     "settlement_confirm",
     "settlement_mark_paid",

@@ -12,7 +12,6 @@ from django.conf import settings
 
 from apps.contracts import pricing
 from apps.contracts.models import Allocation
-from apps.core.errors import DomainError
 from apps.core.money import ZERO, round_money, round_unit_price
 from apps.core.periods import Period
 from apps.providers.models import Provider, SupplyAgreement
@@ -32,13 +31,6 @@ SETTLED_INVOICE_STATUSES = [InvoiceStatus.ISSUED, InvoiceStatus.PAID]
 
 def billing_zone() -> ZoneInfo:
     return ZoneInfo(settings.BILLING_TIME_ZONE)
-
-
-def parse_period(period: str) -> Period:
-    try:
-        return Period.parse(period)
-    except ValueError as exc:
-        raise DomainError(str(exc), code="invalid", fields={"period": [str(exc)]}) from None
 
 
 # --- computing the lines ----------------------------------------------------------------------

@@ -22,7 +22,8 @@ from ...models import (
     SettlementStatement,
     SettlementStatus,
 )
-from .planning import Planner, parse_period
+from ._period import parse_period
+from .planning import Planner
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ def settlement_build(
     return result
 
 
-def pending_draft_invoices(period: str) -> int:
+def invoice_drafts_count(*, period: str) -> int:
     """Draft invoices of the period: not settled until they are issued."""
     return Invoice.objects.filter(period=str(parse_period(period)), status=InvoiceStatus.DRAFT).count()
 

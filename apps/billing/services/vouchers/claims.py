@@ -25,16 +25,15 @@ from ...models import (
     VoucherProgramme,
     VoucherStatus,
 )
+from ._common import invalid, local_date
 from .eligibility import EligibilityInputs, line_ineligibility
 from .ledger import (
-    cap_left,
-    coverage_of,
-    invalid,
-    ledger_move,
-    local_date,
-    lock_customer_vouchers,
-    paid_out,
-    redeemed_in_year,
+    customer_vouchers_lock,
+    programme_coverage_amount,
+    programme_redeemed_in_year,
+    voucher_cap_left,
+    voucher_ledger_move,
+    voucher_paid_out,
 )
 
 # --- customer claim ----------------------------------------------------------------------------
@@ -150,27 +149,34 @@ def claim_compute(
             row.note = f"already claimed with {claimed[invoice.pk]} 已申领"
         for line in invoice.lines.all():
             open_amount = line.gross_amount - credited.get(line.pk, ZERO)
-            reason = line_ineligibility(programme, line, inputs)
+            reason = line_ineligibility(programme=programme, line=line, inputs=inputs)
             if reason:
                 row.excluded_lines[line.pk] = reason
                 row.excluded_amount += open_amount
             elif not row.note:
                 row.eligible_amount += open_amount
         if not row.note:
-            row.coverage_amount = coverage_of(programme, row.eligible_amount)
+            row.coverage_amount = programme_coverage_amount(programme=programme, amount=row.eligible_amount)
         rows.append(row)
     coverage = sum((r.coverage_amount for r in rows), ZERO)
     limits = []
     if programme.cap_per_customer_year is not None:
-        used = redeemed_in_year(customer.pk, [programme.pk], on.year).get(programme.pk, ZERO)
+        used = programme_redeemed_in_year(
+            customer_id=customer.pk, programme_ids=[programme.pk], year=on.year
+        ).get(programme.pk, ZERO)
         limits.append(
-            (f"per-customer cap {on.year} 年度上限", cap_left(programme.cap_per_customer_year, used))
+            (
+                f"per-customer cap {on.year} 年度上限",
+                voucher_cap_left(cap=programme.cap_per_customer_year, used=used),
+            )
         )
     if voucher is not None:
         limits.append((f"voucher {voucher.number} balance 余额", voucher.balance))
         if programme.cap_per_voucher is not None:
-            used = paid_out([voucher.pk]).get(voucher.pk, ZERO)
-            limits.append(("per-voucher cap 单券上限", cap_left(programme.cap_per_voucher, used)))
+            used = voucher_paid_out(voucher_ids=[voucher.pk]).get(voucher.pk, ZERO)
+            limits.append(
+                ("per-voucher cap 单券上限", voucher_cap_left(cap=programme.cap_per_voucher, used=used))
+            )
     claimable = min([coverage, *(left for _, left in limits)])
     left = claimable
     for row in rows:
@@ -205,7 +211,7 @@ def voucher_claim_record(
 ) -> list[VoucherLedgerEntry]:
     """Record that the customer claimed ``invoices`` with ``voucher``: one ``redeem`` entry per
     invoice for its claim amount. An invoice is claimed at most once per programme."""
-    lock_customer_vouchers(voucher.customer_id)
+    customer_vouchers_lock(customer_id=voucher.customer_id)
     voucher = (
         Voucher.objects.select_for_update(of=("self",))
         .select_related("programme", "customer")
@@ -221,12 +227,12 @@ def voucher_claim_record(
     if claim.claimable_amount <= 0:
         raise DomainError("Nothing is claimable for these invoices.", code="nothing_claimable")
     return [
-        ledger_move(
-            voucher,
-            LedgerKind.REDEEM,
-            -row.claim_amount,
-            now,
-            actor,
+        voucher_ledger_move(
+            voucher=voucher,
+            kind=LedgerKind.REDEEM,
+            amount=-row.claim_amount,
+            now=now,
+            actor=actor,
             invoice=row.invoice,
             base_amount=row.eligible_amount,
             cap_year=claim.on.year,

@@ -5,13 +5,11 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 
-from apps.core.errors import DomainError, InvalidState
+from apps.core.errors import InvalidState
 from apps.core.money import ZERO, round_money
 from apps.core.numbering import next_number
 from apps.customers.models import Customer
@@ -24,6 +22,7 @@ from ...models import (
     VoucherProgramme,
     VoucherStatus,
 )
+from ._common import invalid, local_date
 
 VOUCHER_LOCK_NAMESPACE = 4_200_002  # pg_advisory_xact_lock(namespace, customer_id)
 HUNDRED = Decimal(100)
@@ -44,19 +43,7 @@ PROGRAMME_FIELDS = (
 )
 
 
-def billing_zone() -> ZoneInfo:
-    return ZoneInfo(settings.BILLING_TIME_ZONE)
-
-
-def local_date(instant: datetime.datetime) -> datetime.date:
-    return instant.astimezone(billing_zone()).date()
-
-
-def invalid(field_name: str, message: str, code: str = "invalid") -> DomainError:
-    return DomainError(message, code=code, fields={field_name: [message]})
-
-
-def lock_customer_vouchers(customer_id: int) -> None:
+def customer_vouchers_lock(*, customer_id: int) -> None:
     """Serialise voucher movements of one customer (the yearly cap spans all their vouchers)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [VOUCHER_LOCK_NAMESPACE, customer_id])
@@ -65,7 +52,7 @@ def lock_customer_vouchers(customer_id: int) -> None:
 # --- programmes -------------------------------------------------------------------------------
 
 
-def voucher_programme_check(values: dict) -> None:
+def voucher_programme_check(*, values: dict) -> None:
     """Raise ``DomainError`` (naming the field) when a programme's terms do not hold together."""
     coverage = values.get("coverage_percent")
     if coverage is None or not ZERO < coverage <= HUNDRED:
@@ -91,7 +78,7 @@ def voucher_programme_create(*, actor=None, code: str, **values) -> VoucherProgr
     if VoucherProgramme.objects.filter(code=code).exists():
         raise invalid("code", f"A voucher programme with code {code!r} already exists.", "conflict")
     programme = VoucherProgramme(code=code, **values)
-    voucher_programme_check({f: getattr(programme, f) for f in PROGRAMME_FIELDS})
+    voucher_programme_check(values={f: getattr(programme, f) for f in PROGRAMME_FIELDS})
     programme._history_user = actor  # django-simple-history records who set the terms
     programme.save()
     return programme
@@ -110,7 +97,7 @@ def voucher_programme_update(*, programme: VoucherProgramme, actor=None, **value
         raise invalid("flow", "The flow cannot change once vouchers were issued under the programme.")
     for name, value in values.items():
         setattr(programme, name, value)
-    voucher_programme_check({f: getattr(programme, f) for f in PROGRAMME_FIELDS})
+    voucher_programme_check(values={f: getattr(programme, f) for f in PROGRAMME_FIELDS})
     programme._history_user = actor  # django-simple-history records who set the terms
     programme.save()
     return programme
@@ -119,8 +106,8 @@ def voucher_programme_update(*, programme: VoucherProgramme, actor=None, **value
 # --- vouchers ---------------------------------------------------------------------------------
 
 
-def ledger_move(
-    voucher: Voucher, kind: str, amount: Decimal, now: datetime.datetime, actor=None, **extra
+def voucher_ledger_move(
+    *, voucher: Voucher, kind: str, amount: Decimal, now: datetime.datetime, actor=None, **extra
 ) -> VoucherLedgerEntry:
     """Move the (locked) voucher's balance by ``amount`` and write its ledger entry."""
     voucher.balance += amount
@@ -169,7 +156,7 @@ def voucher_issue(
         raise invalid("valid_to", f"A voucher cannot outlive its programme ({programme.valid_to}).")
     if valid_to < today:
         raise invalid("valid_to", "valid_to is in the past.")
-    lock_customer_vouchers(customer.pk)
+    customer_vouchers_lock(customer_id=customer.pk)
     voucher = Voucher.objects.create(
         number=next_number("VCH", today.year),
         programme=programme,
@@ -182,8 +169,13 @@ def voucher_issue(
         issued_by=actor,
         reference=reference,
     )
-    ledger_move(
-        voucher, LedgerKind.ISSUE, amount, now, actor, note=reference or f"issued under {programme.code}"
+    voucher_ledger_move(
+        voucher=voucher,
+        kind=LedgerKind.ISSUE,
+        amount=amount,
+        now=now,
+        actor=actor,
+        note=reference or f"issued under {programme.code}",
     )
     return voucher
 
@@ -191,13 +183,21 @@ def voucher_issue(
 @transaction.atomic
 def voucher_expire(*, voucher: Voucher, now: datetime.datetime, actor=None) -> Voucher:
     """Expire a voucher now: its remaining balance leaves with an ``expire`` entry."""
-    lock_customer_vouchers(voucher.customer_id)  # always before the voucher rows: one lock order everywhere
+    # the customer's lock always before the voucher rows: one lock order everywhere
+    customer_vouchers_lock(customer_id=voucher.customer_id)
     voucher = Voucher.objects.select_for_update().get(pk=voucher.pk)
     if voucher.status == VoucherStatus.EXPIRED:
         raise InvalidState(f"Voucher {voucher} has already expired.")
     voucher.status = VoucherStatus.EXPIRED
     if voucher.balance > 0:
-        ledger_move(voucher, LedgerKind.EXPIRE, -voucher.balance, now, actor, note="expired")
+        voucher_ledger_move(
+            voucher=voucher,
+            kind=LedgerKind.EXPIRE,
+            amount=-voucher.balance,
+            now=now,
+            actor=actor,
+            note="expired",
+        )
     else:
         voucher.save(update_fields=["status"])
     return voucher
@@ -220,11 +220,13 @@ def voucher_expire_due(*, now: datetime.datetime) -> int:
     return done
 
 
-def coverage_of(programme: VoucherProgramme, amount: Decimal) -> Decimal:
+def programme_coverage_amount(*, programme: VoucherProgramme, amount: Decimal) -> Decimal:
     return round_money(amount * programme.coverage_percent / HUNDRED)
 
 
-def redeemed_in_year(customer_id: int, programme_ids: Iterable[int], year: int) -> dict[int, Decimal]:
+def programme_redeemed_in_year(
+    *, customer_id: int, programme_ids: Iterable[int], year: int
+) -> dict[int, Decimal]:
     """Net amount redeemed (redemptions less reversals) per programme for the customer's year cap."""
     rows = (
         VoucherLedgerEntry.objects.filter(
@@ -239,7 +241,7 @@ def redeemed_in_year(customer_id: int, programme_ids: Iterable[int], year: int) 
     return {row["voucher__programme_id"]: ZERO - row["total"] for row in rows}
 
 
-def paid_out(voucher_ids: Iterable[int]) -> dict[int, Decimal]:
+def voucher_paid_out(*, voucher_ids: Iterable[int]) -> dict[int, Decimal]:
     """Net amount each voucher has paid out (for the per-voucher cap)."""
     rows = (
         VoucherLedgerEntry.objects.filter(
@@ -251,5 +253,5 @@ def paid_out(voucher_ids: Iterable[int]) -> dict[int, Decimal]:
     return {row["voucher_id"]: ZERO - row["total"] for row in rows}
 
 
-def cap_left(cap: Decimal | None, used: Decimal) -> Decimal | None:
+def voucher_cap_left(*, cap: Decimal | None, used: Decimal) -> Decimal | None:
     return None if cap is None else max(ZERO, cap - used)

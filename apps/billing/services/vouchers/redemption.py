@@ -20,7 +20,14 @@ from ...models import (
 )
 from ..payments import payment_record
 from .eligibility import EligibilityInputs, eligible_lines
-from .ledger import cap_left, coverage_of, ledger_move, lock_customer_vouchers, paid_out, redeemed_in_year
+from .ledger import (
+    customer_vouchers_lock,
+    programme_coverage_amount,
+    programme_redeemed_in_year,
+    voucher_cap_left,
+    voucher_ledger_move,
+    voucher_paid_out,
+)
 
 # --- supplier side: redemption at issue -------------------------------------------------------
 
@@ -49,7 +56,7 @@ def voucher_apply_at_issue(*, invoice: Invoice, now: datetime.datetime) -> list[
     )
     if not candidates.exists():
         return []
-    lock_customer_vouchers(invoice.customer_id)
+    customer_vouchers_lock(customer_id=invoice.customer_id)
     vouchers = list(
         candidates.select_for_update(of=("self",)).select_related("programme").order_by("pk")
     )  # locked in id order: no deadlock between two issuers
@@ -57,18 +64,22 @@ def voucher_apply_at_issue(*, invoice: Invoice, now: datetime.datetime) -> list[
     lines = list(invoice.lines.all())
     inputs = EligibilityInputs.load(lines)
     programmes = {v.programme_id: v.programme for v in vouchers}
-    base = {pid: eligible_lines(p, lines, inputs)[0] for pid, p in programmes.items()}
-    share_left = {pid: coverage_of(p, base[pid]) for pid, p in programmes.items()}
-    year_used = redeemed_in_year(invoice.customer_id, programmes, on.year)
-    voucher_paid_out = paid_out(v.pk for v in vouchers)
+    base = {pid: eligible_lines(programme=p, lines=lines, inputs=inputs)[0] for pid, p in programmes.items()}
+    share_left = {
+        pid: programme_coverage_amount(programme=p, amount=base[pid]) for pid, p in programmes.items()
+    }
+    year_used = programme_redeemed_in_year(
+        customer_id=invoice.customer_id, programme_ids=programmes, year=on.year
+    )
+    paid_out = voucher_paid_out(voucher_ids=[v.pk for v in vouchers])
     due = invoice.amount_due
     entries = []
     for voucher in vouchers:
         programme = voucher.programme
         limits = [share_left[programme.pk], voucher.balance, due]
         for left in (
-            cap_left(programme.cap_per_customer_year, year_used.get(programme.pk, ZERO)),
-            cap_left(programme.cap_per_voucher, voucher_paid_out.get(voucher.pk, ZERO)),
+            voucher_cap_left(cap=programme.cap_per_customer_year, used=year_used.get(programme.pk, ZERO)),
+            voucher_cap_left(cap=programme.cap_per_voucher, used=paid_out.get(voucher.pk, ZERO)),
         ):
             if left is not None:
                 limits.append(left)
@@ -83,11 +94,11 @@ def voucher_apply_at_issue(*, invoice: Invoice, now: datetime.datetime) -> list[
             reference=f"{voucher.number} ({programme.code})",
         )
         entries.append(
-            ledger_move(
-                voucher,
-                LedgerKind.REDEEM,
-                -amount,
-                now,
+            voucher_ledger_move(
+                voucher=voucher,
+                kind=LedgerKind.REDEEM,
+                amount=-amount,
+                now=now,
                 invoice=invoice,
                 payment=payment,
                 base_amount=base[programme.pk],
@@ -113,7 +124,7 @@ def voucher_reverse_for_invoice(
     )
     if not redemptions:
         return []
-    lock_customer_vouchers(invoice.customer_id)
+    customer_vouchers_lock(customer_id=invoice.customer_id)
     locked = {
         v.pk: v
         for v in Voucher.objects.select_for_update()
@@ -124,12 +135,12 @@ def voucher_reverse_for_invoice(
     for redemption in redemptions:
         voucher = locked[redemption.voucher_id]
         entries.append(
-            ledger_move(
-                voucher,
-                LedgerKind.REVERSE,
-                -redemption.amount,
-                now,
-                actor,
+            voucher_ledger_move(
+                voucher=voucher,
+                kind=LedgerKind.REVERSE,
+                amount=-redemption.amount,
+                now=now,
+                actor=actor,
                 invoice=invoice,
                 reverses=redemption,
                 cap_year=redemption.cap_year,
@@ -137,7 +148,12 @@ def voucher_reverse_for_invoice(
             )
         )
         if voucher.status == VoucherStatus.EXPIRED and voucher.balance > 0:
-            ledger_move(
-                voucher, LedgerKind.EXPIRE, -voucher.balance, now, actor, note="returned after expiry"
+            voucher_ledger_move(
+                voucher=voucher,
+                kind=LedgerKind.EXPIRE,
+                amount=-voucher.balance,
+                now=now,
+                actor=actor,
+                note="returned after expiry",
             )
     return entries

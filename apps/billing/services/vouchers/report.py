@@ -16,7 +16,7 @@ from ...models import (
     VoucherLedgerEntry,
     VoucherProgramme,
 )
-from .ledger import billing_zone, invalid, local_date
+from ._common import billing_zone, invalid, local_date
 
 # --- redemption report ------------------------------------------------------------------------
 
