@@ -128,11 +128,11 @@ class ContractLineForm(forms.ModelForm):
         data = super().clean()
         if data.get("list_unit_price") is None and data.get("gpu_model") and not self.errors:
             contract = self.instance.contract if self.instance.contract_id else None
-            item = services.price_list_item(
-                contract.price_list if contract else None,
-                data["gpu_model"],
-                data.get("resource"),
-                data.get("term"),
+            item = services.price_list_item_get(
+                price_list=contract.price_list if contract else None,
+                gpu_model=data["gpu_model"],
+                resource=data.get("resource"),
+                term=data.get("term"),
             )
             if item is None:
                 raise ValidationError(
@@ -356,7 +356,7 @@ class ContractAdmin(GuardedHistoryAdmin):
         done = 0
         for contract in queryset:
             try:
-                service(contract=contract, actor=request.user, now=timezone.now(), **kwargs)
+                service(contract=contract, actor=request.user, **kwargs)
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{contract}: {exc.message}", messages.ERROR)
@@ -365,15 +365,15 @@ class ContractAdmin(GuardedHistoryAdmin):
 
     @admin.action(description="Submit for approval 提交审批", permissions=["change"])
     def submit_selected(self, request, queryset):
-        self._run(request, queryset, services.contract_submit, "Submitted")
+        self._run(request, queryset, services.contract_submit, "Submitted", now=timezone.now())
 
     @admin.action(description="Approve discounts 审批通过", permissions=["approve"])
     def approve_selected(self, request, queryset):
-        self._run(request, queryset, services.contract_approve, "Approved")
+        self._run(request, queryset, services.contract_approve, "Approved", now=timezone.now())
 
     @admin.action(description="Activate 生效", permissions=["activate"])
     def activate_selected(self, request, queryset):
-        self._run(request, queryset, services.contract_activate, "Activated")
+        self._run(request, queryset, services.contract_activate, "Activated", now=timezone.now())
 
     @admin.action(description="Suspend 暂停", permissions=["activate"])
     def suspend_selected(self, request, queryset):
@@ -385,7 +385,7 @@ class ContractAdmin(GuardedHistoryAdmin):
 
     @admin.action(description="Terminate now 立即终止", permissions=["terminate"])
     def terminate_selected(self, request, queryset):
-        self._run(request, queryset, services.contract_terminate, "Terminated")
+        self._run(request, queryset, services.contract_terminate, "Terminated", now=timezone.now())
 
     # -- capacity finder and quote preview --
 
@@ -447,7 +447,7 @@ class ContractAdmin(GuardedHistoryAdmin):
             "form": form,
             "line": line,
             "options": options,
-            "shortfall": services.line_shortfall(line) if line else None,
+            "shortfall": services.line_shortfall(line=line) if line else None,
             "editable": contract.is_editable and self.has_change_permission(request, contract),
         }
         return TemplateResponse(request, "admin/contracts/contract/capacity.html", context)
@@ -528,7 +528,7 @@ class AllocationForm(forms.ModelForm):
         if line is None or self.instance.pk:
             return data
         card, server = data.get("card"), data.get("server")
-        start, end = services.line_interval(line)
+        start, end = services.line_interval(line=line)
         problem = services.allocation_problem(
             line=line,
             card=card,

@@ -82,7 +82,7 @@ def _save(obj, actor, **kwargs) -> None:
     obj.save(**kwargs)
 
 
-def price_list_item(price_list: PriceList | None, gpu_model: GpuModel, resource: str, term: str):
+def price_list_item_get(*, price_list: PriceList | None, gpu_model: GpuModel, resource: str, term: str):
     """The price list item for (model, resource, term): the given list's, else the default list's."""
     qs = PriceListItem.objects.select_related("tax_category").filter(
         gpu_model=gpu_model, resource=resource, term=term
@@ -180,7 +180,9 @@ def line_add(*, contract: Contract, data: LineData, actor, position: int | None 
     contract = _locked(contract)
     _require_status(contract, ContractStatus.DRAFT, action="edit")
     problems = line_problems(data, contract_start=contract.start_at, contract_end=contract.end_at)
-    item = price_list_item(contract.price_list, data.gpu_model, data.resource, data.term)
+    item = price_list_item_get(
+        price_list=contract.price_list, gpu_model=data.gpu_model, resource=data.resource, term=data.term
+    )
     list_price = data.list_unit_price
     if list_price is None:
         if item is None:
@@ -232,7 +234,7 @@ def line_add(*, contract: Contract, data: LineData, actor, position: int | None 
     return line
 
 
-def line_interval(line: ContractLine) -> tuple[datetime.datetime, datetime.datetime | None]:
+def line_interval(*, line: ContractLine) -> tuple[datetime.datetime, datetime.datetime | None]:
     return line.start_at or line.contract.start_at, line.end_at or line.contract.end_at
 
 
@@ -289,7 +291,7 @@ def allocation_problem(
     for obj in filter(None, [server, card]):
         if obj.status in (HardwareStatus.RETIRED, HardwareStatus.MAINTENANCE):
             return invalid(field_name, f"{hardware} is {obj.status} and cannot be allocated.")
-    line_start, line_end = line_interval(line)
+    line_start, line_end = line_interval(line=line)
     if end_at is not None and end_at <= start_at:
         return invalid("end", "End must be after start.")
     if start_at < line_start or (line_end is not None and (end_at is None or end_at > line_end)):
@@ -328,7 +330,7 @@ def allocation_add(
         server_for_card = None
     if server is not None:
         server = Server.objects.select_related("gpu_model").get(pk=server.pk)
-    line_start, line_end = line_interval(line)
+    line_start, line_end = line_interval(line=line)
     start_at = start_at or line_start
     end_at = end_at or line_end
     problem = allocation_problem(line=line, card=card, server=server, start_at=start_at, end_at=end_at)
@@ -376,18 +378,18 @@ def contract_delete(*, contract: Contract, actor) -> None:
 # Policy
 
 
-def needs_approval(contract: Contract) -> bool:
+def contract_needs_approval(*, contract: Contract) -> bool:
     """Any line whose combined discount exceeds ``DISCOUNT_APPROVAL_THRESHOLD`` percent."""
     threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD)
     return any(line.combined_discount_percent > threshold for line in contract.lines.all())
 
 
-def coverage_problems(contract: Contract) -> dict[int, str]:
+def contract_coverage_problems(*, contract: Contract) -> dict[int, str]:
     """Lines whose allocations at the line start do not cover the quantity: {line position: why}."""
     problems = {}
     units = {"card": "cards", "server": "servers", "p_unit": "P"}
     for line in contract.lines.select_related("gpu_model", "contract"):
-        missing = line_shortfall(line)
+        missing = line_shortfall(line=line)
         if missing > 0:
             have = line.quantity - missing
             unit = units[line.resource]
@@ -486,13 +488,13 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
         raise DomainError(
             "A contract needs at least one line.", code="invalid", fields={"lines": ["Add a line."]}
         )
-    if needs_approval(contract) and contract.approved_at is None:
+    if contract_needs_approval(contract=contract) and contract.approved_at is None:
         threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD).normalize()
         raise InvalidState(
             f"Discounts above {threshold:f}% need a sales manager's approval before activation.",
             code="approval_required",
         )
-    problems = coverage_problems(contract)
+    problems = contract_coverage_problems(contract=contract)
     if problems:
         raise DomainError(
             "Allocations do not cover the contract: " + "; ".join(problems.values()) + ".",
@@ -517,7 +519,8 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
 
 
 @transaction.atomic
-def contract_suspend(*, contract: Contract, actor, now: datetime.datetime, reason: str = "") -> Contract:
+def contract_suspend(*, contract: Contract, actor, reason: str = "") -> Contract:
+    """Active → suspended, with the reason; still billed (the history row records when)."""
     contract = _locked(contract)
     _require_status(contract, ContractStatus.ACTIVE, action="suspend")
     contract.status = ContractStatus.SUSPENDED
@@ -527,7 +530,8 @@ def contract_suspend(*, contract: Contract, actor, now: datetime.datetime, reaso
 
 
 @transaction.atomic
-def contract_resume(*, contract: Contract, actor, now: datetime.datetime) -> Contract:
+def contract_resume(*, contract: Contract, actor) -> Contract:
+    """Suspended → active; the suspension reason is cleared."""
     contract = _locked(contract)
     _require_status(contract, ContractStatus.SUSPENDED, action="resume")
     contract.status = ContractStatus.ACTIVE
@@ -622,7 +626,7 @@ def contract_amend(*, contract: Contract, actor, effective_at: datetime.datetime
     )
     _save(new, actor)
     for line in contract.lines.prefetch_related("allocations", "tiers"):
-        _, line_end = line_interval(line)
+        _, line_end = line_interval(line=line)
         if line_end is not None and line_end <= effective_at:
             continue
         allocations = list(line.allocations.all())
@@ -672,7 +676,9 @@ def line_save(*, line: ContractLine, actor) -> ContractLine:
     if line.pk is None and (
         line.tax_category_id is None or line.term_discount_percent is None or line.list_unit_price is None
     ):
-        item = price_list_item(contract.price_list, line.gpu_model, line.resource, line.term)
+        item = price_list_item_get(
+            price_list=contract.price_list, gpu_model=line.gpu_model, resource=line.resource, term=line.term
+        )
         if line.list_unit_price is None:
             if item is None:
                 msg = f"No list price for {line.gpu_model} {line.resource}/{line.term}; give one."
@@ -693,7 +699,7 @@ def allocation_fill(*, line: ContractLine, options, actor) -> list[Allocation]:
     """Allocate hardware from ``options`` (capacity finder rows, best first) until the line is covered."""
     created = []
     for option in options:
-        if line_shortfall(line) <= 0:
+        if line_shortfall(line=line) <= 0:
             break
         created.append(
             allocation_add(
@@ -703,9 +709,9 @@ def allocation_fill(*, line: ContractLine, options, actor) -> list[Allocation]:
     return created
 
 
-def line_shortfall(line: ContractLine) -> Decimal:
+def line_shortfall(*, line: ContractLine) -> Decimal:
     """What the line's allocations at its start still lack: cards, servers or P."""
-    start, _ = line_interval(line)
+    start, _ = line_interval(line=line)
     live = [
         a
         for a in line.allocations.select_related("server__gpu_model")

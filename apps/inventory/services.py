@@ -39,7 +39,7 @@ def _invalid(message: str, fields: dict) -> DomainError:
     return DomainError(message, code="invalid", fields=fields)
 
 
-def normalize_card_uuid(uuid: str) -> str:
+def card_uuid_normalize(*, uuid: str) -> str:
     """NVML prints UUIDs in lower case; store them that way so usage reports match."""
     uuid = uuid.strip()
     return "GPU-" + uuid[4:].lower() if uuid[:4].upper() == "GPU-" else uuid
@@ -100,7 +100,7 @@ def _card_specs(cards: Iterable[CardSpec | Mapping]) -> list[CardSpec]:
                     status=card.get("status") or HardwareStatus.AVAILABLE,
                 )
             )
-    return [CardSpec(slot=s.slot, uuid=normalize_card_uuid(s.uuid), status=s.status) for s in specs]
+    return [CardSpec(slot=s.slot, uuid=card_uuid_normalize(uuid=s.uuid), status=s.status) for s in specs]
 
 
 def _card_errors(specs: list[CardSpec], *, card_count: int, taken_slots: Collection[int] = ()) -> list[dict]:

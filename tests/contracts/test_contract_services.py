@@ -190,14 +190,14 @@ def test_terminate_frees_the_hardware_after_the_end(am, customer):
     later = draft(customer, am, [server_line(server)], start=at)
     assert services.contract_activate(contract=later, actor=am, now=at).status == ContractStatus.ACTIVE
     with pytest.raises(InvalidState, match="it is terminated"):
-        services.contract_suspend(contract=contract, actor=am, now=at)
+        services.contract_suspend(contract=contract, actor=am)
 
 
 def test_suspend_resume_and_only_drafts_are_deleted(am, customer):
     contract = draft(customer, am, [server_line(ServerFactory())])
     services.contract_activate(contract=contract, actor=am, now=NOW)
-    assert services.contract_suspend(contract=contract, actor=am, now=NOW).status == ContractStatus.SUSPENDED
-    assert services.contract_resume(contract=contract, actor=am, now=NOW).status == ContractStatus.ACTIVE
+    assert services.contract_suspend(contract=contract, actor=am).status == ContractStatus.SUSPENDED
+    assert services.contract_resume(contract=contract, actor=am).status == ContractStatus.ACTIVE
     with pytest.raises(InvalidState, match="Cannot delete"):
         services.contract_delete(contract=contract, actor=am)
     other = draft(customer, am, [server_line(ServerFactory())])

@@ -322,14 +322,14 @@ def _move(contract: Contract, spec: ContractSpec, *, manager, sales, finance) ->
     """Take a fresh draft to the spec's outcome through the lifecycle services."""
     if spec.outcome == DRAFT:
         return
-    if spec.outcome == PENDING_APPROVAL or services.needs_approval(contract):
+    if spec.outcome == PENDING_APPROVAL or services.contract_needs_approval(contract=contract):
         contract = services.contract_submit(contract=contract, actor=manager, now=DRAFTED_AT)
         if spec.outcome == PENDING_APPROVAL:
             return
         contract = services.contract_approve(contract=contract, actor=sales, now=DRAFTED_AT)
     contract = services.contract_activate(contract=contract, actor=manager, now=DRAFTED_AT)
     if spec.outcome == SUSPENDED:
-        services.contract_suspend(contract=contract, actor=manager, now=DRAFTED_AT, reason=spec.reason)
+        services.contract_suspend(contract=contract, actor=manager, reason=spec.reason)
     elif spec.outcome == TERMINATED:
         services.contract_terminate(
             contract=contract, actor=finance, now=TERMINATION_NOTICE_AT, at=TERMINATED_AT, reason=spec.reason

@@ -31,7 +31,7 @@ from apps.core.choices import Currency, LeaseTerm, ResourceKind
 from apps.core.money import effective_unit_price, round_unit_price
 from apps.customers.models import Customer
 from apps.inventory.models import Card, GpuModel, Server
-from apps.inventory.services import normalize_card_uuid
+from apps.inventory.services import card_uuid_normalize
 
 from .fields import DecimalStringField, NaturalKeyField, StrictCharField, decimal_string
 
@@ -74,7 +74,7 @@ class CardKeyField(NaturalKeyField):
 
     def to_internal_value(self, data):
         if isinstance(data, str):
-            data = normalize_card_uuid(data)
+            data = card_uuid_normalize(uuid=data)
         return super().to_internal_value(data)
 
 
@@ -333,12 +333,12 @@ class ContractLineSerializer(serializers.ModelSerializer):
 
     @extend_schema_field({"type": "string", "format": "date-time"})
     def get_start(self, line: ContractLine) -> str:
-        start, _ = services.line_interval(line)
+        start, _ = services.line_interval(line=line)
         return serializers.DateTimeField().to_representation(start)
 
     @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_end(self, line: ContractLine) -> str | None:
-        _, end = services.line_interval(line)
+        _, end = services.line_interval(line=line)
         return None if end is None else serializers.DateTimeField().to_representation(end)
 
 
@@ -403,7 +403,7 @@ class ContractSerializer(serializers.ModelSerializer):
         return _percent_string(max(discounts, default=Decimal(0)))
 
     def get_needs_approval(self, contract: Contract) -> bool:
-        return services.needs_approval(contract)
+        return services.contract_needs_approval(contract=contract)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

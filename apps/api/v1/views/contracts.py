@@ -1,8 +1,8 @@
 """Contracts (docs/api.md#resources): drafting with nested lines and allocations, the lifecycle, the quote.
 
-Every write is one call of ``apps.contracts.services`` with ``now=timezone.now()``; what a user may
-see is ``apps.contracts.selectors.contract_list``. Errors of the nested payload name the path of
-the offending value, ``lines.1.allocations.0.card``, so an integrator can point at it.
+Every write is one call of ``apps.contracts.services``, given ``now=timezone.now()`` where it takes
+one; what a user may see is ``apps.contracts.selectors.contract_list``. Errors of the nested payload
+name the path of the offending value, ``lines.1.allocations.0.card``, so an integrator can point at it.
 """
 
 from __future__ import annotations
@@ -224,11 +224,11 @@ class ContractViewSet(ApiViewSet):
             ContractSerializer(contract, context=self.get_serializer_context()).data, status=status_code
         )
 
-    def _transition(self, request, service, body=ActionSerializer) -> Response:
-        """One lifecycle service on the contract, with the body's arguments (``reason``, ``at``)."""
+    def _transition(self, request, service, body=ActionSerializer, **kwargs) -> Response:
+        """One lifecycle service on the contract: the body's arguments (``reason``, ``at``) and ``now``."""
         contract = self.get_object()
         attrs = self._validated(body, request.data)
-        contract = service(contract=contract, actor=request.user, now=timezone.now(), **attrs)
+        contract = service(contract=contract, actor=request.user, **attrs, **kwargs)
         return self._render(contract)
 
     # -- drafting
@@ -319,17 +319,17 @@ class ContractViewSet(ApiViewSet):
     @_transition_docs("Submit a draft for a sales manager's approval")
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
-        return self._transition(request, services.contract_submit)
+        return self._transition(request, services.contract_submit, now=timezone.now())
 
     @_transition_docs("Approve the discounts (sales manager; not the contract's own account manager)")
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        return self._transition(request, services.contract_approve)
+        return self._transition(request, services.contract_approve, now=timezone.now())
 
     @_transition_docs("Activate: allocations become firm (approval first above the discount threshold)")
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        return self._transition(request, services.contract_activate)
+        return self._transition(request, services.contract_activate, now=timezone.now())
 
     @_transition_docs("Suspend an active contract", request=SuspendSerializer)
     @action(detail=True, methods=["post"])
@@ -344,7 +344,9 @@ class ContractViewSet(ApiViewSet):
     @_transition_docs("Terminate at a time (default now); billing stops there", request=TerminateSerializer)
     @action(detail=True, methods=["post"])
     def terminate(self, request, pk=None):
-        return self._transition(request, services.contract_terminate, body=TerminateSerializer)
+        return self._transition(
+            request, services.contract_terminate, body=TerminateSerializer, now=timezone.now()
+        )
 
     @extend_schema(
         summary="Amend: a new draft version taking over at effective_at",
@@ -355,7 +357,9 @@ class ContractViewSet(ApiViewSet):
     def amend(self, request, pk=None):
         contract = self.get_object()
         attrs = self._validated(AmendSerializer, request.data)
-        new = services.contract_amend(contract=contract, actor=request.user, effective_at=attrs["effective_at"])
+        new = services.contract_amend(
+            contract=contract, actor=request.user, effective_at=attrs["effective_at"]
+        )
         return self._render(new, status.HTTP_201_CREATED)
 
     # -- quote
