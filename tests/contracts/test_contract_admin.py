@@ -23,17 +23,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "admin:contracts_contract_changelist"
 
 
-@pytest.fixture
-def am(make_staff):
-    return make_staff(roles.ACCOUNT_MANAGER, username="am1")
-
-
-@pytest.fixture
-def am_client(client, am):
-    client.force_login(am)
-    return client
-
-
 def _inline_post(customer, lines):
     data = {
         "customer": customer.pk,

@@ -10,7 +10,6 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from apps.accounts import roles
 from apps.contracts import services
 from apps.contracts.models import Allocation, Contract, ContractStatus
 from apps.contracts.services import LineData
@@ -25,17 +24,6 @@ pytestmark = pytest.mark.django_db
 def frozen_clock():
     with time_machine.travel(NOW, tick=False):
         yield
-
-
-@pytest.fixture
-def am(make_staff):
-    return make_staff(roles.ACCOUNT_MANAGER, username="am1")
-
-
-@pytest.fixture
-def am_client(client, am):
-    client.force_login(am)
-    return client
 
 
 def _site_with_cost(cost: str, hub: str):

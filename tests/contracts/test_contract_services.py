@@ -21,11 +21,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def am(make_staff):
-    return make_staff(roles.ACCOUNT_MANAGER, username="am1")
-
-
-@pytest.fixture
 def sales(make_staff):
     return make_staff(roles.SALES_MANAGER, username="sales1")
 
