@@ -355,7 +355,9 @@ class ContractViewSet(ApiViewSet):
     def amend(self, request, pk=None):
         contract = self.get_object()
         attrs = self._validated(AmendSerializer, request.data)
-        new = services.contract_amend(contract=contract, actor=request.user, effective_at=attrs["effective_at"])
+        new = services.contract_amend(
+            contract=contract, actor=request.user, effective_at=attrs["effective_at"]
+        )
         return self._render(new, status.HTTP_201_CREATED)
 
     # -- quote
