@@ -167,7 +167,7 @@ def main() -> None:
 
     from django.db import connection
 
-    from apps.billing.services.runs import billing_run_create, billing_run_execute
+    from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 
     cards = args.customers * 2
     per_card = max(1, args.records // cards)

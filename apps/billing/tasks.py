@@ -15,10 +15,9 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from apps.billing.invoicing.services import runs
+from apps.billing.models import BillingRun, BillingRunStatus
 from apps.core.periods import Period
-
-from .models import BillingRun, BillingRunStatus
-from .services import runs
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def monthly_billing_task() -> int:
 @shared_task(name="billing.daily_overdue", **TASK_OPTIONS)
 def daily_overdue_task() -> int:
     """Every day: remind customers of overdue invoices (at most once a week per invoice)."""
-    from .services.reminders import invoice_send_overdue_reminders
+    from apps.billing.invoicing.services.reminders import invoice_send_overdue_reminders
 
     return invoice_send_overdue_reminders(now=timezone.now())
 
@@ -83,7 +82,7 @@ def monthly_settlements_task(period: str | None = None) -> int:
     Idempotent: confirmed and paid statements are left alone, unchanged drafts are not rewritten.
     Returns the number of statements of the period.
     """
-    from .services.settlements import settlement_build
+    from apps.billing.settlements.services import settlement_build
 
     now = timezone.now()
     period = period or str(Period.containing(now, settings.BILLING_TIME_ZONE).previous())
@@ -101,6 +100,6 @@ def monthly_settlements_task(period: str | None = None) -> int:
 @shared_task(name="billing.expire_vouchers", **TASK_OPTIONS)
 def expire_vouchers_task() -> int:
     """Every day: vouchers past their last day expire; their balance leaves with a ledger entry."""
-    from .services.vouchers import voucher_expire_due
+    from apps.billing.vouchers.services import voucher_expire_due
 
     return voucher_expire_due(now=timezone.now())

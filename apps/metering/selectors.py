@@ -27,7 +27,9 @@ from apps.core.periods import Period, periods_between
 
 from .models import UsageRecord
 
-LATE_LOOKBACK_MONTHS = 12  # billing looks back as far for late usage (apps.billing.services.invoicing)
+LATE_LOOKBACK_MONTHS = (
+    12  # billing looks back as far for late usage (apps.billing.invoicing.services.invoicing)
+)
 
 
 def _tz() -> str:

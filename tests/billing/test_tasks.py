@@ -42,8 +42,8 @@ def test_the_monthly_job_bills_the_closed_month_once(customer, django_capture_on
 
 
 def test_overdue_reminders_go_once_a_week(customer, mailoutbox, django_capture_on_commit_callbacks):
-    from apps.billing.services.issuing import invoice_issue
-    from apps.billing.services.runs import billing_run_create, billing_run_execute
+    from apps.billing.invoicing.services.issuing import invoice_issue
+    from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 
     at = datetime.datetime(2026, 12, 1, 3, tzinfo=SH)
     billing_run_execute(run=billing_run_create(period="2026-11", as_of=at, now=at))
@@ -62,7 +62,7 @@ def test_overdue_reminders_go_once_a_week(customer, mailoutbox, django_capture_o
 
 
 def test_the_monthly_job_does_not_start_a_second_run_while_one_is_queued(customer):
-    from apps.billing.services.runs import billing_run_create
+    from apps.billing.invoicing.services.runs import billing_run_create
 
     queued = billing_run_create(period="2026-11", now=datetime.datetime(2026, 12, 1, 1, tzinfo=SH))
     with time_machine.travel(datetime.datetime(2026, 12, 1, 2, 0, tzinfo=SH), tick=False):
@@ -72,7 +72,7 @@ def test_the_monthly_job_does_not_start_a_second_run_while_one_is_queued(custome
 
 
 def test_the_monthly_job_runs_again_after_a_failed_run(customer, django_capture_on_commit_callbacks):
-    from apps.billing.services.runs import billing_run_create
+    from apps.billing.invoicing.services.runs import billing_run_create
 
     failed = billing_run_create(period="2026-11", now=datetime.datetime(2026, 12, 1, 1, tzinfo=SH))
     BillingRun.objects.filter(pk=failed.pk).update(status="failed")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime
 
+from apps.billing.invoicing.services.issuing import invoice_issue
+from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 from apps.billing.models import Invoice, InvoiceStatus
-from apps.billing.services.issuing import invoice_issue
-from apps.billing.services.runs import billing_run_create, billing_run_execute
 from apps.contracts import services
 from apps.core.periods import Period
 from tests.factories.contracts import NOW, card_line, draft

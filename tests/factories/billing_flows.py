@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
+from apps.billing.invoicing.services.issuing import invoice_issue
+from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 from apps.billing.models import Invoice
-from apps.billing.services.issuing import invoice_issue
-from apps.billing.services.runs import billing_run_create, billing_run_execute
 from apps.contracts import services
 from tests.factories.contracts import NOW, card_line, draft
 from tests.factories.usage import usage

@@ -9,8 +9,8 @@ import re
 
 from pypdf import PdfReader
 
+from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 from apps.billing.models import BillingRun, Invoice
-from apps.billing.services.runs import billing_run_create, billing_run_execute
 from apps.contracts import services
 from tests.factories.catalogue import CustomerFactory, ServerFactory
 from tests.factories.contracts import NOW, card_line, draft

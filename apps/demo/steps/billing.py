@@ -13,12 +13,12 @@ import datetime
 from collections import defaultdict
 from decimal import Decimal
 
+from apps.billing.invoicing.services.issuing import credit_note_create, invoice_issue_period
+from apps.billing.invoicing.services.payments import payment_record
+from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 from apps.billing.models import BillingRun, CreditNote, Invoice, InvoiceStatus, PaymentMethod
-from apps.billing.models.vouchers import Voucher, VoucherProgramme
-from apps.billing.services.issuing import credit_note_create, invoice_issue_period
-from apps.billing.services.payments import payment_record
-from apps.billing.services.runs import billing_run_create, billing_run_execute
-from apps.billing.services.vouchers.ledger import voucher_issue, voucher_programme_create
+from apps.billing.vouchers.models import Voucher, VoucherProgramme
+from apps.billing.vouchers.services.ledger import voucher_issue, voucher_programme_create
 from apps.contracts.models import Allocation, ContractStatus
 from apps.customers.models import Customer
 from apps.metering.models import UsageRecord

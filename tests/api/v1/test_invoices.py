@@ -18,8 +18,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts import roles
+from apps.billing.invoicing.services.issuing import credit_note_create, invoice_issue
 from apps.billing.models import BillingRun, CreditNote, Invoice, InvoiceLine, Payment
-from apps.billing.services.issuing import credit_note_create, invoice_issue
 from apps.core.models import NumberSeries
 from tests.api.helpers import assert_error
 from tests.factories.catalogue import CustomerFactory, ServerFactory, gpu_model

@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts import roles
+from apps.billing.invoicing.services.payments import payment_record
 from apps.billing.models import Voucher, VoucherProgramme
-from apps.billing.services import vouchers as svc
-from apps.billing.services.payments import payment_record
+from apps.billing.vouchers import services as svc
 from tests.api.helpers import assert_error
 from tests.factories.billing_flows import SH, issued_invoice
 from tests.factories.catalogue import CustomerFactory, ServerFactory

@@ -35,7 +35,12 @@ from apps.api.v1.serializers.billing import (
     UpcomingInvoiceSerializer,
     VoidSerializer,
 )
-from apps.billing import selectors
+from apps.billing.invoicing import selectors
+from apps.billing.invoicing.pdf import credit_note_pdf, invoice_pdf
+from apps.billing.invoicing.services.issuing import credit_note_create, invoice_issue, invoice_void
+from apps.billing.invoicing.services.payments import payment_record
+from apps.billing.invoicing.services.preview import invoice_preview, preview_period
+from apps.billing.invoicing.services.runs import billing_run_request
 from apps.billing.models import (
     BillingRun,
     BillingRunStatus,
@@ -44,11 +49,6 @@ from apps.billing.models import (
     InvoiceStatus,
     PaymentMethod,
 )
-from apps.billing.pdf import credit_note_pdf, invoice_pdf
-from apps.billing.services.issuing import credit_note_create, invoice_issue, invoice_void
-from apps.billing.services.payments import payment_record
-from apps.billing.services.preview import invoice_preview, preview_period
-from apps.billing.services.runs import billing_run_request
 from apps.core.choices import Currency
 from apps.customers.selectors import customer_get
 

@@ -24,8 +24,8 @@ from apps.api.v1.serializers.settlements import (
     SettlementSerializer,
 )
 from apps.billing.models import SettlementStatement, SettlementStatus
-from apps.billing.services import settlements as services
-from apps.billing.settlement_selectors import settlement_list
+from apps.billing.settlements import services as services
+from apps.billing.settlements.selectors import settlement_list
 from apps.core.choices import Currency
 from apps.providers.models import Provider
 

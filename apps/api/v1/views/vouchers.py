@@ -30,8 +30,8 @@ from apps.api.v1.serializers.vouchers import (
     VoucherSerializer,
 )
 from apps.billing.models import Voucher, VoucherFlow, VoucherProgramme, VoucherStatus
-from apps.billing.services import vouchers as services
-from apps.billing.voucher_selectors import voucher_list, voucher_programme_list
+from apps.billing.vouchers import services as services
+from apps.billing.vouchers.selectors import voucher_list, voucher_programme_list
 
 from .base import READ_ERRORS, WRITE_ERRORS
 from .billing import BillingPermissions

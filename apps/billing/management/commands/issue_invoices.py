@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from apps.billing.services.issuing import invoice_issue_period
+from apps.billing.invoicing.services.issuing import invoice_issue_period
 from apps.core.errors import DomainError
 from apps.customers.models import Customer
 

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from apps.billing.services.runs import billing_run_create, billing_run_execute
+from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 from apps.core.errors import DomainError
 from apps.customers.models import Customer
 

@@ -1,0 +1,87 @@
+"""Reads of invoices, credit notes, payments and billing runs, scoped to who is asking.
+
+Staff see everything (their model permissions decide whether they may read at all); a customer
+portal user sees only the documents of the customers they are a member of, so a foreign id
+reads as missing (404), never as forbidden.
+"""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Prefetch, Q, QuerySet
+
+from apps.accounts.models import CustomerMembership
+from apps.billing.invoicing.models import (
+    BillingRun,
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+)
+
+
+def billing_today(now: datetime.datetime) -> datetime.date:
+    """The calendar date of ``now`` in the billing time zone (due dates are billing-zone dates)."""
+    return now.astimezone(ZoneInfo(settings.BILLING_TIME_ZONE)).date()
+
+
+def _member_customers(user):
+    return CustomerMembership.objects.filter(user=user).values("customer_id")
+
+
+def invoice_lines_queryset() -> QuerySet[InvoiceLine]:
+    return InvoiceLine.objects.select_related("contract").order_by("position")
+
+
+def invoice_list(*, user, with_lines: bool = True) -> QuerySet[Invoice]:
+    """Invoices ``user`` may see, with their customer and (by default) their lines prefetched."""
+    queryset = Invoice.objects.select_related("customer")
+    if with_lines:
+        queryset = queryset.prefetch_related(Prefetch("lines", queryset=invoice_lines_queryset()))
+    if not user.is_authenticated:
+        return queryset.none()
+    if user.is_staff:
+        return queryset
+    return queryset.filter(customer_id__in=_member_customers(user))
+
+
+def overdue_q(today: datetime.date) -> Q:
+    """Issued, not yet paid and past its due date (docs/invoices.md#overdue-and-reminders:
+    overdue is derived, not stored)."""
+    return Q(status=InvoiceStatus.ISSUED, due_on__lt=today)
+
+
+def credit_note_list(*, user) -> QuerySet[CreditNote]:
+    queryset = CreditNote.objects.select_related("invoice__customer", "issued_by").prefetch_related(
+        Prefetch("lines", queryset=CreditNoteLine.objects.order_by("pk"))
+    )
+    if not user.is_authenticated:
+        return queryset.none()
+    if user.is_staff:
+        return queryset
+    return queryset.filter(invoice__customer_id__in=_member_customers(user))
+
+
+def billing_run_list() -> QuerySet[BillingRun]:
+    return BillingRun.objects.select_related("customer", "requested_by")
+
+
+def invoice_for_pdf(pk: int) -> Invoice:
+    """An invoice with everything its PDF prints, in a constant number of queries."""
+    return (
+        Invoice.objects.select_related("customer")
+        .prefetch_related(Prefetch("lines", queryset=invoice_lines_queryset()))
+        .get(pk=pk)
+    )
+
+
+def credit_note_for_pdf(pk: int) -> CreditNote:
+    return (
+        CreditNote.objects.select_related("invoice__customer")
+        .prefetch_related(Prefetch("lines", queryset=CreditNoteLine.objects.order_by("pk")))
+        .get(pk=pk)
+    )

@@ -1,0 +1,435 @@
+"""Billing a chunk of customers for a period: rate with the engine, write draft invoices in bulk.
+
+One chunk costs a constant number of queries whatever its customers' lines or usage: contracts and
+allocations are prefetched, usage is merged per card in one SQL statement, and the drafts are
+written with bulk operations under per-customer advisory locks (taken in id order, so two runs
+over the same customers queue instead of deadlocking). Issued invoices are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+
+from apps.billing.invoicing.descriptions import line_description
+from apps.billing.invoicing.inputs import LoadedContract, contracts_for, id_array, merged_usage
+from apps.billing.invoicing.models import BillingRun, Invoice, InvoiceLine, InvoiceStatus
+from apps.contracts import pricing
+from apps.core.money import ZERO, round_unit_price
+from apps.core.periods import Period
+
+logger = logging.getLogger(__name__)
+
+LATE_LOOKBACK_MONTHS = 12
+ADVISORY_NAMESPACE = 4_200_001  # pg_advisory_xact_lock(namespace, customer_id)
+
+
+@dataclass
+class ChunkResult:
+    created: int = 0
+    refreshed: int = 0
+    unchanged: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    invoice_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PlannedLine:
+    contract_id: int
+    contract_line_id: int | None
+    charge: pricing.LineCharge
+    description: str
+    tax_classification: str
+    prices_include_tax: bool
+
+    def fields(self) -> dict[str, object]:
+        """The stored line's values by ``InvoiceLine`` attribute name (all but id, invoice, position)."""
+        c = self.charge
+        return {
+            "kind": c.kind,
+            "contract_id": self.contract_id,
+            "contract_line_id": self.contract_line_id,
+            "description": self.description,
+            "tax_classification": self.tax_classification,
+            "quantity": round_unit_price(c.quantity),
+            "unit": c.unit,
+            "list_unit_price": round_unit_price(c.list_unit_price),
+            "unit_price": round_unit_price(c.unit_price),
+            "discount_amount": c.discount_amount,
+            "amount": c.amount,
+            "tax_rate": c.tax_rate,
+            "tax_amount": c.tax.tax,
+            "net_amount": c.tax.net,
+            "gross_amount": c.tax.gross,
+            "service_start_at": c.service_start,
+            "service_end_at": c.service_end,
+        }
+
+    def values(self) -> tuple:
+        """``fields()`` in ``LINE_VALUE_FIELDS`` order; a model field without a value is a ``KeyError``."""
+        fields = self.fields()
+        return tuple(fields[name] for name in LINE_VALUE_FIELDS)
+
+
+def _tz() -> str:
+    return settings.BILLING_TIME_ZONE
+
+
+def _classification(loaded: LoadedContract, charge: pricing.LineCharge) -> str:
+    if charge.line_id is not None:
+        return loaded.lines[charge.line_id].fapiao_classification
+    # the shortfall takes the highest-rate category among the contract's lines
+    top = max(loaded.lines.values(), key=lambda line: line.tax_rate)
+    return top.fapiao_classification
+
+
+def invoice_plan(
+    *,
+    contracts: list[LoadedContract],
+    period: Period,
+    usage: dict[int, list[pricing.UsageRecord]],
+    late: list[tuple[Period, dict[int, list[pricing.UsageRecord]], dict[int, list[pricing.UsageRecord]]]],
+) -> dict[str, list[PlannedLine]]:
+    """Invoice lines of one customer for ``period`` by currency (pure, apart from reading inputs)."""
+    by_currency: dict[str, list[PlannedLine]] = defaultdict(list)
+    for loaded in contracts:
+        contract = loaded.contract
+        records = [r for card_id in loaded.card_ids for r in usage.get(card_id, ())]
+        charges = pricing.rate_contract(loaded.rating, period, records, tz=_tz())
+        for charge in charges.all_lines:
+            line = loaded.lines.get(charge.line_id) if charge.line_id else None
+            by_currency[contract.currency].append(
+                PlannedLine(
+                    contract.pk,
+                    charge.line_id,
+                    charge,
+                    line_description(contract, line, charge, str(period)),
+                    _classification(loaded, charge),
+                    contract.prices_include_tax,
+                )
+            )
+        for late_period, all_usage, billed_usage in late:
+            all_records = [r for card_id in loaded.card_ids for r in all_usage.get(card_id, ())]
+            if not all_records:
+                continue
+            billed = [r for card_id in loaded.card_ids for r in billed_usage.get(card_id, ())]
+            for charge in pricing.rate_contract_late_usage(
+                loaded.rating, late_period, all_records, billed, tz=_tz()
+            ):
+                if charge.amount == ZERO and charge.quantity == ZERO:
+                    continue
+                line = loaded.lines[charge.line_id]
+                by_currency[contract.currency].append(
+                    PlannedLine(
+                        contract.pk,
+                        charge.line_id,
+                        charge,
+                        line_description(contract, line, charge, str(late_period)),
+                        _classification(loaded, charge),
+                        contract.prices_include_tax,
+                    )
+                )
+    return by_currency
+
+
+def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContract]], period: Period, as_of):
+    """Per customer: [(earlier period, all usage, already billed usage)] for periods with late records.
+
+    A period's usage is billed up to the latest usage cutoff of the customer's issued invoices from
+    that period on; records received after it (and by ``as_of``) are late.
+    """
+    earliest = period
+    for _ in range(LATE_LOOKBACK_MONTHS):
+        earliest = earliest.previous()
+    issued = Invoice.objects.filter(
+        customer_id__in=id_array(customer_ids),
+        status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
+        period__gte=str(earliest),
+        period__lt=str(period),
+    ).values_list("customer_id", "period", "usage_cutoff_at")
+    cutoffs: dict[int, dict[str, datetime.datetime]] = defaultdict(dict)
+    for customer_id, invoice_period, cutoff in issued:
+        if cutoff is not None:
+            cutoffs[customer_id][invoice_period] = cutoff
+    result: dict[int, list] = defaultdict(list)
+    for customer_id, by_period in cutoffs.items():
+        card_ids = {cid for loaded in contracts.get(customer_id, ()) for cid in loaded.card_ids}
+        server_ids = {sid for loaded in contracts.get(customer_id, ()) for sid in loaded.server_ids}
+        if not card_ids:
+            continue
+        for invoiced_period in sorted(by_period):
+            cutoff = max(c for p, c in by_period.items() if p >= invoiced_period)
+            p = Period.parse(invoiced_period)
+            start, end = p.bounds(_tz())
+            late = merged_usage(card_ids, server_ids, start, end, received_to=as_of, received_from=cutoff)
+            if not late:
+                continue
+            all_usage = merged_usage(card_ids, server_ids, start, end, received_to=as_of)
+            billed = merged_usage(card_ids, server_ids, start, end, received_to=cutoff)
+            result[customer_id].append((p, all_usage, billed))
+    return result
+
+
+def _has_issued_late_periods(customer_ids: list[int], period: Period) -> bool:
+    return Invoice.objects.filter(
+        customer_id__in=id_array(customer_ids),
+        status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
+        period__lt=str(period),
+    ).exists()
+
+
+@dataclass
+class ChunkInputs:
+    """Everything rating needs for some customers and a period, read in a constant number of queries."""
+
+    contracts: dict[int, list[LoadedContract]]
+    usage: dict[int, list[pricing.CardUsage]]
+    late: dict[int, list]
+
+    def plan(self, customer_id: int, period: Period) -> dict[str, list[PlannedLine]]:
+        return invoice_plan(
+            contracts=self.contracts.get(customer_id, []),
+            period=period,
+            usage=self.usage,
+            late=self.late.get(customer_id, []),
+        )
+
+
+def billing_inputs_load(*, customer_ids: list[int], period: Period, as_of: datetime.datetime) -> ChunkInputs:
+    """Contracts, merged usage received by ``as_of`` and late usage of these customers for ``period``."""
+    start, end = period.bounds(_tz())
+    contracts = contracts_for(customer_ids, start, end)
+    loaded_all = [loaded for loaded_list in contracts.values() for loaded in loaded_list]
+    all_cards = {cid for loaded in loaded_all for cid in loaded.card_ids}
+    all_servers = {sid for loaded in loaded_all for sid in loaded.server_ids}
+    usage = merged_usage(all_cards, all_servers, start, end, received_to=as_of)
+    late = (
+        _late_inputs(customer_ids, contracts, period, as_of)
+        if _has_issued_late_periods(customer_ids, period)
+        else {}
+    )
+    return ChunkInputs(contracts=contracts, usage=usage, late=late)
+
+
+def invoice_drafts_refresh(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
+    """Create or refresh the draft invoices of ``customer_ids`` for the run's period."""
+    period = Period.parse(run.period)
+    customer_ids = sorted(customer_ids)
+    result = ChunkResult()
+    inputs = billing_inputs_load(customer_ids=customer_ids, period=period, as_of=run.as_of)
+    contracts = inputs.contracts
+
+    plans: dict[int, dict[str, list[PlannedLine]]] = {}
+    codes = {}
+    for customer_id in customer_ids:
+        loaded_list = contracts.get(customer_id, [])
+        if loaded_list:
+            codes[customer_id] = loaded_list[0].contract.customer_code
+        try:
+            plans[customer_id] = inputs.plan(customer_id, period)
+        except Exception as exc:  # one customer's bad data must not block the others
+            logger.exception("billing %s failed for customer %s", run.period, customer_id)
+            result.errors[codes.get(customer_id, str(customer_id))] = f"{type(exc).__name__}: {exc}"
+    try:
+        _write(run, period, plans, result)
+    except Exception:
+        # Fall back to one transaction per customer so one failure cannot block the chunk.
+        logger.exception("chunk write failed; retrying customer by customer")
+        result.created = result.refreshed = result.unchanged = 0
+        result.invoice_ids = []
+        for customer_id, plan in plans.items():
+            try:
+                _write(run, period, {customer_id: plan}, result)
+            except Exception as exc:
+                result.errors[codes.get(customer_id, str(customer_id))] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+@transaction.atomic
+def _write(
+    run: BillingRun, period: Period, plans: dict[int, dict[str, list[PlannedLine]]], result: ChunkResult
+):
+    customer_ids = sorted(plans)
+    if not customer_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, id::int) FROM unnest(%s::bigint[]) AS id ORDER BY id",
+            [ADVISORY_NAMESPACE, customer_ids],
+        )
+    existing = {
+        (inv.customer_id, inv.currency): inv
+        for inv in Invoice.objects.select_for_update()
+        .filter(customer_id__in=id_array(customer_ids), period=str(period))
+        .exclude(status=InvoiceStatus.VOID)
+    }
+    draft_ids = [inv.pk for inv in existing.values() if inv.status == InvoiceStatus.DRAFT]
+    current_lines: dict[int, list[tuple]] = defaultdict(list)
+    for line in InvoiceLine.objects.filter(invoice_id__in=id_array(draft_ids)).order_by(
+        "invoice_id", "position"
+    ):
+        current_lines[line.invoice_id].append(_stored_values(line))
+
+    include_tax = {}
+    new_invoices: list[tuple[Invoice, list[PlannedLine]]] = []
+    refresh: list[tuple[Invoice, list[PlannedLine]]] = []
+    to_delete: list[int] = []
+    for customer_id in customer_ids:
+        plan = plans[customer_id]
+        for currency, planned in plan.items():
+            invoice = existing.pop((customer_id, currency), None)
+            include_tax[(customer_id, currency)] = _include_tax(planned)
+            if invoice is None:
+                invoice = Invoice(
+                    customer_id=customer_id,
+                    currency=currency,
+                    period=str(period),
+                    billing_run=run,
+                    usage_cutoff_at=run.as_of,
+                )
+                new_invoices.append((invoice, planned))
+            elif invoice.status != InvoiceStatus.DRAFT:
+                result.unchanged += 1
+            elif current_lines.get(invoice.pk, []) == [p.values() for p in planned]:
+                result.unchanged += 1
+                result.invoice_ids.append(invoice.pk)
+            else:
+                refresh.append((invoice, planned))
+    # Drafts with nothing left to bill (a contract ended or was voided) go away.
+    to_delete = [
+        inv.pk
+        for inv in existing.values()
+        if inv.status == InvoiceStatus.DRAFT
+        and inv.customer_id in plans
+        and not plans[inv.customer_id].get(inv.currency)
+    ]
+    if to_delete:
+        Invoice.objects.filter(pk__in=to_delete, status=InvoiceStatus.DRAFT).delete()
+
+    for invoice, planned in new_invoices + refresh:
+        _set_totals(invoice, planned)
+        invoice.prices_include_tax = include_tax[(invoice.customer_id, invoice.currency)]
+        invoice.billing_run = run
+        invoice.usage_cutoff_at = run.as_of
+    _copy_invoices([inv for inv, _ in new_invoices])
+    if refresh:
+        InvoiceLine.objects.filter(invoice_id__in=id_array(inv.pk for inv, _ in refresh)).delete()
+        Invoice.objects.bulk_update(
+            [inv for inv, _ in refresh],
+            [
+                "net_amount",
+                "tax_amount",
+                "total_amount",
+                "prices_include_tax",
+                "billing_run",
+                "usage_cutoff_at",
+                "updated_at",
+            ],
+        )
+    _copy_lines(
+        [
+            (invoice.pk, position, p)
+            for invoice, planned in new_invoices + refresh
+            for position, p in enumerate(planned, start=1)
+        ]
+    )
+    result.created += len(new_invoices)
+    result.refreshed += len(refresh)
+    result.invoice_ids.extend(inv.pk for inv, _ in new_invoices + refresh)
+
+
+def _include_tax(planned: list[PlannedLine]) -> bool:
+    # gross == amount exactly when the amount already includes the tax
+    return (
+        all(p.charge.tax.gross == p.charge.amount for p in planned if p.charge.tax.tax) if planned else True
+    )
+
+
+def _set_totals(invoice: Invoice, planned: list[PlannedLine]) -> None:
+    invoice.net_amount = sum((p.charge.tax.net for p in planned), ZERO)
+    invoice.tax_amount = sum((p.charge.tax.tax for p in planned), ZERO)
+    invoice.total_amount = sum((p.charge.tax.gross for p in planned), ZERO)
+    invoice.updated_at = datetime.datetime.now(datetime.UTC)
+
+
+# The COPY column lists come from the models, so a new field is written (or fails loudly) without
+# a second list to update. Invoice columns left out are the ones a draft leaves NULL.
+_INVOICE_NULL_ON_DRAFT = frozenset(
+    {"number", "issued_on", "due_on", "issued_at", "paid_at", "voided_at", "reminder_sent_on"}
+)
+INVOICE_FIELDS = tuple(
+    f for f in Invoice._meta.concrete_fields if not f.primary_key and f.attname not in _INVOICE_NULL_ON_DRAFT
+)
+INVOICE_COLUMNS = tuple(f.column for f in INVOICE_FIELDS)
+
+
+def _copy_invoices(invoices: list[Invoice]) -> None:
+    """Insert new drafts with COPY and read their ids back (one query); the bulk path of a chunk.
+
+    The partial unique index on (customer, currency, period) still guards against doubles: the
+    caller holds the customers' advisory locks, and a concurrent writer fails the whole chunk.
+    """
+    if not invoices:
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    for inv in invoices:
+        inv.status, inv.created_at, inv.updated_at = InvoiceStatus.DRAFT, now, now
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN") as copy:
+            for inv in invoices:
+                copy.write_row(
+                    [f.get_db_prep_save(getattr(inv, f.attname), connection) for f in INVOICE_FIELDS]
+                )
+        cursor.execute(
+            "SELECT customer_id, currency, id FROM billing_invoice WHERE period = %s AND status = 'draft' "
+            "AND customer_id = ANY(%s)",
+            [invoices[0].period, sorted({inv.customer_id for inv in invoices})],
+        )
+        ids = {(customer_id, currency): pk for customer_id, currency, pk in cursor.fetchall()}
+    for inv in invoices:
+        inv.pk = ids[(inv.customer_id, inv.currency)]
+        inv._state.adding = False
+
+
+LINE_FIELDS = tuple(f for f in InvoiceLine._meta.concrete_fields if not f.primary_key)
+LINE_COLUMNS = tuple(f.column for f in LINE_FIELDS)
+# What a refresh compares to tell whether a draft's line changed: all but its invoice and place.
+LINE_VALUE_FIELDS = tuple(f.attname for f in LINE_FIELDS if f.attname not in ("invoice_id", "position"))
+
+
+def _copy_lines(rows: list[tuple[int, int, PlannedLine]]) -> None:
+    """Insert invoice lines with PostgreSQL COPY (the bulk path; constraints and triggers still apply)."""
+    if not rows:
+        return
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY billing_invoiceline ({', '.join(LINE_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for invoice_id, position, planned in rows:
+            values = {"invoice_id": invoice_id, "position": position, **planned.fields()}
+            copy.write_row([values[f.attname] for f in LINE_FIELDS])
+
+
+def _stored_values(line: InvoiceLine) -> tuple:
+    return tuple(getattr(line, name) for name in LINE_VALUE_FIELDS)
+
+
+def billing_run_progress_record(*, run_id: int, result: ChunkResult, customers: int) -> None:
+    """Add a chunk's counts to its run (atomic increments; safe with parallel workers)."""
+    BillingRun.objects.filter(pk=run_id).update(
+        customers_done=F("customers_done") + customers,
+        invoices_created=F("invoices_created") + result.created,
+        invoices_refreshed=F("invoices_refreshed") + result.refreshed,
+        invoices_unchanged=F("invoices_unchanged") + result.unchanged,
+    )
+    if result.errors:
+        with transaction.atomic():
+            run = BillingRun.objects.select_for_update().get(pk=run_id)
+            run.errors = {**run.errors, **result.errors}
+            run.save(update_fields=["errors"])

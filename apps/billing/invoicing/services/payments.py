@@ -1,0 +1,62 @@
+"""Payments against issued invoices (bank transfer, Stripe, voucher, credit) and the paid status."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from apps.billing.invoicing.models import Invoice, InvoiceStatus, Payment, PaymentMethod
+from apps.core.errors import DomainError, InvalidState
+from apps.core.money import ZERO, round_money
+
+
+def invoice_settle_status(*, invoice: Invoice, now: datetime.datetime) -> Invoice:
+    """Issued → paid once payments, vouchers and credit notes cover the total (caller holds the lock)."""
+    if invoice.status == InvoiceStatus.ISSUED and invoice.amount_due == ZERO:
+        invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = now
+        invoice.save(update_fields=["status", "paid_at", "updated_at"])
+    return invoice
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    invoice: Invoice,
+    amount: Decimal,
+    method: str,
+    now: datetime.datetime,
+    actor=None,
+    reference: str = "",
+    external_id: str | None = None,
+) -> Payment:
+    """Record a payment; partial payments are allowed; the invoice is paid when covered."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
+        raise InvalidState(f"Invoice {invoice} is {invoice.status}; payments go to issued invoices.")
+    amount = round_money(amount)
+    if amount <= 0:
+        raise DomainError("A payment must be positive.", code="invalid", fields={"amount": ["Must be > 0."]})
+    if method not in PaymentMethod.values:
+        raise DomainError(
+            f"Unknown payment method {method!r}.", code="invalid", fields={"method": ["Unknown."]}
+        )
+    payment = Payment.objects.create(
+        invoice=invoice,
+        method=method,
+        amount=amount,
+        currency=invoice.currency,
+        reference=reference,
+        external_id=external_id,
+        received_at=now,
+        recorded_by=actor,
+    )
+    if method == PaymentMethod.VOUCHER:
+        invoice.voucher_amount += amount
+    else:
+        invoice.paid_amount += amount
+    invoice.save(update_fields=["voucher_amount", "paid_amount", "updated_at"])
+    invoice_settle_status(invoice=invoice, now=now)
+    return payment

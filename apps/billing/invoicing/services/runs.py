@@ -1,0 +1,206 @@
+"""Billing runs: create one, execute it in chunks of customers (inline or fanned out by Celery)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Iterator
+
+from celery import current_app
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.billing.invoicing.models import BillingRun, BillingRunStatus, Invoice, InvoiceStatus
+from apps.billing.invoicing.services.invoicing import (
+    ChunkResult,
+    billing_run_progress_record,
+    invoice_drafts_refresh,
+)
+from apps.billing.invoicing.services.issuing import invoice_issue
+from apps.contracts.models import Contract
+from apps.core.errors import DomainError
+from apps.core.periods import Period
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 2000
+RUN_START_TASK = "billing.run_start"  # apps.billing.tasks.billing_run_start_task, queued by name
+ADVISORY_NAMESPACE = 4_200_004  # pg_advisory_xact_lock(namespace, yyyymm of the period)
+# A run of the period in one of these states means the period is being billed or has been.
+BILLING_OR_BILLED = (
+    BillingRunStatus.QUEUED,
+    BillingRunStatus.RUNNING,
+    BillingRunStatus.DONE,
+    BillingRunStatus.DONE_WITH_ERRORS,
+)
+
+
+def billing_run_create(
+    *,
+    period: str,
+    actor=None,
+    customer=None,
+    as_of: datetime.datetime | None = None,
+    now: datetime.datetime | None = None,
+) -> BillingRun:
+    """Record a run of ``period``; usage received up to ``as_of`` (default now) is billed."""
+    try:
+        parsed = Period.parse(period)
+    except ValueError as exc:
+        raise DomainError(str(exc), code="invalid", fields={"period": [str(exc)]}) from None
+    now = now or timezone.now()
+    start, _ = parsed.bounds(settings.BILLING_TIME_ZONE)
+    if start > now:
+        msg = f"Period {parsed} has not started yet."
+        raise DomainError(msg, code="invalid", fields={"period": [msg]})
+    return BillingRun.objects.create(
+        period=str(parsed), customer=customer, requested_by=actor, as_of=as_of or now
+    )
+
+
+def _run_customer_ids(run: BillingRun) -> list[int]:
+    """Customers with a contract in force at some time in the run's period."""
+    start, end = Period.parse(run.period).bounds(settings.BILLING_TIME_ZONE)
+    qs = (
+        Contract.objects.filter(start_at__lt=end)
+        .filter(Q(end_at__isnull=True) | Q(end_at__gt=start))
+        .exclude(status__in=["draft", "pending_approval"])
+    )
+    if run.customer_id:
+        qs = qs.filter(customer_id=run.customer_id)
+    return sorted(set(qs.values_list("customer_id", flat=True)))
+
+
+def customer_ids_split(*, ids: list[int], size: int = CHUNK_SIZE) -> Iterator[list[int]]:
+    for index in range(0, len(ids), size):
+        yield ids[index : index + size]
+
+
+def billing_run_start(*, run: BillingRun) -> list[int]:
+    """Mark the run running and count its customers."""
+    ids = _run_customer_ids(run)
+    BillingRun.objects.filter(pk=run.pk).update(
+        status=BillingRunStatus.RUNNING,
+        started_at=timezone.now(),
+        customers_total=len(ids),
+        customers_done=0,
+        invoices_created=0,
+        invoices_refreshed=0,
+        invoices_unchanged=0,
+        errors={},
+    )
+    run.refresh_from_db()
+    return ids
+
+
+def billing_run_chunk(
+    *, run_id: int, customer_ids: list[int], now: datetime.datetime | None = None
+) -> list[int]:
+    """Bill one chunk, issue the drafts of auto-issue customers, add the chunk's counts to the run.
+
+    Returns the invoices created, refreshed or unchanged. Safe to run twice: a redo finds the
+    drafts unchanged and issues whatever the first attempt did not.
+    """
+    run = BillingRun.objects.get(pk=run_id)
+    result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
+    invoice_auto_issue(result=result, now=now or timezone.now())
+    billing_run_progress_record(run_id=run_id, result=result, customers=len(customer_ids))
+    billing_run_finish_if_done(run_id=run_id)
+    return result.invoice_ids
+
+
+def invoice_auto_issue(*, result: ChunkResult, now: datetime.datetime) -> list[Invoice]:
+    """Issue the chunk's drafts of customers with ``auto_issue`` on (docs/invoices.md#auto-issue),
+    one transaction each.
+
+    A failure is recorded in the run's errors under the customer's code; the draft stays a draft
+    and the other customers are issued anyway.
+    """
+    drafts = (
+        Invoice.objects.filter(
+            pk__in=result.invoice_ids, status=InvoiceStatus.DRAFT, customer__auto_issue=True
+        )
+        .select_related("customer")
+        .order_by("customer__code", "currency")
+    )
+    issued = []
+    for invoice in drafts:
+        try:
+            issued.append(invoice_issue(invoice=invoice, now=now))
+        except OperationalError:
+            raise  # transient: the task is retried, and the redo issues what is left
+        except Exception as exc:  # one customer's failure must not block the others
+            logger.exception("auto-issue of %s failed", invoice)
+            code = invoice.customer.code
+            message = f"auto-issue failed: {type(exc).__name__}: {exc}"
+            result.errors[code] = f"{result.errors[code]}; {message}" if code in result.errors else message
+    return issued
+
+
+def billing_run_finish_if_done(*, run_id: int) -> None:
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run_id)
+        if run.status != BillingRunStatus.RUNNING or run.customers_done < run.customers_total:
+            return
+        run.status = BillingRunStatus.DONE_WITH_ERRORS if run.errors else BillingRunStatus.DONE
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+
+
+def billing_run_execute(
+    *,
+    run: BillingRun,
+    progress: Callable[[int], None] | None = None,
+    now: datetime.datetime | None = None,
+) -> BillingRun:
+    """Run every chunk in this process (the management command, eager mode, tests)."""
+    ids = billing_run_start(run=run)
+    invoice_ids: list[int] = []
+    for chunk in customer_ids_split(ids=ids):
+        invoice_ids += billing_run_chunk(run_id=run.pk, customer_ids=chunk, now=now)
+        if progress:
+            progress(len(chunk))
+    if not ids:
+        billing_run_finish_if_done(run_id=run.pk)
+    run.refresh_from_db()
+    run.invoice_ids = invoice_ids
+    return run
+
+
+def _run_start_enqueue(run_id: int) -> None:
+    """Queue the run's start task once the transaction commits (by name: services import no tasks)."""
+    transaction.on_commit(lambda: current_app.signature(RUN_START_TASK, args=(run_id,)).delay())
+
+
+def billing_run_request(*, period: str, customer=None, actor=None) -> BillingRun:
+    """Create a run and queue it after commit (admin, API); returns it as it stands afterwards.
+
+    With an eager broker (``make run``, a request outside any transaction) the run has finished
+    by the time this returns; with a real broker it is queued.
+    """
+    with transaction.atomic():
+        run = billing_run_create(period=period, customer=customer, actor=actor)
+        _run_start_enqueue(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def billing_run_create_if_absent(*, period: str, now: datetime.datetime) -> BillingRun | None:
+    """Record the all-customer run of ``period`` unless one is queued, running or done (the monthly job).
+
+    Under a transaction-level advisory lock on the period, so two callers at once make one run;
+    a failed run does not count, so the period can be billed again.
+    """
+    parsed = Period.parse(period)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_NAMESPACE, parsed.year * 100 + parsed.month]
+            )
+        if BillingRun.objects.filter(
+            period=str(parsed), customer__isnull=True, status__in=BILLING_OR_BILLED
+        ).exists():
+            return None
+        return billing_run_create(period=str(parsed), now=now)
