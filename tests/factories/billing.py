@@ -1,6 +1,6 @@
 """Billing test helpers: a card contract, its usage, a billing run and issuing, through the services.
 
-(Reconstructed after an accidental overwrite; the helpers of tests/billing/test_vouchers.py.)
+(Reconstructed after an accidental overwrite; the helpers of tests/billing/vouchers/test_vouchers.py.)
 """
 
 from __future__ import annotations
