@@ -188,16 +188,7 @@ def voucher_expire(*, voucher: Voucher, now: datetime.datetime, actor=None) -> V
     if voucher.status == VoucherStatus.EXPIRED:
         raise InvalidState(f"Voucher {voucher} has already expired.")
     voucher.status = VoucherStatus.EXPIRED
-    if voucher.balance > 0:
-        voucher_ledger_move(
-            voucher=voucher,
-            kind=LedgerKind.EXPIRE,
-            amount=-voucher.balance,
-            now=now,
-            actor=actor,
-            note="expired",
-        )
-    else:
+    if not voucher_balance_expire(voucher=voucher, now=now, actor=actor, note="expired"):
         voucher.save(update_fields=["status"])
     return voucher
 
@@ -254,3 +245,19 @@ def voucher_paid_out(*, voucher_ids: Iterable[int]) -> dict[int, Decimal]:
 
 def voucher_cap_left(*, cap: Decimal | None, used: Decimal) -> Decimal | None:
     return None if cap is None else max(ZERO, cap - used)
+
+
+def voucher_balance_expire(*, voucher: Voucher, now: datetime.datetime, actor, note: str) -> bool:
+    """Move what is left on an expired (locked) voucher out of its balance with an ``expire`` entry
+    (which saves the voucher); False, and nothing written, if the balance is already zero."""
+    if voucher.balance <= 0:
+        return False
+    voucher_ledger_move(
+        voucher=voucher,
+        kind=LedgerKind.EXPIRE,
+        amount=-voucher.balance,
+        now=now,
+        actor=actor,
+        note=note,
+    )
+    return True

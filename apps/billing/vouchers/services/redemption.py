@@ -14,6 +14,7 @@ from apps.billing.vouchers.services.ledger import (
     customer_vouchers_lock,
     programme_coverage_amount,
     programme_redeemed_in_year,
+    voucher_balance_expire,
     voucher_cap_left,
     voucher_ledger_move,
     voucher_paid_out,
@@ -138,13 +139,6 @@ def voucher_reverse_for_invoice(
                 note=f"invoice {invoice.number} void" + (f": {reason}" if reason else ""),
             )
         )
-        if voucher.status == VoucherStatus.EXPIRED and voucher.balance > 0:
-            voucher_ledger_move(
-                voucher=voucher,
-                kind=LedgerKind.EXPIRE,
-                amount=-voucher.balance,
-                now=now,
-                actor=actor,
-                note="returned after expiry",
-            )
+        if voucher.status == VoucherStatus.EXPIRED:
+            voucher_balance_expire(voucher=voucher, now=now, actor=actor, note="returned after expiry")
     return entries
