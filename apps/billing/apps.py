@@ -10,9 +10,9 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.billing import tasks  # noqa: F401  (registers the Celery tasks the services queue by name)
-        from apps.billing.invoicing.services.steps import issue_step_register, void_step_register
+        from apps.billing.invoicing.services.steps import invoicing_step_register
         from apps.billing.vouchers.services import voucher_apply_at_issue, voucher_reverse_for_invoice
 
         # Supplier-side vouchers pay their share when an invoice is issued and give it back on void.
-        issue_step_register(step=voucher_apply_at_issue)
-        void_step_register(step=voucher_reverse_for_invoice)
+        invoicing_step_register(event="issue", step=voucher_apply_at_issue)
+        invoicing_step_register(event="void", step=voucher_reverse_for_invoice)

@@ -84,7 +84,7 @@ def test_a_rolled_back_issue_gives_its_number_back(make_staff, monkeypatch):
     def broken(*, invoice, now):  # fails after the number is taken and the invoice saved
         raise DomainError("voucher ledger unavailable")
 
-    monkeypatch.setattr(steps, "_ISSUE_STEPS", [broken])
+    monkeypatch.setitem(steps._STEPS, "issue", [broken])
     with pytest.raises(DomainError):
         invoice_issue(invoice=first, now=ISSUED_AT)
     first.refresh_from_db()

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from apps.billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
-from apps.billing.invoicing.services.steps import issue_steps_run, void_steps_run
+from apps.billing.invoicing.services.steps import invoicing_steps_run
 from apps.core.errors import DomainError, InvalidState
 from apps.core.money import ZERO, amount_in_words, round_money
 from apps.core.numbering import next_number
@@ -68,7 +68,9 @@ def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime) -> In
     invoice.due_on = issued_on + datetime.timedelta(days=invoice.customer.payment_terms_days)
     invoice.fapiao = fapiao_snapshot(invoice=invoice)
     invoice.save()
-    issue_steps_run(invoice=invoice, now=now)  # supplier-side vouchers pay their share (docs/vouchers.md)
+    invoicing_steps_run(
+        event="issue", invoice=invoice, now=now
+    )  # supplier-side vouchers pay their share (docs/vouchers.md)
     invoice.refresh_from_db()
     return invoice
 
@@ -128,7 +130,7 @@ def invoice_void(*, invoice: Invoice, actor=None, reason: str, now: datetime.dat
     invoice.voided_at = now
     invoice.void_reason = reason
     invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
-    void_steps_run(invoice=invoice, now=now, actor=actor, reason=reason)
+    invoicing_steps_run(event="void", invoice=invoice, now=now, actor=actor, reason=reason)
     return invoice
 
 
@@ -225,6 +227,7 @@ def credit_note_create(
     CreditNoteLine.objects.bulk_create(note_lines)
     invoice.credited_amount += note.total_amount
     invoice.save(update_fields=["credited_amount", "updated_at"])
+    invoicing_steps_run(event="credit_note", invoice=invoice, note=note, now=now, actor=actor)
     from apps.billing.invoicing.services.payments import invoice_settle_status
 
     invoice_settle_status(invoice=invoice, now=now)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from apps.billing.invoicing.models import Invoice, InvoiceStatus, Payment, PaymentMethod
+from apps.billing.invoicing.services.steps import invoicing_steps_run
 from apps.core.errors import DomainError, InvalidState
 from apps.core.money import ZERO, round_money
 
@@ -59,4 +60,5 @@ def payment_record(
         invoice.paid_amount += amount
     invoice.save(update_fields=["voucher_amount", "paid_amount", "updated_at"])
     invoice_settle_status(invoice=invoice, now=now)
+    invoicing_steps_run(event="payment", invoice=invoice, payment=payment, now=now)
     return payment

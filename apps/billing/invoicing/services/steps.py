@@ -1,43 +1,39 @@
-"""Steps that other parts of billing plug into invoicing's issue and void.
+"""Steps that other parts of billing plug into invoicing's events.
 
-Invoicing does not import vouchers (or anything else that reads it): a supplier-side voucher
-paying its share at issue, or giving it back at void, is a *step* registered here by the billing
-app at start-up (``apps/billing/apps.py``). Steps run inside the issuing transaction, in the
-order registered, with the invoice locked. See docs/architecture.md#layers.
+Invoicing imports none of the peers that read it (vouchers, payments, notices…). Where an
+invoicing event must move something of theirs — a supplier-side voucher paying its share at
+issue, a credit note giving back what a voucher or customer credit paid, a receipt mailed after a
+payment — the peer registers a *step* for that event at start-up (``apps/billing/apps.py``), and
+invoicing runs the steps inside its own transaction, with the invoice locked, in the order they
+were registered. See docs/architecture.md#billings-peers.
+
+| event | when | keyword arguments |
+|---|---|---|
+| ``issue`` | an invoice was issued (numbered, frozen) | ``invoice``, ``now`` |
+| ``void`` | an issued invoice was voided | ``invoice``, ``now``, ``actor``, ``reason`` |
+| ``credit_note`` | a credit note was written against an issued invoice | ``invoice``, ``note``, ``now``, ``actor`` |
+| ``payment`` | a payment was recorded against an invoice | ``invoice``, ``payment``, ``now`` |
 """
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 
-from apps.billing.invoicing.models import Invoice
+Step = Callable[..., object]
 
-IssueStep = Callable[..., object]
-
-_ISSUE_STEPS: list[IssueStep] = []
-_VOID_STEPS: list[IssueStep] = []
+EVENTS = ("issue", "void", "credit_note", "payment")
+_STEPS: dict[str, list[Step]] = {event: [] for event in EVENTS}
 
 
-def issue_step_register(*, step: IssueStep) -> IssueStep:
-    """Run ``step(invoice=…, now=…)`` when an invoice is issued (once per step)."""
-    if step not in _ISSUE_STEPS:
-        _ISSUE_STEPS.append(step)
+def invoicing_step_register(*, event: str, step: Step) -> Step:
+    """Run ``step(**kwargs)`` on ``event`` (once per step, however often it is registered)."""
+    if event not in _STEPS:
+        raise ValueError(f"Unknown invoicing event {event!r}; one of {', '.join(EVENTS)}.")
+    if step not in _STEPS[event]:
+        _STEPS[event].append(step)
     return step
 
 
-def void_step_register(*, step: IssueStep) -> IssueStep:
-    """Run ``step(invoice=…, now=…, actor=…, reason=…)`` when an issued invoice is voided."""
-    if step not in _VOID_STEPS:
-        _VOID_STEPS.append(step)
-    return step
-
-
-def issue_steps_run(*, invoice: Invoice, now: datetime.datetime) -> None:
-    for step in _ISSUE_STEPS:
-        step(invoice=invoice, now=now)
-
-
-def void_steps_run(*, invoice: Invoice, now: datetime.datetime, actor, reason: str) -> None:
-    for step in _VOID_STEPS:
-        step(invoice=invoice, now=now, actor=actor, reason=reason)
+def invoicing_steps_run(*, event: str, **kwargs) -> None:
+    for step in _STEPS[event]:
+        step(**kwargs)
