@@ -82,6 +82,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "billing.voucherledgerentry": VIEW,
         "billing.settlementstatement": ["view", "change", "confirm", "pay"],
         "billing.settlementline": VIEW,
+        "billing.notice": VIEW,
+        "billing.creditentry": ["view", "refund_credit"],
+        "billing.stripeevent": VIEW,
     },
     OPERATIONS: {
         "providers.provider": ALL,

@@ -1,5 +1,6 @@
 """Billing's models, defined by its three peers and gathered here for Django's app registry:
-invoicing (runs, invoices, lines, credit notes, payments), vouchers, provider settlements."""
+invoicing (runs, invoices, lines, credit notes, payments), vouchers, provider settlements,
+payments (customer credit, Stripe events)."""
 
 from apps.billing.invoicing.models import (
     BillingRun,
@@ -13,6 +14,8 @@ from apps.billing.invoicing.models import (
     Payment,
     PaymentMethod,
 )
+from apps.billing.notices.models import Notice, NoticeKind, NoticeStatus
+from apps.billing.payments.models import CreditEntry, CreditKind, StripeEvent
 from apps.billing.settlements.models import SettlementLine, SettlementStatement, SettlementStatus
 from apps.billing.vouchers.models import (
     LedgerKind,
@@ -26,6 +29,8 @@ from apps.billing.vouchers.models import (
 __all__ = [
     "BillingRun",
     "BillingRunStatus",
+    "CreditEntry",
+    "CreditKind",
     "CreditNote",
     "CreditNoteLine",
     "Invoice",
@@ -33,11 +38,15 @@ __all__ = [
     "InvoiceStatus",
     "LedgerKind",
     "LineKind",
+    "Notice",
+    "NoticeKind",
+    "NoticeStatus",
     "Payment",
     "PaymentMethod",
     "SettlementLine",
     "SettlementStatement",
     "SettlementStatus",
+    "StripeEvent",
     "Voucher",
     "VoucherFlow",
     "VoucherLedgerEntry",

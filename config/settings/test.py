@@ -19,3 +19,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 BILLING_TIME_ZONE = "Asia/Shanghai"
 LANGUAGE_CODE = "en"
+
+# Stripe off unless a test turns it on (override_settings), pointed at tests/fakes/stripe.py.
+STRIPE_SECRET_KEY = ""
+STRIPE_WEBHOOK_SECRET = ""
+STRIPE_API_BASE = ""

@@ -8,6 +8,7 @@ reads as missing (404), never as forbidden.
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -85,3 +86,8 @@ def credit_note_for_pdf(pk: int) -> CreditNote:
         .prefetch_related(Prefetch("lines", queryset=CreditNoteLine.objects.order_by("pk")))
         .get(pk=pk)
     )
+
+
+def invoice_amount_due(*, invoice: Invoice) -> Decimal:
+    """What the customer still owes: total − voucher − credited − paid, never below zero."""
+    return invoice.amount_due

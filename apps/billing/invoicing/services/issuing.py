@@ -228,6 +228,7 @@ def credit_note_create(
     invoice.credited_amount += note.total_amount
     invoice.save(update_fields=["credited_amount", "updated_at"])
     invoicing_steps_run(event="credit_note", invoice=invoice, note=note, now=now, actor=actor)
+    invoice.refresh_from_db()  # the steps gave back voucher and paid shares (docs/invoices.md#credit-notes-and-payments)
     from apps.billing.invoicing.services.payments import invoice_settle_status
 
     invoice_settle_status(invoice=invoice, now=now)

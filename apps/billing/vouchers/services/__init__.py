@@ -61,7 +61,11 @@ from apps.billing.vouchers.services.ledger import (
     voucher_programme_create,
     voucher_programme_update,
 )
-from apps.billing.vouchers.services.redemption import voucher_apply_at_issue, voucher_reverse_for_invoice
+from apps.billing.vouchers.services.redemption import (
+    voucher_apply_at_issue,
+    voucher_return_for_credit_note,
+    voucher_reverse_for_invoice,
+)
 from apps.billing.vouchers.services.report import (
     RedemptionCustomer,
     RedemptionReport,
@@ -95,5 +99,6 @@ __all__ = [
     "voucher_programme_create",
     "voucher_programme_update",
     "voucher_redemption_report",
+    "voucher_return_for_credit_note",
     "voucher_reverse_for_invoice",
 ]

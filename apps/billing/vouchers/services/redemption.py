@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 
 from django.db import transaction
 
@@ -19,7 +20,7 @@ from apps.billing.vouchers.services.ledger import (
     voucher_ledger_move,
     voucher_paid_out,
 )
-from apps.core.money import ZERO
+from apps.core.money import ZERO, round_money
 
 # --- supplier side: redemption at issue -------------------------------------------------------
 
@@ -141,4 +142,77 @@ def voucher_reverse_for_invoice(
         )
         if voucher.status == VoucherStatus.EXPIRED:
             voucher_balance_expire(voucher=voucher, now=now, actor=actor, note="returned after expiry")
+    return entries
+
+
+# --- credit notes: the voucher's share goes back ------------------------------------------------
+
+
+@transaction.atomic
+def voucher_return_for_credit_note(
+    *, invoice: Invoice, note, now: datetime.datetime, actor=None
+) -> list[VoucherLedgerEntry]:
+    """A credit note on an invoice a supplier-side voucher partly paid gives the voucher back its
+    share: note total × voucher paid ÷ invoice total, rounded once (all that is left when the note
+    credits the invoice in full). The share is a ``reverse`` entry (net of it in the redemption
+    report and the caps); the invoice's voucher amount drops by it. A voucher that has expired
+    expires the returned money at once, so the report still shows it reversed
+    (docs/vouchers.md#credit-notes).
+    """
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.voucher_amount <= 0 or invoice.total_amount <= 0:
+        return []
+    redemptions = list(
+        VoucherLedgerEntry.objects.filter(
+            invoice=invoice, kind=LedgerKind.REDEEM, reversed_by__isnull=True
+        ).order_by("voucher_id", "pk")
+    )
+    if not redemptions:
+        return []
+    returned: dict[int, Decimal] = {}
+    for entry in VoucherLedgerEntry.objects.filter(
+        invoice=invoice, kind=LedgerKind.REVERSE, reverses__isnull=True
+    ):
+        returned[entry.voucher_id] = returned.get(entry.voucher_id, ZERO) + entry.amount
+    redeemed = sum((-r.amount for r in redemptions), ZERO)
+    if invoice.credited_amount >= invoice.total_amount:
+        share = invoice.voucher_amount
+    else:
+        share = min(invoice.voucher_amount, round_money(note.total_amount * redeemed / invoice.total_amount))
+    if share <= 0:
+        return []
+    customer_vouchers_lock(customer_id=invoice.customer_id)
+    locked = {
+        v.pk: v
+        for v in Voucher.objects.select_for_update()
+        .filter(pk__in={r.voucher_id for r in redemptions})
+        .order_by("pk")
+    }
+    entries, left = [], share
+    for index, redemption in enumerate(redemptions):
+        open_amount = -redemption.amount - returned.get(redemption.voucher_id, ZERO)
+        part = left if index == len(redemptions) - 1 else round_money(share * -redemption.amount / redeemed)
+        part = min(part, open_amount, left)
+        if part <= 0:
+            continue
+        returned[redemption.voucher_id] = returned.get(redemption.voucher_id, ZERO) + part
+        voucher = locked[redemption.voucher_id]
+        entries.append(
+            voucher_ledger_move(
+                voucher=voucher,
+                kind=LedgerKind.REVERSE,
+                amount=part,
+                now=now,
+                actor=actor,
+                invoice=invoice,
+                cap_year=redemption.cap_year,
+                base_amount=redemption.base_amount,
+                note=f"share of credit note {note.number} on {invoice.number}",
+            )
+        )
+        if voucher.status == VoucherStatus.EXPIRED:
+            voucher_balance_expire(voucher=voucher, now=now, actor=actor, note="returned after expiry")
+        left -= part
+    invoice.voucher_amount -= share - left
+    invoice.save(update_fields=["voucher_amount", "updated_at"])
     return entries
