@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "simple_history",
     "import_export",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.providers",
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "apps.metering",
     "apps.billing",
     "apps.api",
+    "apps.portal",
     "apps.demo",
 ]
 
@@ -70,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -101,6 +106,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "/admin/login/"
+# django-axes first: it refuses a locked-out username+IP before the password is checked
+# (docs/portal.md#login-and-lockout).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = datetime.timedelta(hours=1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
+# Sessions end after 8 hours or when the browser closes, whichever comes first.
+SESSION_COOKIE_AGE = 8 * 60 * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60  # invitation and reset links: 3 days
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -108,6 +129,8 @@ BILLING_TIME_ZONE = env("BILLING_TIME_ZONE", "Asia/Shanghai")
 # Stored in UTC (USE_TZ); shown and entered in the billing time zone in admin and portal forms.
 TIME_ZONE = BILLING_TIME_ZONE
 USE_I18N = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_TZ = True
 
 # Request bodies Django reads into memory. A usage batch of 10,000 records (docs/usage-api.md#limits) is about
@@ -177,6 +200,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "billing@suanli.example")
+# Where the customer portal is reached from outside: the links in customer e-mails
+# (docs/invoices.md#e-mail) are built on it.
+PORTAL_BASE_URL = env("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 
 # Stripe (docs/invoices.md#stripe): card payments for customers of an offshore selling entity.
 # Both keys empty (the default): no pay button, and the webhook answers 404.

@@ -19,6 +19,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 BILLING_TIME_ZONE = "Asia/Shanghai"
 LANGUAGE_CODE = "en"
+# django-axes stays on for every request (the portal's lockout tests log in through the login
+# page); the test client's ``login()`` calls ``authenticate()`` without a request, which axes
+# refuses, so that one call goes through a backend that skips the lockout check.
+AUTHENTICATION_BACKENDS = [
+    "tests.axes_backend.AxesTestClientBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 # Stripe off unless a test turns it on (override_settings), pointed at tests/fakes/stripe.py.
 STRIPE_SECRET_KEY = ""
