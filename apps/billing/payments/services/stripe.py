@@ -212,4 +212,5 @@ def _checkout_paid(*, event: StripeEvent, session: dict, now: datetime.datetime)
         parts.append(f"paid {taken.payment.amount:,.2f} {currency} on {invoice.number}")
     if taken.credit is not None:
         parts.append(f"{taken.credit.amount:,.2f} {currency} to customer credit")
-    event.outcome = "; ".join(parts).capitalize() + "."
+    text = "; ".join(parts)
+    event.outcome = text[:1].upper() + text[1:] + "."
