@@ -80,7 +80,7 @@ def test_checkout_creates_a_session_for_the_amount_due_in_fen(fake_stripe, invoi
 
     assert url.startswith(fake_stripe.url + "/pay/cs_test_")
     path, headers, form = fake_stripe.requests[-1]
-    assert path == "/v1/checkout/sessions"
+    assert (path, headers["Authorization"]) == ("/v1/checkout/sessions", f"Bearer {SECRET_KEY}")
     assert form["mode"] == "payment"
     item = form["line_items"]["0"]
     assert item["price_data"] == {
