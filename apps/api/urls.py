@@ -13,6 +13,7 @@ from apps.api.v1.views.billing import (
 from apps.api.v1.views.contracts import ContractViewSet
 from apps.api.v1.views.customers import CustomerViewSet
 from apps.api.v1.views.inventory import GpuModelViewSet, ServerCardViewSet, ServerViewSet
+from apps.api.v1.views.payments import CustomerCreditView
 from apps.api.v1.views.pricing import PriceListItemViewSet, PriceListViewSet
 from apps.api.v1.views.providers import ProviderViewSet, SiteViewSet
 from apps.api.v1.views.settlements import SettlementViewSet
@@ -50,6 +51,11 @@ urlpatterns = [
         rf"^customers/{_PARENT.format('customer_pk')}/upcoming-invoice/$",
         UpcomingInvoiceView.as_view(),
         name="customer-upcoming-invoice",
+    ),
+    re_path(
+        rf"^customers/{_PARENT.format('customer_pk')}/credit/$",
+        CustomerCreditView.as_view(),
+        name="customer-credit",
     ),
     re_path(
         rf"^price-lists/{_PARENT.format('price_list_pk')}/items/$", price_list_items, name="price-list-items"

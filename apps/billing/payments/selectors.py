@@ -1,5 +1,5 @@
-"""Reads of customer credit, scoped like invoices: staff see every customer, a customer user only
-the customers they are a member of (docs/invoices.md#customer-credit)."""
+"""Reads of customer credit (docs/invoices.md#customer-credit); who may read which customer is
+``apps.customers.selectors.customer_get``'s rule, applied by the API and portal views."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from apps.accounts.models import CustomerMembership
 from apps.billing.payments.models import CreditEntry, StripeEvent
 from apps.core.money import ZERO
 from apps.customers.models import Customer
@@ -32,18 +31,6 @@ def customer_credit_entries(*, customer: Customer, currency: str | None = None) 
     if currency:
         entries = entries.filter(currency=currency)
     return entries.order_by("-id")
-
-
-def customer_for_credit(*, user, pk: int) -> Customer | None:
-    """The customer ``user`` may read the credit of (staff: any; customers: their own)."""
-    if not user.is_authenticated:
-        return None
-    customers = Customer.objects.all()
-    if not user.is_staff:
-        customers = customers.filter(
-            pk__in=CustomerMembership.objects.filter(user=user).values("customer_id")
-        )
-    return customers.filter(pk=pk).first()
 
 
 def credit_entry_list() -> QuerySet[CreditEntry]:

@@ -108,6 +108,26 @@ class PaymentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class BankTransferSerializer(serializers.Serializer):
+    """A recorded bank transfer: the payment it made (empty when nothing was due) and the part
+    that exceeded the amount due, now the customer's credit (docs/invoices.md#bank-transfers)."""
+
+    id = serializers.IntegerField(source="payment.id", read_only=True, default=None)
+    invoice = serializers.IntegerField(source="payment.invoice_id", read_only=True, default=None)
+    method = serializers.CharField(source="payment.method", read_only=True, default=None)
+    amount = _money(source="payment.amount", default=None)
+    currency = serializers.CharField(source="payment.currency", read_only=True, default=None)
+    reference = serializers.CharField(source="payment.reference", read_only=True, default=None)
+    received_at = serializers.DateTimeField(source="payment.received_at", read_only=True, default=None)
+    recorded_by = serializers.CharField(source="payment.recorded_by.username", read_only=True, default=None)
+    credit_amount = _money(
+        source="credit.amount", default=Decimal("0.00"), help_text="Became customer credit."
+    )
+    credit_balance = _money(
+        source="credit.balance_after", default=None, help_text="The customer's credit balance after it."
+    )
+
+
 class CreditNoteLineSerializer(serializers.ModelSerializer):
     tax_rate = DecimalStringField(max_digits=5, decimal_places=4, read_only=True)
     net_amount = _money()

@@ -25,20 +25,19 @@ from rest_framework.views import APIView
 
 from apps.api.filters import SearchFilter
 from apps.api.v1.serializers.billing import (
+    BankTransferSerializer,
     BillingRunCreateSerializer,
     BillingRunSerializer,
     CreditNoteCreateSerializer,
     CreditNoteSerializer,
     InvoiceSerializer,
     PaymentCreateSerializer,
-    PaymentSerializer,
     UpcomingInvoiceSerializer,
     VoidSerializer,
 )
 from apps.billing.invoicing import selectors
 from apps.billing.invoicing.pdf import credit_note_pdf, invoice_pdf
 from apps.billing.invoicing.services.issuing import credit_note_create, invoice_issue, invoice_void
-from apps.billing.invoicing.services.payments import payment_record
 from apps.billing.invoicing.services.preview import invoice_preview, preview_period
 from apps.billing.invoicing.services.runs import billing_run_request
 from apps.billing.models import (
@@ -47,8 +46,8 @@ from apps.billing.models import (
     CreditNote,
     Invoice,
     InvoiceStatus,
-    PaymentMethod,
 )
+from apps.billing.payments.services.credit import bank_transfer_record
 from apps.core.choices import Currency
 from apps.customers.selectors import customer_get
 
@@ -222,23 +221,25 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         invoice = self.get_object()
         return _pdf(invoice_pdf(invoice), f"{invoice.number or f'draft-{invoice.pk}'}.pdf")
 
-    @extend_schema(request=PaymentCreateSerializer, responses={201: PaymentSerializer, **WRITE_ERRORS})
+    @extend_schema(request=PaymentCreateSerializer, responses={201: BankTransferSerializer, **WRITE_ERRORS})
     @action(detail=True, methods=["post"])
     def payments(self, request, pk=None):
-        """Record a bank transfer (对公转账); the invoice is paid once payments cover it."""
+        """Record a bank transfer (对公转账); partial payments are allowed, the invoice is paid once
+        payments cover it, and what exceeds the amount due becomes the customer's credit."""
         invoice = self.get_object()
         serializer = PaymentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        payment = payment_record(
+        now = timezone.now()
+        taken = bank_transfer_record(
             invoice=invoice,
             amount=data["amount"],
-            method=PaymentMethod.BANK_TRANSFER,
             reference=data["reference"],
-            now=data.get("received_at") or timezone.now(),
+            received_at=data.get("received_at") or now,
             actor=request.user,
+            now=now,
         )
-        return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+        return Response(BankTransferSerializer(taken).data, status=status.HTTP_201_CREATED)
 
 
 # ----------------------------------------------------------------------------------- credit notes

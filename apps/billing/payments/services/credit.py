@@ -126,12 +126,17 @@ def bank_transfer_record(
     invoice: Invoice,
     amount: Decimal,
     reference: str,
-    received_on: datetime.date,
+    received_on: datetime.date | None = None,
     actor,
     now: datetime.datetime,
+    received_at: datetime.datetime | None = None,
 ) -> PaymentTaken:
     """A bank transfer (对公转账) finance saw arrive: partial payments are allowed; what exceeds the
-    amount due becomes customer credit (docs/invoices.md#bank-transfers)."""
+    amount due becomes customer credit (docs/invoices.md#bank-transfers).
+
+    ``received_on`` is the bank's value date (today: received now; earlier: at noon billing
+    time; not after today); an API client may give the exact ``received_at`` instead.
+    """
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
         raise InvalidState(
@@ -144,15 +149,17 @@ def bank_transfer_record(
     if not reference:
         msg = "The bank reference (流水号) is required."
         raise DomainError(msg, code="invalid", fields={"reference": [msg]})
-    today = billing_today(now)
-    if received_on > today:
-        msg = f"A transfer cannot be received after today ({today})."
-        raise DomainError(msg, code="invalid", fields={"received_on": [msg]})
+    if received_at is None:
+        received_on = received_on or billing_today(now)
+        if received_on > billing_today(now):
+            msg = f"A transfer cannot be received after today ({billing_today(now)})."
+            raise DomainError(msg, code="invalid", fields={"received_on": [msg]})
+        received_at = transfer_received_at(received_on=received_on, now=now)
     return invoice_payment_take(
         invoice=invoice,
         amount=amount,
         method=PaymentMethod.BANK_TRANSFER,
-        received_at=transfer_received_at(received_on=received_on, now=now),
+        received_at=received_at,
         actor=actor,
         reference=reference,
     )
