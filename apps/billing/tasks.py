@@ -68,10 +68,19 @@ def monthly_billing_task() -> int:
 
 @shared_task(name="billing.daily_overdue", **TASK_OPTIONS)
 def daily_overdue_task() -> int:
-    """Every day: remind customers of overdue invoices (at most once a week per invoice)."""
-    from apps.billing.invoicing.services.reminders import invoice_send_overdue_reminders
+    """Every day: e-mail the reminders — invoices due in 7 days, and overdue invoices (once a week
+    per invoice) (docs/invoices.md#e-mail). Returns how many e-mails were queued; a rerun queues none."""
+    from apps.billing.notices.services import notice_queue_reminders
 
-    return invoice_send_overdue_reminders(now=timezone.now())
+    return notice_queue_reminders(now=timezone.now())
+
+
+@shared_task(name="billing.notice_send", **TASK_OPTIONS)
+def notice_send_task(notice_id: int) -> bool:
+    """Mail one claimed notice; a second delivery sends nothing (docs/invoices.md#e-mail)."""
+    from apps.billing.notices.services import notice_send
+
+    return notice_send(notice_id=notice_id, now=timezone.now())
 
 
 @shared_task(name="billing.monthly_settlements", **TASK_OPTIONS)

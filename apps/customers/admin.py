@@ -45,5 +45,5 @@ class CustomerAdmin(GuardedHistoryAdmin):
                 )
             },
         ),
-        ("Billing 计费", {"fields": ("currency", "payment_terms_days", "auto_issue")}),
+        ("Billing 计费", {"fields": ("currency", "payment_terms_days", "auto_issue", "language")}),
     )

@@ -14,6 +14,13 @@ class InvoiceType(models.TextChoices):
     VAT_GENERAL = "vat_general", "增值税普通发票 VAT general"
 
 
+class Language(models.TextChoices):
+    """The language of the e-mails a customer receives (docs/invoices.md#e-mail)."""
+
+    ZH_HANS = "zh-hans", "简体中文 Chinese"
+    EN = "en", "English 英文"
+
+
 class Customer(TimeStampedModel):
     code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
@@ -30,6 +37,12 @@ class Customer(TimeStampedModel):
     )
     currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.CNY)
     payment_terms_days = models.PositiveSmallIntegerField(default=30)
+    language = models.CharField(
+        max_length=10,
+        choices=Language.choices,
+        default=Language.ZH_HANS,
+        help_text="Language of invoice, reminder and receipt e-mails.",
+    )
     auto_issue = models.BooleanField(
         default=False, help_text="Issue invoices as soon as a billing run drafts them."
     )

@@ -27,6 +27,7 @@ WRITABLE_FIELDS = frozenset(
         "currency",
         "payment_terms_days",
         "auto_issue",
+        "language",
         "account_manager",
     }
 )

@@ -61,6 +61,25 @@ def test_overdue_reminders_go_once_a_week(customer, mailoutbox, django_capture_o
     assert invoice.number in mailoutbox[0].subject and mailoutbox[0].to == ["ap@example.com"]
 
 
+def test_the_daily_job_also_reminds_7_days_before_the_due_date(
+    customer, mailoutbox, django_capture_on_commit_callbacks
+):
+    from apps.billing.invoicing.services.issuing import invoice_issue
+    from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
+
+    at = datetime.datetime(2026, 12, 1, 3, tzinfo=SH)
+    billing_run_execute(run=billing_run_create(period="2026-11", as_of=at, now=at))
+    with django_capture_on_commit_callbacks(execute=True):
+        invoice = invoice_issue(invoice=Invoice.objects.get(), now=at)
+        with time_machine.travel(datetime.datetime(2026, 12, 24, 9, tzinfo=SH), tick=False):
+            assert daily_overdue_task() == 1
+            assert daily_overdue_task() == 0  # same day: no second mail
+    issue_mail, reminder = mailoutbox
+    assert invoice.number in issue_mail.subject and issue_mail.attachments[0][2] == "application/pdf"
+    assert reminder.subject.startswith(f"付款提醒：发票 {invoice.number} 将于2026年12月31日到期")
+    assert reminder.to == ["ap@example.com"]
+
+
 def test_the_monthly_job_does_not_start_a_second_run_while_one_is_queued(customer):
     from apps.billing.invoicing.services.runs import billing_run_create
 

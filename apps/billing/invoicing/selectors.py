@@ -12,7 +12,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from apps.accounts.models import CustomerMembership
 from apps.billing.invoicing.models import (
@@ -54,6 +54,26 @@ def overdue_q(today: datetime.date) -> Q:
     """Issued, not yet paid and past its due date (docs/invoices.md#overdue-and-reminders:
     overdue is derived, not stored)."""
     return Q(status=InvoiceStatus.ISSUED, due_on__lt=today)
+
+
+def invoices_overdue(*, on: datetime.date) -> QuerySet[Invoice]:
+    """Issued, unpaid and past due on ``on``, with their customer (docs/invoices.md#overdue-and-reminders)."""
+    return Invoice.objects.filter(overdue_q(on)).select_related("customer").order_by("pk")
+
+
+def invoices_due_soon(*, on: datetime.date, days: int) -> QuerySet[Invoice]:
+    """Issued, unpaid and due within ``days`` after ``on`` (not today), issued more than ``days``
+    before their due date — an invoice issued with shorter terms was just mailed in full."""
+    return (
+        Invoice.objects.filter(
+            status=InvoiceStatus.ISSUED,
+            due_on__gt=on,
+            due_on__lte=on + datetime.timedelta(days=days),
+            issued_on__lt=F("due_on") - datetime.timedelta(days=days),
+        )
+        .select_related("customer")
+        .order_by("pk")
+    )
 
 
 def credit_note_list(*, user) -> QuerySet[CreditNote]:

@@ -61,6 +61,7 @@ class CustomerSerializer(ImmutableFieldsMixin, ModelSerializer):
             "currency",
             "payment_terms_days",
             "auto_issue",
+            "language",
             "account_manager",
             "created_at",
             "updated_at",
