@@ -24,26 +24,13 @@ from apps.billing.invoicing.selectors import (
     invoice_list,
     overdue_q,
 )
+from apps.billing.payments.services.stripe import stripe_checkout_create, stripe_configured
 from apps.core.errors import DomainError
 from apps.portal.access import PAYING_ROLES, follow_customer, portal_view
 from apps.portal.forms import InvoiceFilterForm
 from apps.portal.selectors import PORTAL_INVOICE_STATUSES
 
 PAGE_SIZE = 20
-
-
-def stripe_gateway():
-    """``apps.billing.payments.services.stripe`` when it is installed, else ``None`` (no pay button)."""
-    try:
-        from apps.billing.payments.services import stripe
-    except ImportError:
-        return None
-    return stripe
-
-
-def stripe_ready() -> bool:
-    gateway = stripe_gateway()
-    return gateway is not None and gateway.stripe_configured()
 
 
 def _visible(request):
@@ -103,7 +90,7 @@ def invoice_detail(request, pk: int):
             "credit_notes": invoice.credit_notes.all(),
             "payments": invoice.payments.all(),
             "overdue": invoice.is_overdue(today),
-            "show_pay": payable and request.portal.may_pay and stripe_ready(),
+            "show_pay": payable and request.portal.may_pay and stripe_configured(),
         },
     )
 
@@ -133,15 +120,14 @@ def invoice_pay(request, pk: int):
     """Start a Stripe Checkout for the amount due and send the browser there."""
     invoice = _invoice(request, pk)
     detail = reverse("portal:invoice_detail", args=[invoice.pk])
-    gateway = stripe_gateway()
-    if gateway is None or not gateway.stripe_configured():
+    if not stripe_configured():
         raise Http404("Card payments are not available.")
     if invoice.status != InvoiceStatus.ISSUED or invoice.amount_due <= 0:
         messages.info(request, _("Invoice %(number)s has nothing left to pay.") % {"number": invoice.number})
         return redirect(detail)
     back = f"?invoice={invoice.pk}"
     try:
-        url = gateway.stripe_checkout_create(
+        url = stripe_checkout_create(
             invoice=invoice,
             success_url=request.build_absolute_uri(reverse("portal:payment_success")) + back,
             cancel_url=request.build_absolute_uri(reverse("portal:payment_cancel")) + back,

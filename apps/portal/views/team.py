@@ -22,7 +22,7 @@ def team(request):
         form = InviteForm(request.POST)
         if form.is_valid():
             try:
-                membership_invite(
+                membership = membership_invite(
                     customer=request.portal.customer,
                     actor=request.user,
                     site_url=request.build_absolute_uri("/"),
@@ -32,7 +32,7 @@ def team(request):
                 form.add_error("email", exc.message)
             else:
                 messages.success(
-                    request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]}
+                    request, _("Invitation sent to %(email)s.") % {"email": membership.user.email}
                 )
                 return redirect("portal:team")
     members = membership_list(customer=request.portal.customer)
