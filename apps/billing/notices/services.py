@@ -174,9 +174,11 @@ def notice_queue_at_issue(*, invoice: Invoice, now: datetime.datetime) -> Notice
 
 @transaction.atomic
 def notice_queue_at_payment(*, invoice: Invoice, payment: Payment, now: datetime.datetime) -> Notice | None:
-    """Invoicing's ``payment`` step: a receipt, once per payment. A voucher's share is paid by
-    the voucher at issue, not by the customer, and is already on the issue e-mail: no receipt."""
+    """Invoicing's ``payment`` step: a receipt, once per payment. A voucher's share, and customer
+    credit applied when the invoice is issued, are on the issue e-mail already: no receipt."""
     if payment.method == PaymentMethod.VOUCHER:
+        return None
+    if payment.method == PaymentMethod.CREDIT and payment.received_at == invoice.issued_at:
         return None
     queued = _claim_and_queue(
         [_notice(kind=NoticeKind.RECEIPT, invoice=invoice, key=str(payment.pk), now=now)]
@@ -239,6 +241,14 @@ def _context(*, notice: Notice, invoice: Invoice) -> dict:
         "portal_url": portal_url(invoice=invoice),
         "seller": settings.SELLER["name"],
     }
+    if notice.kind == NoticeKind.ISSUED:
+        credit = sum(
+            (payment.amount for payment in invoice.payments.all() if payment.method == PaymentMethod.CREDIT),
+            Decimal("0.00"),
+        )
+        context["credit_amount"] = (
+            money_text(amount=credit, currency=currency, language=language) if credit else ""
+        )
     if notice.kind == NoticeKind.RECEIPT:
         payment = Payment.objects.get(pk=int(notice.key), invoice=invoice)
         context.update(

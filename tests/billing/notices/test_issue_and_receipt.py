@@ -191,3 +191,34 @@ def test_an_invoice_settled_before_its_e_mail_leaves_says_nothing_is_due(
     assert issue_mail.subject == f"Invoice {invoice.number}: settled in full, nothing to pay"
     assert "Amount due: CNY 0.00" in issue_mail.body and issue_mail.attachments[0][2] == "application/pdf"
     assert "The invoice is now paid in full." in receipt.body
+
+
+def test_credit_applied_at_issue_is_on_the_issue_e_mail_not_a_receipt(
+    issued, mailoutbox, django_capture_on_commit_callbacks
+):
+    from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
+    from apps.billing.models import Invoice
+    from apps.billing.payments.services.credit import bank_transfer_record
+
+    with django_capture_on_commit_callbacks(execute=True):  # 6,000.00 overpaid: customer credit
+        bank_transfer_record(
+            invoice=issued,
+            amount=Decimal("150000.00"),
+            reference="BOC-1",
+            received_on=datetime.date(2026, 12, 10),
+            actor=None,
+            now=PAID_AT,
+        )
+    assert [mail.subject for mail in mailoutbox] == [f"收款确认：发票 {issued.number} 已收到 ¥144,000.00"]
+    mailoutbox.clear()
+
+    january = datetime.datetime(2027, 1, 1, 3, tzinfo=PAID_AT.tzinfo)
+    billing_run_execute(
+        run=billing_run_create(period="2026-12", customer=issued.customer, as_of=january, now=january)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        december = invoice_issue(invoice=Invoice.objects.get(period="2026-12"), now=january)
+    (mail,) = mailoutbox  # the issue e-mail only
+    assert december.amount_due == Decimal("138000.00")
+    assert "余额抵扣：¥6,000.00" in mail.body and "应付金额：¥138,000.00" in mail.body
+    assert not Notice.objects.filter(kind="receipt", invoice=december).exists()
