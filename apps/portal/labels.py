@@ -31,7 +31,7 @@ LABELS = {
         "recurring": _("Recurring"),
         "minimum_commitment_shortfall": _("Minimum commitment shortfall"),
         "late_usage": _("Late usage"),
-        "issue": _("Issued"),
+        "issue": _("Granted"),
         "redeem": _("Redeemed"),
         "reverse": _("Reversed"),
         "expire": _("Expired"),
