@@ -27,7 +27,10 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 
-# Stripe off unless a test turns it on (override_settings), pointed at tests/fakes/stripe.py.
-STRIPE_SECRET_KEY = ""
-STRIPE_WEBHOOK_SECRET = ""
-STRIPE_API_BASE = ""
+# Stripe off unless a test turns it on (override_settings) or the browser tests' server process is
+# started with the fake's keys (tests/browser/conftest.py); never the real Stripe.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = env("STRIPE_API_BASE", "")
+if STRIPE_SECRET_KEY and not STRIPE_API_BASE.startswith("http://127.0.0.1:"):
+    raise RuntimeError("Tests talk to the local fake Stripe only: set STRIPE_API_BASE to it.")

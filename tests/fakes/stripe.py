@@ -15,6 +15,7 @@ import itertools
 import json
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,6 +43,8 @@ class FakeStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.fail_next: tuple[int, dict] | None = None
+        self.webhook_url: str | None = None  # where the hosted Checkout page posts its webhook
+        self.webhook_answers: list[int] = []
         self._ids = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
@@ -97,8 +100,47 @@ class FakeStripe:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self):
+                """Stripe's hosted Checkout page for a session: one button that pays."""
+                session = fake.sessions.get(self.path.removeprefix("/pay/"))
+                if session is None:
+                    return self._answer(404, {"error": {"message": "No such session"}})
+                amount = session["amount_total"]
+                page = (
+                    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Checkout (fake Stripe)</title>"
+                    "</head><body><h1>Fake Stripe Checkout</h1>"
+                    f"<p>{session['currency'].upper()} {amount // 100}.{amount % 100:02d}</p>"
+                    f"<form method='post' action='/pay/{session['id']}/confirm'>"
+                    "<button type='submit' data-testid='fake-stripe-pay'>Pay</button></form></body></html>"
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def _confirm(self, session_id: str) -> None:
+                """The payer paid: Stripe posts the signed webhook, then sends the payer back."""
+                event = fake.completed_event(session_id, event_id=f"evt_{session_id}")
+                fake.sessions[session_id].update(status="complete", payment_status="paid")
+                body, signature = signed_event(event)
+                if fake.webhook_url:
+                    request = urllib.request.Request(
+                        fake.webhook_url,
+                        data=body,
+                        headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+                    )
+                    with urllib.request.urlopen(request, timeout=10) as answer:
+                        fake.webhook_answers.append(answer.status)
+                self.send_response(303)
+                self.send_header("Location", fake.sessions[session_id]["success_url"] or "/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
+                if self.path.startswith("/pay/") and self.path.endswith("/confirm"):
+                    return self._confirm(self.path.removeprefix("/pay/").removesuffix("/confirm"))
                 form = _nest(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
                 fake.requests.append((self.path, dict(self.headers), form))
                 if self.headers.get("Authorization") != f"Bearer {SECRET_KEY}":
