@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +25,10 @@ class CustomerCreditView(APIView):
     action = "retrieve"
     action_permissions = {"retrieve": ["billing.view_creditentry"]}
 
-    @extend_schema(responses={200: CustomerCreditSerializer, **READ_ERRORS})
+    @extend_schema(
+        parameters=[OpenApiParameter("customer_pk", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={200: CustomerCreditSerializer, **READ_ERRORS},
+    )
     def get(self, request, customer_pk):
         customer = customer_get(user=request.user, pk=parent_pk(customer_pk))
         if customer is None:
