@@ -195,12 +195,7 @@ class DailyCardHours:
 
 
 _DAILY_SQL = """
-WITH days AS (
-    SELECT d::date AS day,
-           (d::date)::timestamp AT TIME ZONE %s AS day_start,
-           (d::date + 1)::timestamp AT TIME ZONE %s AS day_end
-      FROM generate_series(%s::date, %s::date, interval '1 day') AS d
-), records AS (
+WITH records AS (
     SELECT u.start_at, u.end_at, g.name AS model,
            CASE WHEN u.card_id IS NULL THEN s.card_count ELSE 1 END AS cards
       FROM {usage} u
@@ -208,12 +203,23 @@ WITH days AS (
       JOIN {server} s ON s.id = COALESCE(u.server_id, c.server_id)
       JOIN {gpu} g ON g.id = s.gpu_model_id
      WHERE u.id IN ({covered})
+), pieces AS (
+    -- each record split at the billing zone's midnights: one row per day it touches
+    SELECT d.day::date AS day, r.model, r.cards, r.start_at, r.end_at,
+           d.day::timestamp AT TIME ZONE %(tz)s AS day_start,
+           (d.day + interval '1 day')::timestamp AT TIME ZONE %(tz)s AS day_end
+      FROM records r
+     CROSS JOIN LATERAL generate_series(
+           (r.start_at AT TIME ZONE %(tz)s)::date,
+           ((r.end_at - interval '1 microsecond') AT TIME ZONE %(tz)s)::date,
+           interval '1 day') AS d(day)
 )
-SELECT d.day, r.model,
-       sum(r.cards * extract(epoch FROM least(r.end_at, d.day_end) - greatest(r.start_at, d.day_start))) / 3600
-  FROM days d JOIN records r ON r.start_at < d.day_end AND r.end_at > d.day_start
- GROUP BY d.day, r.model
- ORDER BY d.day, r.model
+SELECT day, model,
+       sum(cards * extract(epoch FROM least(end_at, day_end) - greatest(start_at, day_start))) / 3600
+  FROM pieces
+ WHERE day BETWEEN %(first)s AND %(last)s
+ GROUP BY day, model
+ ORDER BY day, model
 """
 
 
@@ -227,6 +233,9 @@ def customer_daily_card_hours(*, customer, now: datetime.datetime, days: int = C
     window_end = datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time(), _zone())
     covered = customer_usage(customer=customer).filter(start_at__lt=window_end, end_at__gt=window_start)
     covered_sql, covered_params = covered.select_related(None).order_by().values("id").query.sql_with_params()
+    # The subquery's own %s placeholders become named ones so the statement takes one dict.
+    names = [f"covered_{i}" for i in range(len(covered_params))]
+    covered_sql = covered_sql.replace("%%", "%%%%") % tuple(f"%({name})s" for name in names)
     sql = _DAILY_SQL.format(
         usage=UsageRecord._meta.db_table,
         card=Card._meta.db_table,
@@ -235,7 +244,7 @@ def customer_daily_card_hours(*, customer, now: datetime.datetime, days: int = C
         covered=covered_sql,
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_tz(), _tz(), first, last, *covered_params])
+        cursor.execute(sql, {"tz": _tz(), "first": first, "last": last, **dict(zip(names, covered_params, strict=True))})
         rows = cursor.fetchall()
     hours = {(day, model): round_hours(Decimal(value)) for day, model, value in rows}
     return DailyCardHours(

@@ -203,6 +203,17 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "billing@suanli.example")
 # Where the customer portal is reached from outside: the links in customer e-mails
 # (docs/invoices.md#e-mail) are built on it.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# The portal dashboard's usage figures (month so far, 90-day chart, efficiency) are kept this long
+# per customer (docs/portal.md#dashboard); 0 computes them on every request.
+PORTAL_DASHBOARD_CACHE_SECONDS = int(env("PORTAL_DASHBOARD_CACHE_SECONDS", "300"))
+# Shared by every web process with CACHE_URL=redis://…; without it, each process keeps its own.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("CACHE_URL")}
+        if env("CACHE_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # Stripe (docs/invoices.md#stripe): card payments for customers of an offshore selling entity.
 # Both keys empty (the default): no pay button, and the webhook answers 404.

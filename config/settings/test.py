@@ -34,3 +34,5 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = env("STRIPE_API_BASE", "")
 if STRIPE_SECRET_KEY and not STRIPE_API_BASE.startswith("http://127.0.0.1:"):
     raise RuntimeError("Tests talk to the local fake Stripe only: set STRIPE_API_BASE to it.")
+# Dashboard figures computed on every request, so a test sees what it just wrote.
+PORTAL_DASHBOARD_CACHE_SECONDS = int(env("PORTAL_DASHBOARD_CACHE_SECONDS", "0"))
