@@ -246,23 +246,48 @@ def test_the_plan_depends_on_the_seed_only():
 
 
 def test_the_demo_ends_with_months_billed_a_voucher_payment_a_credit_note_and_late_usage(demo):
-    from apps.billing.models import CreditNote, Invoice, InvoiceLine, Payment
+    from apps.billing.models import CreditNote, Invoice, Payment
+    from apps.metering.models import UsageRecord
 
-    assert set(Invoice.objects.values_list("period", flat=True)) == {"2026-09", "2026-10", "2026-11"}
-    assert not Invoice.objects.filter(period__in=["2026-09", "2026-10"], status="draft").exists()
-    assert Invoice.objects.filter(period="2026-11", status="draft").count() >= 10
+    # 2026-11-28: September and October are billed; November has not ended, so it is not billed
+    assert set(Invoice.objects.values_list("period", flat=True)) == {"2026-09", "2026-10"}
+    assert not Invoice.objects.filter(status="draft").exists()
     acme_october = Invoice.objects.get(customer__code="acme", period="2026-10")
     voucher = Payment.objects.get(invoice=acme_october, method="voucher")
     assert voucher.amount == (acme_october.total_amount * Decimal("0.30")).quantize(Decimal("0.01"))
-    assert acme_october.status == "paid"
+    # acme paid 50,000.00 of the rest by transfer; the remainder is overdue under 15-day terms
+    transfer = Payment.objects.get(invoice=acme_october, method="bank_transfer")
+    assert transfer.amount == Decimal("50000.00")
+    assert acme_october.status == "issued"
+    assert acme_october.amount_due == acme_october.total_amount - voucher.amount - Decimal("50000.00")
+    assert acme_october.due_on.isoformat() < "2026-11-28"
+    assert Invoice.objects.get(customer__code="acme", period="2026-09").status == "paid"
     note = CreditNote.objects.get()
     assert (note.number, note.total_amount, note.invoice.customer.code) == (
         "CN-2026-000001",
         Decimal("1000.00"),
         "qiming",
     )
-    late = InvoiceLine.objects.get(kind="late_usage")
-    assert late.invoice.period == "2026-11" and "Late usage for 2026-10" in late.description
-    assert Invoice.objects.filter(period="2026-10", status="issued").count() == 2  # left open on purpose
+    late = UsageRecord.objects.get(event_id="demo-late-2026-10-30")
+    assert late.received_at.isoformat() == "2026-11-05T01:00:00+00:00"  # waits for November's invoice
+    assert Invoice.objects.filter(period="2026-10", status="issued").count() == 3  # left open on purpose
+
+
+def test_the_demo_records_nothing_after_now(demo):
+    from django.utils import timezone
+
+    from apps.billing.models import BillingRun, Invoice, Payment
+    from apps.metering.models import UsageRecord
+
+    now = timezone.now()
+    assert not UsageRecord.objects.filter(end_at__gt=now).exists()
+    assert not UsageRecord.objects.filter(received_at__gt=now).exists()
+    assert not Invoice.objects.filter(issued_at__gt=now).exists()
+    assert not Payment.objects.filter(received_at__gt=now).exists()
+    assert not BillingRun.objects.filter(created_at__gt=now).exists()
+    assert not UsageRecord.objects.filter(start_at__gte="2026-11-28T00:00+08:00").exists()  # today: not yet
+    assert UsageRecord.objects.filter(start_at__gte="2026-11-27T00:00+08:00").exists()  # yesterday: reported
+
+
     numbers = sorted(Invoice.objects.exclude(number=None).values_list("number", flat=True))
     assert numbers == [f"INV-2026-{n:06d}" for n in range(1, len(numbers) + 1)]  # gapless

@@ -22,9 +22,10 @@ def acme_client(client, demo):
 
 def test_amount_due_and_month_so_far(acme_client):
     body = acme_client.get("/portal/").content.decode()
-    # INV-2026-000016: 186,325.00 − 9,102.50 paid by vouchers, nothing overdue (due 2026-12-31)
-    assert re.search(r'data-testid="amount-due">177,222.50<', body)
-    assert 'data-testid="overdue-warning"' not in body
+    # October's invoice: 136,325.00 − 40,897.50 paid by the voucher − 50,000.00 transferred, due
+    # 2026-11-16 and so overdue; November is not billed before it ends
+    assert re.search(r'data-testid="amount-due">45,427.50<', body)
+    assert "1 invoice is overdue: CNY 45,427.50." in body
     assert "This month so far (2026-11)" in body
     assert re.search(r'data-testid="month-so-far">[\d,]+\.\d\d<', body)
 
@@ -54,7 +55,7 @@ def test_overdue_warning(client, demo):
     with time_machine.travel(datetime.datetime(2027, 1, 5, 10, tzinfo=datetime.UTC), tick=False):
         client.force_login(User.objects.get(username="acme-user"))
         body = client.get("/portal/").content.decode()
-    assert "1 invoice is overdue: CNY 177,222.50." in body
+    assert "1 invoice is overdue: CNY 45,427.50." in body
 
 
 def test_dashboard_queries_do_not_grow_with_invoices(acme_client, django_assert_max_num_queries):

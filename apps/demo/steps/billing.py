@@ -1,9 +1,11 @@
 """Demo usage and billing: three months of GPU usage, billing runs, issued invoices, a voucher, a
 credit note, payments and one late usage record, all through the real services.
 
-September and October are issued (and mostly paid); November stays in draft for finance to review
-and issue in the admin. The ``cd-2026`` supplier-side voucher programme pays 30 % of acme's October
-invoice at issue; two October invoices are left unpaid (overdue in the demo's December). A record for October that arrives on 5 November shows up on November's invoice as
+September and October are issued (and mostly paid); November is billed once it has ended (until then
+the admin and the portal show its preview). Nothing is dated after now: a step whose date has not
+come yet is left for a later run, and usage is reported for the days before today. The ``cd-2026`` supplier-side voucher programme pays 30 % of acme's October
+invoice at issue, and acme pays 50,000.00 of the rest by transfer, leaving it overdue under its
+15-day terms; two other October invoices are left unpaid. A record for October that arrives on 5 November shows up on November's invoice as
 late usage. Every instant is fixed; a step already done is skipped, so a second run changes nothing.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 from decimal import Decimal
+
+from django.utils import timezone
 
 from apps.billing.invoicing.services.issuing import credit_note_create, invoice_issue_period
 from apps.billing.invoicing.services.payments import payment_record
@@ -47,9 +51,22 @@ def _issue_at(period: str) -> datetime.datetime:
     return _run_at(period) + datetime.timedelta(days=1, hours=7)
 
 
+def _today_start() -> datetime.datetime:
+    """Midnight of today in the billing time zone: the demo reports usage of the days before it."""
+    today = timezone.now().astimezone(SHANGHAI).date()
+    return datetime.datetime.combine(today, datetime.time(), SHANGHAI)
+
+
+def _due(at: datetime.datetime) -> bool:
+    """Whether a step dated ``at`` has happened by now (the demo never records a fact after now)."""
+    return at <= timezone.now()
+
+
 def load_usage(ctx: DemoContext) -> None:
-    """Daily sessions on every card or server of the hourly demo contracts, through the ingestion service."""
+    """Daily sessions on every card or server of the hourly demo contracts, through the ingestion service,
+    for the days before today (a day's sessions are reported together, by midnight at the latest)."""
     tally = ctx.tally("usage records")
+    today_start = _today_start()
     allocations = (
         Allocation.objects.filter(firm=True, line__term="hourly")
         .select_related("card", "server", "line__contract")
@@ -64,6 +81,8 @@ def load_usage(ctx: DemoContext) -> None:
                 start = _at(year, month, day, rng.randint(7, 11), rng.choice([0, 15, 30, 45]))
                 end = start + datetime.timedelta(hours=rng.randint(4, 12))
                 if start < allocation.start_at or (allocation.end_at and end > allocation.end_at):
+                    continue
+                if end > today_start:
                     continue
                 target = (
                     {"card": allocation.card.uuid}
@@ -84,7 +103,7 @@ def load_usage(ctx: DemoContext) -> None:
                     }
                 )
     for (provider_id, period), records in sorted(batches.items()):
-        received = _run_at(period) - datetime.timedelta(hours=2)
+        received = min(_run_at(period) - datetime.timedelta(hours=2), today_start)
         result = usage_ingest(
             provider=Provider.objects.get(pk=provider_id), payload_records=records, received_at=received
         )
@@ -93,6 +112,8 @@ def load_usage(ctx: DemoContext) -> None:
 
 
 def _bill(period: str, tally) -> None:
+    if not _due(_run_at(period)):
+        return  # the month has not been billed yet: the portal and the admin show its preview
     if BillingRun.objects.filter(period=period, customer__isnull=True).exists():
         tally.add(UNCHANGED)
         return
@@ -103,7 +124,7 @@ def _bill(period: str, tally) -> None:
 
 def _late_record(tally) -> None:
     """One October session reported late (5 November): billed on November's invoice as late usage."""
-    if UsageRecord.objects.filter(event_id=LATE_EVENT).exists():
+    if not _due(_at(2026, 11, 5, 9)) or UsageRecord.objects.filter(event_id=LATE_EVENT).exists():
         tally.add(UNCHANGED)
         return
     allocation = (
@@ -148,7 +169,10 @@ def _voucher(tally) -> None:
         )
         tally.add(CREATED)
     acme = Customer.objects.get(code="acme")
-    if not Voucher.objects.filter(programme=programme, customer=acme).exists():
+    if (
+        _due(_at(2026, 10, 20, 10))
+        and not Voucher.objects.filter(programme=programme, customer=acme).exists()
+    ):
         voucher_issue(
             programme=programme,
             customer=acme,
@@ -160,6 +184,8 @@ def _voucher(tally) -> None:
 
 
 def _issue(period: str, tally) -> None:
+    if not _due(_issue_at(period)):
+        return
     drafts = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT).count()
     if not drafts:
         tally.add(UNCHANGED)
@@ -169,6 +195,8 @@ def _issue(period: str, tally) -> None:
 
 
 UNPAID = {"xingyao", "zhiyuan"}  # October left open: xingyao's contract is suspended for it
+# acme (the portal's demo customer) pays part of October by transfer; the rest is overdue (15-day terms)
+PARTLY_PAID = {("2026-10", "acme"): Decimal("50000.00")}
 
 
 def _payments(tally) -> None:
@@ -176,6 +204,7 @@ def _payments(tally) -> None:
     open_invoices = (
         Invoice.objects.filter(period__in=["2026-09", "2026-10"], status=InvoiceStatus.ISSUED)
         .exclude(period="2026-10", customer__code__in=UNPAID)
+        .exclude(payments__method=PaymentMethod.BANK_TRANSFER)  # paid in part already: a second run
         .select_related("customer")
         .order_by("period", "number")
     )
@@ -183,9 +212,11 @@ def _payments(tally) -> None:
         paid_at = datetime.datetime.combine(
             invoice.issued_on, datetime.time(15), SHANGHAI
         ) + datetime.timedelta(days=12)
+        if not _due(paid_at):
+            continue
         payment_record(
             invoice=invoice,
-            amount=invoice.amount_due,
+            amount=PARTLY_PAID.get((invoice.period, invoice.customer.code), invoice.amount_due),
             method=PaymentMethod.BANK_TRANSFER,
             now=paid_at,
             reference=f"ICBC {invoice.number}",
@@ -195,7 +226,11 @@ def _payments(tally) -> None:
 
 def _credit_note(tally) -> None:
     invoice = Invoice.objects.filter(period="2026-10", customer__code="qiming").exclude(number=None).first()
-    if invoice is None or CreditNote.objects.filter(invoice=invoice).exists():
+    if (
+        invoice is None
+        or not _due(_at(2026, 11, 10, 11))
+        or CreditNote.objects.filter(invoice=invoice).exists()
+    ):
         tally.add(UNCHANGED)
         return
     credit_note_create(

@@ -97,7 +97,7 @@ CONTRACTS: list[ContractSpec] = [
         "acme-server-monthly",
         "acme",
         "One dedicated 8 × A100-80GB server by the month.",
-        OCT_1,
+        SEP_1,
         (LineSpec("server", A100_80, "monthly", servers=1, discount_percent=Decimal("5")),),
     ),
     ContractSpec(

@@ -334,7 +334,9 @@ class CustomerSpec:
 
 
 CUSTOMERS = [
-    CustomerSpec("acme", "艾可米智能科技(北京)有限公司", "beijing-haidian", auto_issue=True),
+    CustomerSpec(
+        "acme", "艾可米智能科技(北京)有限公司", "beijing-haidian", payment_terms_days=15, auto_issue=True
+    ),
     CustomerSpec("moyan", "墨言大模型科技有限公司", "beijing-haidian"),
     CustomerSpec("qiming", "启明星图人工智能有限公司", "shanghai-xuhui", payment_terms_days=45),
     CustomerSpec("yunjing", "云鲸数智科技有限公司", "hangzhou-yuhang"),

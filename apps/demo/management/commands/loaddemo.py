@@ -44,5 +44,6 @@ class Command(BaseCommand):
         staff = ", ".join(u.username for u in STAFF_USERS)
         portal = ", ".join(u[0] for u in PORTAL_USERS)
         self.stdout.write(
-            f"  Log in with password {DEMO_PASSWORD!r}: staff {staff}; customer API user {portal}."
+            f"  Log in with password {DEMO_PASSWORD!r}: staff {staff} at /admin/; "
+            f"customer {portal} at /portal/ (and the API)."
         )
