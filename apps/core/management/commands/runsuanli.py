@@ -51,9 +51,10 @@ class Command(BaseCommand):
         banner = (
             f"\n  Suanli is starting.\n"
             f"  Admin:    http://{addr}/admin/\n"
+            f"  Portal:   http://{addr}/portal/   (customer acme-user)\n"
             f"  API docs: http://{addr}/api/docs/\n"
             f"  Login:    {username} / {password}   (demo data; staff by role: am1, am2, sales1, finance1, ops1;\n"
-            f"            customer API user: acme-user; all with the same password)\n"
+            f"            customer portal user: acme-user; all with the same password)\n"
             f"  Stop:     Ctrl-C (stops the web server, the worker and the embedded PostgreSQL)\n"
             f"  Worker:   {worker_text}\n"
         )
