@@ -291,3 +291,12 @@ def test_the_demo_records_nothing_after_now(demo):
 
     numbers = sorted(Invoice.objects.exclude(number=None).values_list("number", flat=True))
     assert numbers == [f"INV-2026-{n:06d}" for n in range(1, len(numbers) + 1)]  # gapless
+
+
+def test_the_demo_mails_no_customer_about_its_history(demo):
+    from apps.billing.notices.models import Notice
+
+    assert Notice.objects.exists()
+    assert set(Notice.objects.values_list("status", "error").distinct()) == {
+        ("skipped", "demo history: not mailed")
+    }

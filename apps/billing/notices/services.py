@@ -13,6 +13,8 @@ fails is marked ``failed`` with the error (shown in admin) and is not retried: a
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime
 import logging
 from decimal import Decimal
@@ -99,16 +101,32 @@ def portal_url(*, invoice: Invoice) -> str:
 # -- claiming --------------------------------------------------------------------------------------
 
 
+_held: contextvars.ContextVar[str] = contextvars.ContextVar("notices_held", default="")
+
+
+@contextlib.contextmanager
+def notices_held(*, reason: str):
+    """Inside: every notice is recorded as skipped with ``reason`` and never mailed (the demo loads
+    months of history; its customers are not written to about it)."""
+    token = _held.set(reason)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+
+
 def _notice(*, kind: str, invoice: Invoice, key: str, now: datetime.datetime) -> Notice:
     recipients = customer_recipients(customer=invoice.customer)
+    held = _held.get()
+    skipped = held or ("" if recipients else NO_RECIPIENT)
     return Notice(
         kind=kind,
         invoice=invoice,
         key=key,
         recipients=recipients,
         language=customer_language(customer=invoice.customer),
-        status=NoticeStatus.QUEUED if recipients else NoticeStatus.SKIPPED,
-        error="" if recipients else NO_RECIPIENT,
+        status=NoticeStatus.SKIPPED if skipped else NoticeStatus.QUEUED,
+        error=skipped,
         created_at=now,
     )
 

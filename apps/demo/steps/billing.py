@@ -21,6 +21,7 @@ from apps.billing.invoicing.services.issuing import credit_note_create, invoice_
 from apps.billing.invoicing.services.payments import payment_record
 from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 from apps.billing.models import BillingRun, CreditNote, Invoice, InvoiceStatus, PaymentMethod
+from apps.billing.notices.services import notices_held
 from apps.billing.vouchers.models import Voucher, VoucherProgramme
 from apps.billing.vouchers.services.ledger import voucher_issue, voucher_programme_create
 from apps.contracts.models import Allocation, ContractStatus
@@ -243,6 +244,11 @@ def _credit_note(tally) -> None:
 
 
 def load_billing(ctx: DemoContext) -> None:
+    with notices_held(reason="demo history: not mailed"):
+        _load_billing(ctx)
+
+
+def _load_billing(ctx: DemoContext) -> None:
     tally = ctx.tally("billing")
     _bill("2026-09", tally)
     _issue("2026-09", tally)
