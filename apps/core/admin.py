@@ -79,6 +79,20 @@ class GuardedAdminMixin:
                 self.delete_model(request, obj)
 
 
+class ReadOnlyAdminMixin:
+    """Rows that only a service writes (payments, credit notes, usage, ledgers, logs): the admin
+    lists and shows them; nobody adds, changes or deletes one there."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class GuardedAdmin(GuardedAdminMixin, admin.ModelAdmin):
     """A model admin without history."""
 

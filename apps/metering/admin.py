@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from apps.core.admin import GuardedAdmin, GuardedAdminMixin
+from apps.core.admin import GuardedAdmin, GuardedAdminMixin, ReadOnlyAdminMixin
 from apps.core.periods import Period
 from apps.inventory.models import Card, Server
 from apps.providers.models import Provider
@@ -132,7 +132,7 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(GuardedAdmin):
+class UsageRecordAdmin(ReadOnlyAdminMixin, GuardedAdmin):
     """Usage as partner systems reported it; search by exact event id, card UUID or server serial."""
 
     list_display = (
@@ -154,15 +154,6 @@ class UsageRecordAdmin(GuardedAdmin):
     paginator = CappedCountPaginator
     list_per_page = 100
     readonly_fields = [field.name for field in UsageRecord._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

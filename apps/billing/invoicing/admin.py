@@ -32,7 +32,7 @@ from apps.billing.invoicing.services.issuing import credit_note_create, invoice_
 from apps.billing.invoicing.services.payments import payment_record
 from apps.billing.invoicing.services.preview import invoice_preview
 from apps.billing.invoicing.services.runs import billing_run_request
-from apps.core.admin import GuardedAdmin
+from apps.core.admin import GuardedAdmin, ReadOnlyAdminMixin
 from apps.core.errors import DomainError
 from apps.core.money import amount_in_words
 from apps.customers.models import Customer
@@ -48,7 +48,7 @@ def _pdf_response(content: bytes, filename: str) -> HttpResponse:
     return response
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Rows shown on their invoice's page, never edited there."""
 
     extra = 0
@@ -58,15 +58,6 @@ class ReadOnlyInline(admin.TabularInline):
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("billing.view_invoice")
@@ -457,7 +448,7 @@ class CreditNoteLineInline(ReadOnlyInline):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(GuardedAdmin):
+class CreditNoteAdmin(ReadOnlyAdminMixin, GuardedAdmin):
     """Credit notes are issued from their invoice's page and never change."""
 
     list_display = (
@@ -486,15 +477,6 @@ class CreditNoteAdmin(GuardedAdmin):
     )
     readonly_fields = fields
     inlines = [CreditNoteLineInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="customer 客户", ordering="invoice__customer__code")
     def customer(self, obj):

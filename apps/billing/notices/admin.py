@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from apps.billing.notices.models import Notice
-from apps.core.admin import GuardedAdmin
+from apps.core.admin import GuardedAdmin, ReadOnlyAdminMixin
 
 
 @admin.register(Notice)
-class NoticeAdmin(GuardedAdmin):
+class NoticeAdmin(ReadOnlyAdminMixin, GuardedAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -41,12 +41,3 @@ class NoticeAdmin(GuardedAdmin):
     @admin.display(description="recipients 收件人")
     def recipients_text(self, obj: Notice) -> str:
         return ", ".join(obj.recipients)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -26,7 +26,7 @@ from apps.billing.payments.selectors import (
     stripe_event_list,
 )
 from apps.billing.payments.services.credit import bank_transfer_record, credit_refund
-from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
+from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin, ReadOnlyAdminMixin
 from apps.core.errors import DomainError
 from apps.customers.models import Customer
 
@@ -158,7 +158,7 @@ class CreditEntryAdmin(GuardedAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(GuardedHistoryAdmin):
+class StripeEventAdmin(ReadOnlyAdminMixin, GuardedHistoryAdmin):
     """Every webhook event Stripe sent, once per event id, and what it did."""
 
     list_display = (
@@ -190,15 +190,6 @@ class StripeEventAdmin(GuardedHistoryAdmin):
 
     def get_queryset(self, request):
         return stripe_event_list()
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class PaymentsInvoiceAdmin(InvoiceAdmin):
