@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from apps.billing.invoicing import selectors
-from apps.billing.invoicing.forms import BankTransferForm, BillingRunForm, CreditNoteForm, VoidForm
+from apps.billing.invoicing.forms import BillingRunForm, CreditNoteForm, VoidForm
 from apps.billing.invoicing.models import (
     BillingRun,
     BillingRunStatus,
@@ -25,11 +25,9 @@ from apps.billing.invoicing.models import (
     Invoice,
     InvoiceLine,
     Payment,
-    PaymentMethod,
 )
 from apps.billing.invoicing.pdf import credit_note_pdf, fapiao_data, invoice_pdf
 from apps.billing.invoicing.services.issuing import credit_note_create, invoice_issue, invoice_void
-from apps.billing.invoicing.services.payments import payment_record
 from apps.billing.invoicing.services.preview import invoice_preview
 from apps.billing.invoicing.services.runs import billing_run_request
 from apps.core.admin import GuardedAdmin, ReadOnlyAdminMixin
@@ -308,7 +306,6 @@ class InvoiceAdmin(GuardedAdmin):
             path("<int:pk>/issue/", view(require_POST(self.issue_view)), name="billing_invoice_issue"),
             path("<int:pk>/void/", view(self.void_view), name="billing_invoice_void"),
             path("<int:pk>/credit-note/", view(self.credit_note_view), name="billing_invoice_credit_note"),
-            path("<int:pk>/payment/", view(self.payment_view), name="billing_invoice_payment"),
             path("preview/<int:customer_pk>/", view(self.preview_view), name="billing_invoice_preview"),
             *super().get_urls(),
         ]
@@ -397,30 +394,6 @@ class InvoiceAdmin(GuardedAdmin):
                 )
                 return self._back(invoice)
         return self._form_page(request, invoice, form, "Credit note 红字发票", "Issue credit note 开具红字")
-
-    def payment_view(self, request, pk):
-        invoice = self._invoice(request, pk, self.has_record_payment_permission(request))
-        initial = {"amount": invoice.amount_due, "received_on": _today()}
-        form = BankTransferForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid():
-            now = timezone.now()
-            try:
-                payment = payment_record(
-                    invoice=invoice,
-                    amount=form.cleaned_data["amount"],
-                    method=PaymentMethod.BANK_TRANSFER,
-                    reference=form.cleaned_data["reference"],
-                    now=form.received_at(now),
-                    actor=request.user,
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                self.message_user(
-                    request, f"Recorded {payment.amount} {payment.currency} on {invoice}.", messages.SUCCESS
-                )
-                return self._back(invoice)
-        return self._form_page(request, invoice, form, "Bank transfer 对公转账", "Record payment 登记收款")
 
     def preview_view(self, request, customer_pk):
         """The customer's running month ("this month so far"), computed and not saved."""

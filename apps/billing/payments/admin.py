@@ -193,8 +193,16 @@ class StripeEventAdmin(ReadOnlyAdminMixin, GuardedHistoryAdmin):
 
 
 class PaymentsInvoiceAdmin(InvoiceAdmin):
-    """The invoice admin, its "record payment" page through ``bank_transfer_record``: partial
-    payments, and an overpayment kept as the customer's credit."""
+    """The invoice admin with its "record payment" page, which belongs to payments (invoicing
+    imports no peer): a bank transfer through ``bank_transfer_record`` — partial payments, and an
+    overpayment kept as the customer's credit."""
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/payment/", view(self.payment_view), name="billing_invoice_payment"),
+            *super().get_urls(),
+        ]
 
     def payment_view(self, request, pk):
         invoice = self._invoice(request, pk, self.has_record_payment_permission(request))
