@@ -225,6 +225,7 @@ class ContractAdmin(GuardedHistoryAdmin):
     actions = [
         "submit_selected",
         "approve_selected",
+        "reject_selected",
         "activate_selected",
         "suspend_selected",
         "resume_selected",
@@ -234,6 +235,7 @@ class ContractAdmin(GuardedHistoryAdmin):
         "number",
         "version",
         "status",
+        "approval_rule",
         "approved_by",
         "approved_at",
         "activated_at",
@@ -320,6 +322,13 @@ class ContractAdmin(GuardedHistoryAdmin):
             '<b style="color:{}">{}</b>', colours.get(obj.status, "#000"), obj.get_status_display()
         )
 
+    @admin.display(description="approval 审批")
+    def approval_rule(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        _needed, why = services.contract_approval_rule(contract=obj)
+        return why
+
     @admin.display(description="lines", ordering="_lines")
     def line_count(self, obj):
         return obj._lines
@@ -371,6 +380,58 @@ class ContractAdmin(GuardedHistoryAdmin):
     def approve_selected(self, request, queryset):
         self._run(request, queryset, services.contract_approve, "Approved", now=timezone.now())
 
+    @admin.action(description="Reject with a reason 驳回", permissions=["approve"])
+    def reject_selected(self, request, queryset):
+        """Ask for the reason on a confirmation page, then return each contract to draft."""
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("confirm") and reason:
+            self._run(
+                request, queryset, services.contract_reject, "Rejected", now=timezone.now(), reason=reason
+            )
+            return None
+        if request.POST.get("confirm"):
+            self.message_user(request, "Give a reason for the rejection.", messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject contracts 驳回合同",
+            "opts": self.model._meta,
+            "contracts": list(queryset),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "reason": reason,
+        }
+        return TemplateResponse(request, "admin/contracts/contract/reject.html", context)
+
+    def approvals_view(self, request):
+        """The sales manager's queue: discount, value and margin; approve or reject with a reason."""
+        if not self.has_approve_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            contract = get_object_or_404(
+                self.get_queryset(request), pk=request.POST.get("contract") or 0
+            )
+            try:
+                if request.POST.get("decision") == "approve":
+                    services.contract_approve(contract=contract, actor=request.user, now=timezone.now())
+                    self.message_user(request, f"Approved {contract}.", messages.SUCCESS)
+                else:
+                    services.contract_reject(
+                        contract=contract,
+                        actor=request.user,
+                        now=timezone.now(),
+                        reason=request.POST.get("reason", ""),
+                    )
+                    self.message_user(request, f"Rejected {contract}: back to draft.", messages.SUCCESS)
+            except DomainError as exc:
+                self.message_user(request, f"{contract}: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Approval queue 待审批",
+            "opts": self.model._meta,
+            "rows": selectors.approval_queue(user=request.user),
+        }
+        return TemplateResponse(request, "admin/contracts/contract/approvals.html", context)
+
     @admin.action(description="Activate 生效", permissions=["activate"])
     def activate_selected(self, request, queryset):
         self._run(request, queryset, services.contract_activate, "Activated", now=timezone.now())
@@ -392,6 +453,7 @@ class ContractAdmin(GuardedHistoryAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
+            path("approvals/", view(self.approvals_view), name="contracts_contract_approvals"),
             path("<int:pk>/capacity/", view(self.capacity_view), name="contracts_contract_capacity"),
             path("<int:pk>/quote/", view(self.quote_view), name="contracts_contract_quote"),
             path("<int:pk>/quote.pdf", view(self.quote_pdf_view), name="contracts_contract_quote_pdf"),

@@ -14,6 +14,7 @@ from apps.inventory.models import Card, HardwareStatus, Server
 from apps.providers.models import SupplyAgreement
 
 from .models import Allocation, Contract, ContractLine, ContractStatus
+from .quotes import contract_quote
 
 FAR_FUTURE = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
 
@@ -144,3 +145,27 @@ def capacity_find(
         options = [option(server, None) for server in free.order_by("site__hub", "serial")[: limit * 4]]
     options.sort(key=lambda o: (o.margin_unit is None, -(o.margin_unit or Decimal(0))))
     return options[:limit]
+
+
+APPROVAL_QUEUE_LIMIT = 10
+
+
+def approval_queue(*, user, limit: int = APPROVAL_QUEUE_LIMIT) -> dict:
+    """Contracts waiting for a sales manager, oldest submission first, with the largest discount,
+    the monthly value and margin of the quote; at most ``limit`` rows are priced (a constant
+    number of queries per page), ``total`` counts them all."""
+    pending = contract_list(user=user).filter(status=ContractStatus.PENDING_APPROVAL, approved_at__isnull=True)
+    total = pending.count()
+    rows = []
+    for contract in pending.order_by("submitted_at", "pk").prefetch_related("lines")[:limit]:
+        quote = contract_quote(contract=contract)
+        discount = max((line.combined_discount_percent for line in contract.lines.all()), default=Decimal(0))
+        rows.append(
+            {
+                "contract": contract,
+                "discount_percent": discount.quantize(Decimal("0.01")),
+                "value_amount": quote.net_amount,
+                "margin_amount": quote.margin_amount,
+            }
+        )
+    return {"rows": rows, "total": total}

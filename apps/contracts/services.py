@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -77,8 +78,11 @@ def _require_status(contract: Contract, *allowed: str, action: str) -> None:
         )
 
 
-def _save(obj, actor, **kwargs) -> None:
+def _save(obj, actor, reason: str = "", **kwargs) -> None:
+    """Save with the actor and, when given, the reason shown in the object's history."""
     obj._history_user = actor
+    if reason:
+        obj._change_reason = reason[:100]
     obj.save(**kwargs)
 
 
@@ -142,7 +146,7 @@ def contract_create(
         minimum_monthly_amount=minimum_monthly_amount,
         notes=notes,
     )
-    _save(contract, actor)
+    _save(contract, actor, reason="drafted")
     for position, data in enumerate(lines, start=1):
         with _errors_under("lines", position - 1):
             line_add(contract=contract, data=data, actor=actor, position=position)
@@ -384,6 +388,41 @@ def contract_needs_approval(*, contract: Contract) -> bool:
     return any(line.combined_discount_percent > threshold for line in contract.lines.all())
 
 
+def _pct(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01')).normalize():f}%"
+
+
+def contract_approval_rule(*, contract: Contract) -> tuple[bool, str]:
+    """(needs approval, why) — the rule as the contract page and the history state it."""
+    threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD)
+    lines = list(contract.lines.all())
+    if not lines:
+        return False, f"No lines yet; discounts above {_pct(threshold)} will need a sales manager's approval."
+    top = max(lines, key=lambda line: line.combined_discount_percent)
+    discount = top.combined_discount_percent
+    if discount > threshold:
+        return True, (
+            f"Needs a sales manager's approval: line {top.position} has a {_pct(discount)} discount, "
+            f"above the {_pct(threshold)} threshold."
+        )
+    return False, (
+        f"No approval needed: the largest discount ({_pct(discount)}, line {top.position}) "
+        f"is within the {_pct(threshold)} threshold."
+    )
+
+
+def _notify_account_manager(contract: Contract, subject: str, body: str) -> None:
+    """E-mail the contract's account manager once the transaction has committed."""
+    email = contract.account_manager.email
+    if not email:
+        return
+
+    def send():
+        send_mail(subject, body, None, [email], fail_silently=True)
+
+    transaction.on_commit(send)
+
+
 def contract_coverage_problems(*, contract: Contract) -> dict[int, str]:
     """Lines whose allocations at the line start do not cover the quantity: {line position: why}."""
     problems = {}
@@ -413,9 +452,12 @@ def contract_submit(*, contract: Contract, actor, now: datetime.datetime) -> Con
         raise DomainError(
             "A contract needs at least one line.", code="invalid", fields={"lines": ["Add a line."]}
         )
+    needed, _why = contract_approval_rule(contract=contract)
     contract.status = ContractStatus.PENDING_APPROVAL
     contract.submitted_at = now
-    _save(contract, actor)
+    threshold = _pct(Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD))
+    note = f"discount above {threshold}" if needed else f"discounts within {threshold}, no approval needed"
+    _save(contract, actor, reason=f"submitted for approval ({note})")
     return contract
 
 
@@ -434,7 +476,43 @@ def contract_approve(*, contract: Contract, actor, now: datetime.datetime) -> Co
         )
     contract.approved_by = actor
     contract.approved_at = now
-    _save(contract, actor)
+    _save(contract, actor, reason=f"approved by {actor.get_username()}")
+    _notify_account_manager(
+        contract,
+        f"Contract {contract} approved",
+        f"{actor.get_full_name() or actor.get_username()} approved the discounts of contract {contract} "
+        f"({contract.customer}) at {now:%Y-%m-%d %H:%M %Z}. It can be activated now.",
+    )
+    return contract
+
+
+@transaction.atomic
+def contract_reject(*, contract: Contract, actor, now: datetime.datetime, reason: str) -> Contract:
+    """Pending approval → draft, with the sales manager's reason in the history and an e-mail."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give a reason for the rejection.", code="invalid", fields={"reason": ["Required."]})
+    contract = _locked(contract)
+    _require_status(contract, ContractStatus.PENDING_APPROVAL, action="reject")
+    if not actor.has_perm("contracts.approve_contract"):
+        raise DomainError(
+            "Only a sales manager can reject discounts.", code="permission_denied", http_status=403
+        )
+    if actor.pk == contract.account_manager_id:
+        raise DomainError(
+            "The contract's own account manager cannot reject it.", code="permission_denied", http_status=403
+        )
+    contract.status = ContractStatus.DRAFT
+    contract.submitted_at = None
+    contract.approved_by = None
+    contract.approved_at = None
+    _save(contract, actor, reason=f"rejected by {actor.get_username()}: {reason}")
+    _notify_account_manager(
+        contract,
+        f"Contract {contract} rejected",
+        f"{actor.get_full_name() or actor.get_username()} rejected the discounts of contract {contract} "
+        f"({contract.customer}) at {now:%Y-%m-%d %H:%M %Z} and returned it to draft.\n\nReason: {reason}",
+    )
     return contract
 
 
@@ -488,12 +566,19 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
         raise DomainError(
             "A contract needs at least one line.", code="invalid", fields={"lines": ["Add a line."]}
         )
-    if contract_needs_approval(contract=contract) and contract.approved_at is None:
+    needed, _why = contract_approval_rule(contract=contract)
+    if needed and contract.approved_at is None:
         threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD).normalize()
         raise InvalidState(
             f"Discounts above {threshold:f}% need a sales manager's approval before activation.",
             code="approval_required",
         )
+    reason = "activated"
+    if not needed and contract.approved_at is None:
+        # Within the threshold: the rule approves it; say so and record who activated it when.
+        contract.approved_by = actor
+        contract.approved_at = now
+        reason = "activated; auto-approved: under the threshold"
     problems = contract_coverage_problems(contract=contract)
     if problems:
         raise DomainError(
@@ -514,7 +599,7 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
     _firm_up(contract)
     contract.status = ContractStatus.ACTIVE
     contract.activated_at = now
-    _save(contract, actor)
+    _save(contract, actor, reason=reason)
     return contract
 
 
@@ -525,7 +610,7 @@ def contract_suspend(*, contract: Contract, actor, reason: str = "") -> Contract
     _require_status(contract, ContractStatus.ACTIVE, action="suspend")
     contract.status = ContractStatus.SUSPENDED
     contract.end_reason = reason
-    _save(contract, actor)
+    _save(contract, actor, reason=f"suspended: {reason}" if reason else "suspended")
     return contract
 
 
@@ -536,7 +621,7 @@ def contract_resume(*, contract: Contract, actor) -> Contract:
     _require_status(contract, ContractStatus.SUSPENDED, action="resume")
     contract.status = ContractStatus.ACTIVE
     contract.end_reason = ""
-    _save(contract, actor)
+    _save(contract, actor, reason="resumed")
     return contract
 
 
@@ -559,7 +644,7 @@ def _end(contract: Contract, *, at, status, actor, now, reason: str) -> None:
     contract.status = status
     contract.ended_at = now
     contract.end_reason = reason
-    _save(contract, actor)
+    _save(contract, actor, reason=f"{status}: {reason}" if reason else str(status))
 
 
 @transaction.atomic
@@ -588,7 +673,7 @@ def contract_expire_due(*, now: datetime.datetime, actor=None) -> int:
     for contract in due:
         contract.status = ContractStatus.EXPIRED
         contract.ended_at = now
-        _save(contract, actor)
+        _save(contract, actor, reason="expired at its end")
         count += 1
     return count
 
@@ -655,6 +740,7 @@ def contract_amend(*, contract: Contract, actor, effective_at: datetime.datetime
 @transaction.atomic
 def contract_save_draft(*, contract: Contract, actor) -> Contract:
     """Save a draft's header from the admin form; a new draft gets its number here."""
+    current_pk = contract.pk
     if contract.pk is None:
         year = Period.containing(contract.start_at, settings.BILLING_TIME_ZONE).year
         contract.number = next_number("C", year)
@@ -664,7 +750,7 @@ def contract_save_draft(*, contract: Contract, actor) -> Contract:
     else:
         current = _locked(contract)
         _require_status(current, ContractStatus.DRAFT, action="edit")
-    _save(contract, actor)
+    _save(contract, actor, reason="draft saved" if current_pk else "drafted")
     return contract
 
 

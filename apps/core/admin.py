@@ -24,7 +24,36 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
+
+
+def _shown(record, field):
+    """A field's value as a person reads it: the choice's label, the related row, or "—"."""
+    raw = getattr(record, field.attname)
+    if raw is None or raw == "":
+        return "—"
+    if field.is_relation:
+        try:
+            return str(getattr(record, field.name))
+        except Exception:
+            return str(raw)
+    if field.choices:
+        return str(dict(field.flatchoices).get(raw, raw))
+    return str(raw)
+
+
+def _changes(*, older, newer) -> list[dict]:
+    """What changed from ``older`` to ``newer`` over every tracked field but the save timestamps."""
+    changes = []
+    for field in newer.tracked_fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            continue
+        if getattr(older, field.attname) != getattr(newer, field.attname):
+            changes.append(
+                {"field": capfirst(field.verbose_name), "old": _shown(older, field), "new": _shown(newer, field)}
+            )
+    return changes
 
 
 class GuardedAdminMixin:
@@ -113,6 +142,23 @@ class GuardedHistoryAdmin(GuardedAdminMixin, SimpleHistoryAdmin):
 
     def revert_disabled(self, request, obj=None):
         return True
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        """The "Changes" column for every tracked field, not only the editable ones.
+
+        django-simple-history diffs editable fields only, but the fields services write (status,
+        approved by / at, activated at…) are ``editable=False``: the column stayed empty exactly
+        where it mattered. Timestamps that change on every save are left out. A row without a
+        reason shows "—", not "None".
+        """
+        records = list(historical_records)
+        previous = None
+        for current in records:
+            if current.history_change_reason is None:
+                current.history_change_reason = "—"
+            if previous is not None:
+                previous.history_delta_changes = _changes(older=current, newer=previous)
+            previous = current
 
     def get_readonly_fields(self, request, obj=None):
         if getattr(request, "_suanli_history_read_only", False):
