@@ -19,6 +19,7 @@ from django.utils.http import urlencode
 from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
 from apps.core.admin_errors import changeform_with_service_errors, form_with_service_errors, refuse
 from apps.core.errors import DomainError
+from apps.core.money import decimal_text
 from apps.providers.models import HubRegion, Site
 
 from . import selectors, services
@@ -556,7 +557,7 @@ class CapacityForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["line"].queryset = ContractLine.objects.filter(pk__in=[line.pk for line in lines])
         self.fields["line"].label_from_instance = lambda line: (
-            f"#{line.position} {line.quantity.normalize()} × {line.gpu_model} {line.resource}/{line.term}"
+            f"#{line.position} {decimal_text(line.quantity)} × {line.gpu_model} {line.resource}/{line.term}"
         )
         models = {line.gpu_model_id for line in lines}
         self.fields["sites"].queryset = Site.objects.filter(servers__gpu_model_id__in=models).distinct()

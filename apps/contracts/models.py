@@ -11,6 +11,7 @@ from simple_history.models import HistoricalRecords
 
 from apps.core.choices import Currency, LeaseTerm, ResourceKind, unit_code
 from apps.core.models import TimeStampedModel
+from apps.core.money import decimal_text
 
 
 class TaxCategory(TimeStampedModel):
@@ -241,7 +242,9 @@ class ContractLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.contract} #{self.position} {self.quantity.normalize()} × {self.gpu_model} {self.unit}"
+        return (
+            f"{self.contract} #{self.position} {decimal_text(self.quantity)} × {self.gpu_model} {self.unit}"
+        )
 
     @property
     def unit(self) -> str:

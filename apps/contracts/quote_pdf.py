@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.core import pdf
-from apps.core.money import amount_in_words
+from apps.core.money import amount_in_words, decimal_text
 
 from .quotes import Quote
 
@@ -25,7 +25,7 @@ def quote_pdf(quote: Quote) -> bytes:
             f"币种 Currency: {contract.currency} · "
             f"{'含税价 Prices include VAT' if contract.prices_include_tax else '不含税价 Prices exclude VAT'}\n"
             f"计费月份 Month priced: {quote.period} · 预计使用率 Expected utilisation: "
-            f"{quote.utilisation_percent.normalize()}%"
+            f"{decimal_text(quote.utilisation_percent)}%"
         ),
         pdf.spacer(),
     ]
@@ -48,7 +48,7 @@ def quote_pdf(quote: Quote) -> bytes:
             [
                 str(line.position),
                 f"{line.gpu_model} {line.get_resource_display()}",
-                f"{line.quantity.normalize()}",
+                decimal_text(line.quantity),
                 line.get_term_display(),
                 _money(q.list_amount),
                 _money(q.term_discount_amount),

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from apps.core.errors import Conflict, DomainError, InvalidState
+from apps.core.money import decimal_text
 from apps.core.numbering import next_number
 from apps.core.periods import Period
 from apps.inventory.models import Card, GpuModel, HardwareStatus, Server
@@ -389,7 +390,7 @@ def contract_needs_approval(*, contract: Contract) -> bool:
 
 
 def _pct(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.01')).normalize():f}%"
+    return f"{decimal_text(value.quantize(Decimal('0.01')))}%"
 
 
 def contract_approval_rule(*, contract: Contract) -> tuple[bool, str]:
@@ -433,8 +434,8 @@ def contract_coverage_problems(*, contract: Contract) -> dict[int, str]:
             have = line.quantity - missing
             unit = units[line.resource]
             problems[line.position] = (
-                f"line {line.position} ({line.gpu_model} {line.resource}) needs {line.quantity.normalize()} "
-                f"{unit}, allocations cover {have.normalize()} {unit}"
+                f"line {line.position} ({line.gpu_model} {line.resource}) needs {decimal_text(line.quantity)} "
+                f"{unit}, allocations cover {decimal_text(have)} {unit}"
             )
     return problems
 
@@ -568,9 +569,9 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
         )
     needed, _why = contract_approval_rule(contract=contract)
     if needed and contract.approved_at is None:
-        threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD).normalize()
+        threshold = decimal_text(Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD))
         raise InvalidState(
-            f"Discounts above {threshold:f}% need a sales manager's approval before activation.",
+            f"Discounts above {threshold}% need a sales manager's approval before activation.",
             code="approval_required",
         )
     reason = "activated"

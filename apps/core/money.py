@@ -24,6 +24,14 @@ def to_decimal(value: Decimal | int | str) -> Decimal:
     return Decimal(value)
 
 
+def decimal_text(value: Decimal | int | str) -> str:
+    """A quantity, price or percentage as people read it: no scientific notation, no trailing
+    zeros (``100``, ``10``, ``2.496``, ``0.5``), where ``str(Decimal("100").normalize())`` says
+    ``1E+2``. Every label, message and document shows numbers through this."""
+    text = format(to_decimal(value).normalize(), "f")
+    return "0" if text == "-0" else text
+
+
 def round_money(value: Decimal | int | str) -> Decimal:
     """Round an exact value to fen, half up. Idempotent: rounding twice changes nothing."""
     return to_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)

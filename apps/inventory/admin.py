@@ -5,6 +5,7 @@ from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
+from apps.core.money import decimal_text
 
 from .models import Card, GpuModel, Server
 from .resources import ServerResource, import_error_lines
@@ -26,7 +27,7 @@ class GpuModelAdmin(GuardedAdmin):
 
     @admin.display(description="P per card")
     def p_per_card(self, obj):
-        return obj.p_per_card.normalize()
+        return decimal_text(obj.p_per_card)
 
 
 class CardInline(admin.TabularInline):

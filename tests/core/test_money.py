@@ -376,3 +376,35 @@ def test_amount_in_words_reads_back_up_to_wan_yi(yuan):
 def test_named_rounding_helpers_round_half_up(helper, value, expected):
     """Half-even (Python's default) would give 0.500000, 12.34, 16.2, 0.0000 (4 places), 0.2 and 2."""
     assert helper(Decimal(value)) == expected
+
+
+# --- numbers as people read them ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (D("100"), "100"),  # str(D("100").normalize()) is "1E+2": the quote PDF printed "1E+2%"
+        (D("100.00"), "100"),
+        (D("10"), "10"),
+        (D("10.000"), "10"),
+        (D("2.496"), "2.496"),
+        (D("2.4960"), "2.496"),
+        (D("0.50"), "0.5"),
+        (D("0.000"), "0"),
+        (D("-0.00"), "0"),
+        (D("1200000"), "1200000"),
+        (15, "15"),
+        ("12.30", "12.3"),
+    ],
+)
+def test_decimal_text_never_uses_scientific_notation(value, text):
+    assert money.decimal_text(value) == text
+
+
+@PROPERTY
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**12), max_value=10**12, places=6))
+def test_decimal_text_reads_back_to_the_same_number(value):
+    text = money.decimal_text(value)
+    assert "E" not in text and D(text) == value
+    assert not ("." in text and text.endswith("0"))

@@ -1,5 +1,5 @@
 """Invoice and credit-note PDFs: bilingual, with the fapiao data (docs/invoices.md#fapiao-fields);
-ReportLab, STSong-Light.
+ReportLab, with the embedded CJK font of apps/core/pdf.py.
 
 Issued documents print the seller and buyer data snapshotted at issue (``invoice.fapiao``), so a
 customer renamed later does not change an issued invoice; drafts print live data and say

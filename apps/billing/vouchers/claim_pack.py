@@ -24,7 +24,7 @@ from apps.billing.invoicing.pdf import invoice_pdf
 from apps.billing.vouchers.services import ClaimComputation
 from apps.contracts.models import Allocation, Contract, ContractLine
 from apps.core import pdf
-from apps.core.money import amount_in_words, round_percent, round_places
+from apps.core.money import amount_in_words, decimal_text, round_percent, round_places
 
 SUMMARY = "claim-summary.pdf"
 USAGE_REPORT = "usage-delivery-report.csv"
@@ -81,11 +81,11 @@ def contract_summary_pdf(contract: Contract) -> bytes:
             [
                 str(line.position),
                 f"{line.gpu_model} {line.get_resource_display()}",
-                f"{line.quantity.normalize():f}",
+                decimal_text(line.quantity),
                 line.get_term_display(),
-                f"{line.list_unit_price.normalize():f}",
+                decimal_text(line.list_unit_price),
                 f"{round_percent(line.combined_discount_percent):.2f}%",
-                f"{(line.tax_category.rate * 100).normalize():f}%",
+                f"{decimal_text(line.tax_category.rate * 100)}%",
             ]
         )
         for a in line.allocations.all():
@@ -140,9 +140,9 @@ def usage_delivery_csv(claim: ClaimComputation, contracts: list[Contract]) -> by
                     line.description,
                     _local(line.service_start_at),
                     _local(line.service_end_at),
-                    f"{line.quantity.normalize():f}",
+                    decimal_text(line.quantity),
                     line.unit,
-                    f"{line.unit_price.normalize():f}",
+                    decimal_text(line.unit_price),
                     f"{line.net_amount:.2f}",
                     f"{line.tax_amount:.2f}",
                     f"{line.gross_amount:.2f}",
@@ -157,7 +157,7 @@ def claim_summary_pdf(claim: ClaimComputation, files: list[str]) -> bytes:
     programme, customer = claim.programme, claim.customer
     currency = programme.currency
     rules = [
-        f"补贴比例 Coverage: {programme.coverage_percent.normalize():f}%",
+        f"补贴比例 Coverage: {decimal_text(programme.coverage_percent)}%",
         f"年度上限 Cap per company per year: {_money(programme.cap_per_customer_year)}",
         f"单券上限 Cap per voucher: {_money(programme.cap_per_voucher)}",
         f"有效期 Valid: {programme.valid_from} – {programme.valid_to}",

@@ -18,6 +18,7 @@ from simple_history.models import HistoricalRecords
 
 from apps.billing.invoicing.models import MONEY
 from apps.core.choices import Currency
+from apps.core.money import decimal_text
 
 DEFAULT_MAX_CONTRACT_TERM_DAYS = 366  # "contract term ≤ 1 year", a leap year included
 
@@ -87,7 +88,7 @@ class VoucherProgramme(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.code} ({self.coverage_percent.normalize()}%, {self.get_flow_display()})"
+        return f"{self.code} ({decimal_text(self.coverage_percent)}%, {self.get_flow_display()})"
 
 
 class VoucherStatus(models.TextChoices):

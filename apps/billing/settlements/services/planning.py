@@ -15,7 +15,7 @@ from apps.billing.invoicing.inputs import LoadedContract, contracts_for, merged_
 from apps.billing.invoicing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
 from apps.contracts import pricing
 from apps.contracts.models import Allocation
-from apps.core.money import ZERO, round_money, round_unit_price
+from apps.core.money import ZERO, decimal_text, round_money, round_unit_price
 from apps.core.periods import Period
 from apps.providers.models import Provider, SupplyAgreement
 
@@ -316,8 +316,8 @@ class Planner:
         description = (
             f"{'迟到用量 Late usage' if late else '成本 Cost'} · {line.contract} "
             f"#{cline.position} {RESOURCE_LABELS[cline.resource]} {TERM_LABELS[cline.term]} · {window} · "
-            f"{charge.quantity.normalize():f} {charge.unit} × "
-            f"{round_unit_price(charge.unit_price).normalize():f} · {line.invoice.number} #{line.position}"
+            f"{decimal_text(charge.quantity)} {charge.unit} × "
+            f"{decimal_text(round_unit_price(charge.unit_price))} · {line.invoice.number} #{line.position}"
         )
         return PlannedLine(
             provider_id=provider_id,
@@ -367,7 +367,7 @@ class Planner:
         if out and round_unit_price(total) != line.quantity:
             for p in out:
                 p.warning = (p.warning + "; " if p.warning else "") + (
-                    f"providers' quantity {round_unit_price(total).normalize():f} ≠ billed {line.quantity.normalize():f}"
+                    f"providers' quantity {decimal_text(round_unit_price(total))} ≠ billed {decimal_text(line.quantity)}"
                 )
         return out
 

@@ -29,7 +29,7 @@ from apps.billing.vouchers.services.ledger import (
     voucher_paid_out,
 )
 from apps.core.errors import DomainError, InvalidState
-from apps.core.money import ZERO
+from apps.core.money import ZERO, decimal_text
 from apps.customers.models import Customer
 
 # --- customer claim ----------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def voucher_claim_record(
             invoice=row.invoice,
             base_amount=row.eligible_amount,
             cap_year=claim.on.year,
-            note=f"claimed {voucher.programme.coverage_percent.normalize()}% of {row.eligible_amount:,.2f} on {row.invoice.number}",
+            note=f"claimed {decimal_text(voucher.programme.coverage_percent)}% of {row.eligible_amount:,.2f} on {row.invoice.number}",
         )
         for row in claim.rows
         if row.claim_amount > 0

@@ -15,7 +15,7 @@ from apps.billing.invoicing.models import InvoiceLine
 from apps.billing.vouchers.models import VoucherProgramme
 from apps.billing.vouchers.services._common import local_date
 from apps.contracts.models import Allocation, Contract
-from apps.core.money import ZERO, round_places
+from apps.core.money import ZERO, decimal_text, round_places
 
 # --- eligibility ------------------------------------------------------------------------------
 
@@ -80,7 +80,7 @@ def line_ineligibility(*, programme: VoucherProgramme, line: InvoiceLine, inputs
             )
         term = facts.end_at - facts.start_at
         if term > datetime.timedelta(days=programme.max_contract_term_days):
-            days = round_places(Decimal(term.days * 86400 + term.seconds) / 86400, 1).normalize()
+            days = decimal_text(round_places(Decimal(term.days * 86400 + term.seconds) / 86400, 1))
             return (
                 f"contract term {days} days exceeds {programme.max_contract_term_days} "
                 f"合同期限超过 {programme.max_contract_term_days} 天"

@@ -20,7 +20,7 @@ from apps.billing.vouchers.services.ledger import (
     voucher_ledger_move,
     voucher_paid_out,
 )
-from apps.core.money import ZERO, round_money
+from apps.core.money import ZERO, decimal_text, round_money
 
 # --- supplier side: redemption at issue -------------------------------------------------------
 
@@ -96,7 +96,7 @@ def voucher_apply_at_issue(*, invoice: Invoice, now: datetime.datetime) -> list[
                 payment=payment,
                 base_amount=base[programme.pk],
                 cap_year=on.year,
-                note=f"{programme.coverage_percent.normalize()}% of {base[programme.pk]:,.2f} on {invoice.number}",
+                note=f"{decimal_text(programme.coverage_percent)}% of {base[programme.pk]:,.2f} on {invoice.number}",
             )
         )
         due -= amount
