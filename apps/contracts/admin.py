@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
@@ -20,6 +21,7 @@ from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
 from apps.core.admin_errors import changeform_with_service_errors, form_with_service_errors, refuse
 from apps.core.errors import DomainError
 from apps.core.money import decimal_text
+from apps.core.periods import local_range_text
 from apps.providers.models import HubRegion, Site
 
 from . import selectors, services
@@ -348,7 +350,7 @@ class ContractAdmin(GuardedHistoryAdmin):
                     a.card.uuid if a.card_id else "whole server 整机",
                     a.server.serial,
                     a.server.site.get_hub_display(),
-                    f"{a.start_at:%Y-%m-%d %H:%M} – " + (f"{a.end_at:%Y-%m-%d %H:%M}" if a.end_at else "…"),
+                    local_range_text(a.start_at, a.end_at, settings.BILLING_TIME_ZONE),
                     "firm 已锁定" if a.firm else "tentative 暂定",
                 )
                 for a in rows

@@ -131,3 +131,32 @@ def periods_between(start: datetime, end: datetime, tz: str | ZoneInfo | None = 
     while out[-1] < last:
         out.append(out[-1].next())
     return out
+
+
+def _zone_label(local: datetime) -> str:
+    offset = local.utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{local.tzname()} (UTC{sign}{minutes // 60:02d}:{minutes % 60:02d})"
+
+
+def local_time_text(instant: datetime, tz: str | ZoneInfo | None = None) -> str:
+    """An instant as a person reads it: in the billing zone, with the zone shown,
+    ``"2026-12-01 00:00 CST (UTC+08:00)"``. Every time shown to people goes through this or
+    :func:`local_range_text`, never through ``f"{instant:%H:%M}"`` on a UTC value."""
+    local = instant.astimezone(_zone(tz))
+    return f"{local:%Y-%m-%d %H:%M} {_zone_label(local)}"
+
+
+def local_range_text(start: datetime, end: datetime | None, tz: str | ZoneInfo | None = None) -> str:
+    """``[start, end)`` in the billing zone, the zone shown once: ``"2026-12-01 02:00–06:00 CST
+    (UTC+08:00)"`` within a day, both dates across days, ``"2026-12-01 00:00 – … CST (UTC+08:00)"``
+    when open-ended."""
+    zone = _zone(tz)
+    first = start.astimezone(zone)
+    if end is None:
+        return f"{first:%Y-%m-%d %H:%M} – … {_zone_label(first)}"
+    last = end.astimezone(zone)
+    if last.date() == first.date():
+        return f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} {_zone_label(last)}"
+    return f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} {_zone_label(last)}"

@@ -1,8 +1,11 @@
 """Usage records pushed by partner systems, their telemetry, and the partner API keys."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from rest_framework_api_key.models import AbstractAPIKey
+
+from apps.core.periods import local_range_text
 
 
 class PartnerAPIKey(AbstractAPIKey):
@@ -94,4 +97,4 @@ class UsageRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_id} ({self.start_at:%Y-%m-%d %H:%M}–{self.end_at:%H:%M})"
+        return f"{self.event_id} ({local_range_text(self.start_at, self.end_at, settings.BILLING_TIME_ZONE)})"
