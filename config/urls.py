@@ -4,10 +4,12 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.billing.payments.views import stripe_webhook
+from config import admin_home
 
 admin.site.site_header = "算力 Suanli · GPU compute leasing"
 admin.site.site_title = "Suanli admin"
 admin.site.index_title = "Billing and contracts 计费与合同"
+admin_home.install(admin.site)  # the role home pages, above the app list
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from apps.accounts import roles
 from apps.core.money import effective_unit_price
@@ -169,3 +169,21 @@ def approval_queue(*, user, limit: int = APPROVAL_QUEUE_LIMIT) -> dict:
             }
         )
     return {"rows": rows, "total": total}
+
+
+ENDING_SOON_DAYS = 60
+
+
+def account_manager_home(*, user, now: datetime.datetime) -> dict:
+    """An account manager's own contracts, counted in one query: drafts, waiting for approval,
+    approved and waiting for activation, active and ending within ``ENDING_SOON_DAYS`` of ``now``."""
+    ending_before = now + datetime.timedelta(days=ENDING_SOON_DAYS)
+    pending = Q(status=ContractStatus.PENDING_APPROVAL)
+    return Contract.objects.filter(account_manager=user).aggregate(
+        drafts=Count("pk", filter=Q(status=ContractStatus.DRAFT)),
+        awaiting_approval=Count("pk", filter=pending & Q(approved_at__isnull=True)),
+        awaiting_activation=Count("pk", filter=pending & Q(approved_at__isnull=False)),
+        ending_soon=Count(
+            "pk", filter=Q(status=ContractStatus.ACTIVE, end_at__gt=now, end_at__lte=ending_before)
+        ),
+    ) | {"ending_before": ending_before}

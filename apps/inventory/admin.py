@@ -1,12 +1,14 @@
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
 from apps.core.money import decimal_text
 
+from . import selectors
 from .models import Card, GpuModel, Server
 from .resources import ServerResource, import_error_lines
 
@@ -37,10 +39,40 @@ class CardInline(admin.TabularInline):
     ordering = ("slot",)
 
 
+class SupplyAgreementFilter(admin.SimpleListFilter):
+    """Servers in service whose provider has no supply agreement for their GPU model today."""
+
+    title = "supply agreement"
+    parameter_name = "supply"
+
+    def lookups(self, request, model_admin):
+        return [("none", "None valid today")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(pk__in=selectors.servers_without_supply(on=timezone.localdate()).values("pk"))
+        return queryset
+
+
+class FreeNowFilter(admin.SimpleListFilter):
+    """Cards in service that no firm allocation holds now."""
+
+    title = "allocation"
+    parameter_name = "free"
+
+    def lookups(self, request, model_admin):
+        return [("now", "Free now")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "now":
+            return selectors.cards_free_now(queryset, now=timezone.now())
+        return queryset
+
+
 @admin.register(Server)
 class ServerAdmin(ImportExportMixin, GuardedHistoryAdmin):
     list_display = ("serial", "provider", "site", "hub", "gpu_model", "card_count", "status")
-    list_filter = ("status", "gpu_model", "provider", "site__hub", "provider__type")
+    list_filter = ("status", "gpu_model", "provider", "site__hub", "provider__type", SupplyAgreementFilter)
     search_fields = ("serial", "cards__uuid", "provider__code", "site__name")
     list_select_related = ("provider", "site", "gpu_model")
     autocomplete_fields = ["provider", "site", "gpu_model"]
@@ -77,7 +109,7 @@ class ServerAdmin(ImportExportMixin, GuardedHistoryAdmin):
 @admin.register(Card)
 class CardAdmin(GuardedHistoryAdmin):
     list_display = ("uuid", "server", "slot", "gpu_model", "status")
-    list_filter = ("status", "server__gpu_model", "server__provider")
+    list_filter = ("status", "server__gpu_model", "server__provider", "server__site__hub", FreeNowFilter)
     search_fields = ("uuid", "server__serial")
     list_select_related = ("server", "server__gpu_model")
     autocomplete_fields = ["server"]

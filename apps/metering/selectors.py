@@ -153,6 +153,41 @@ def unrated_usage_counts(
     )
 
 
+def unrated_usage_customers(*, contracts: QuerySet) -> list[dict]:
+    """Customers of ``contracts`` with unrated usage on hardware those contracts were ever allocated
+    (usage outside every firm allocation: before, after or between them), ``{"customer_id",
+    "customer_code", "customer_name", "records"}`` by code; two queries whatever the numbers."""
+    servers: dict[int, set] = {}
+    customers: dict[int, tuple[str, str]] = {}
+    for server_id, customer_id, code, name in (
+        Allocation.objects.filter(line__contract__in=contracts)
+        .values_list("server_id", "line__contract__customer_id", "line__contract__customer__code",
+                     "line__contract__customer__name")
+        .distinct()
+    ):
+        servers.setdefault(server_id, set()).add(customer_id)
+        customers[customer_id] = (code, name)
+    if not servers:
+        return []
+    per_server = (
+        unrated_usage()
+        .annotate(hardware_server_id=Coalesce("server_id", "card__server_id"))
+        .filter(hardware_server_id__in=list(servers))
+        .order_by()
+        .values("hardware_server_id")
+        .annotate(records=Count("id"))
+    )
+    records: dict[int, int] = {}
+    for row in per_server:
+        for customer_id in servers[row["hardware_server_id"]]:
+            records[customer_id] = records.get(customer_id, 0) + row["records"]
+    rows = [
+        {"customer_id": pk, "customer_code": customers[pk][0], "customer_name": customers[pk][1], "records": n}
+        for pk, n in records.items()
+    ]
+    return sorted(rows, key=lambda row: row["customer_code"])
+
+
 # -- invoiced and late usage ---------------------------------------------------------------------
 def _record_periods(record: UsageRecord) -> list[str]:
     return [str(p) for p in periods_between(record.start_at, record.end_at, _tz())]

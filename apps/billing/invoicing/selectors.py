@@ -12,17 +12,19 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
 
 from apps.accounts.models import CustomerMembership
 from apps.billing.invoicing.models import (
     BillingRun,
+    BillingRunStatus,
     CreditNote,
     CreditNoteLine,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
 )
+from apps.core.periods import Period
 
 
 def billing_today(now: datetime.datetime) -> datetime.date:
@@ -111,3 +113,27 @@ def credit_note_for_pdf(pk: int) -> CreditNote:
 def invoice_amount_due(*, invoice: Invoice) -> Decimal:
     """What the customer still owes: total − voucher − credited − paid, never below zero."""
     return invoice.amount_due
+
+
+def _totals_by_currency(queryset: QuerySet[Invoice], amount) -> list[dict]:
+    return list(
+        queryset.order_by().values("currency").annotate(invoices=Count("pk"), amount=Sum(amount)).order_by("currency")
+    )
+
+
+def finance_home(*, now: datetime.datetime) -> dict:
+    """What finance reviews on ``now``: drafts of the last closed month, overdue invoices (what is
+    still owed), and billing runs that finished with errors or failed; totals per currency."""
+    today = billing_today(now)
+    closed = Period.containing(now, settings.BILLING_TIME_ZONE).previous()
+    owed = F("total_amount") - F("voucher_amount") - F("credited_amount") - F("paid_amount")
+    return {
+        "closed_period": str(closed),
+        "drafts": _totals_by_currency(
+            Invoice.objects.filter(status=InvoiceStatus.DRAFT, period=str(closed)), F("total_amount")
+        ),
+        "overdue": _totals_by_currency(Invoice.objects.filter(overdue_q(today)), owed),
+        "runs_with_errors": BillingRun.objects.filter(
+            status__in=[BillingRunStatus.DONE_WITH_ERRORS, BillingRunStatus.FAILED]
+        ).count(),
+    }

@@ -1,0 +1,84 @@
+"""The admin's home page per role (issue 12, item 1): each role sees its own panels above Django's
+app list, each item a count or amount linking to the filtered changelist, in a bounded number of
+queries; superusers see every panel."""
+
+import re
+
+import pytest
+
+from apps.accounts.models import User
+
+pytestmark = pytest.mark.django_db
+
+PANELS = ["panel-account-manager", "panel-sales-manager", "panel-finance", "panel-operations"]
+
+
+def home(client, username, django_assert_max_num_queries, limit=40):
+    client.force_login(User.objects.get(username=username))
+    with django_assert_max_num_queries(limit):
+        response = client.get("/admin/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="content-main"' in html  # Django's app list stays below the panels
+    return html
+
+
+def panels_in(html):
+    return [panel for panel in PANELS if f'id="{panel}"' in html]
+
+
+def results(client, url):
+    html = client.get(url.replace("&amp;", "&")).content.decode()
+    match = re.search(r"(\d+) results?", html)
+    return int(match.group(1)) if match else None
+
+
+def test_account_manager_home(demo, client, django_assert_max_num_queries):
+    html = home(client, "am1", django_assert_max_num_queries)
+    assert panels_in(html) == ["panel-account-manager"]
+    for label in ["My drafts 我的草稿", "Awaiting approval 待审批", "Ending in the next 60 days 60天内到期"]:
+        assert label in html
+    am1 = User.objects.get(username="am1")
+    assert f"?status__exact=draft&amp;account_manager__id__exact={am1.pk}" in html
+    assert (
+        results(client, f"/admin/contracts/contract/?status__exact=draft&account_manager__id__exact={am1.pk}")
+        == 0
+    )
+
+
+def test_sales_manager_home_lists_the_approval_queue(demo, client, django_assert_max_num_queries):
+    html = home(client, "sales1", django_assert_max_num_queries)
+    assert panels_in(html) == ["panel-sales-manager"]
+    assert 'href="/admin/contracts/contract/approvals/">Waiting for approval 待审批</a>' in html
+    assert "C-2026-000014 · 楚云智造科技有限公司" in html
+    assert "discount 23.50% · value CNY 148,938.05/month" in html
+
+
+def test_finance_home(demo, client, django_assert_max_num_queries):
+    html = home(client, "finance1", django_assert_max_num_queries)
+    assert panels_in(html) == ["panel-finance"]
+    assert "Drafts of 2026-10 to review 待审草稿" in html  # October is the last closed month on Nov 28
+    assert 'href="/admin/billing/invoice/?overdue=yes">Overdue invoices 逾期发票</a>' in html
+    assert "1 · CNY 45,427.50" in html
+    assert results(client, "/admin/billing/invoice/?overdue=yes") == 1
+    assert "Customer credit from overpayments 客户预存余额" in html
+    assert "Billing runs with errors 出错的计费批次" in html
+
+
+def test_operations_home(demo, client, django_assert_max_num_queries):
+    html = home(client, "ops1", django_assert_max_num_queries)
+    assert panels_in(html) == ["panel-operations"]
+    assert "Free now 空闲: 京津冀 Jing-Jin-Ji · A100-SXM4-40GB" in html
+    row = re.search(
+        r'<a href="([^"]+)">Free now 空闲: 京津冀 Jing-Jin-Ji · A100-SXM4-40GB</a></th><td[^>]*>(\d+) cards',
+        html,
+    )
+    assert row and int(row.group(2)) == 142
+    assert results(client, row.group(1)) == 142  # the link shows exactly those cards
+    assert "Servers without a supply agreement 无供应协议的服务器" in html
+    assert results(client, "/admin/inventory/server/?supply=none") == 0
+
+
+def test_superuser_sees_every_panel(demo, client, django_assert_max_num_queries):
+    html = home(client, "admin", django_assert_max_num_queries, limit=60)
+    assert panels_in(html) == PANELS
