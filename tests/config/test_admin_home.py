@@ -2,11 +2,13 @@
 app list, each item a count or amount linking to the filtered changelist, in a bounded number of
 queries; superusers see every panel."""
 
+import datetime
 import re
 
 import pytest
 
 from apps.accounts.models import User
+from apps.contracts.models import Contract, ContractStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +84,22 @@ def test_operations_home(demo, client, django_assert_max_num_queries):
 def test_superuser_sees_every_panel(demo, client, django_assert_max_num_queries):
     html = home(client, "admin", django_assert_max_num_queries, limit=60)
     assert panels_in(html) == PANELS
+
+
+def test_account_manager_counts_follow_their_contracts(demo, client, django_assert_max_num_queries):
+    am1 = User.objects.get(username="am1")
+    active = list(
+        Contract.objects.filter(account_manager=am1, status=ContractStatus.ACTIVE).order_by("pk")[:2]
+    )
+    assert len(active) == 2
+    Contract.objects.filter(pk=active[0].pk).update(status=ContractStatus.DRAFT)
+    Contract.objects.filter(pk=active[1].pk).update(end_at=demo + datetime.timedelta(days=30))
+    html = home(client, "am1", django_assert_max_num_queries)
+    drafts = re.search(r'<a href="([^"]+)">My drafts 我的草稿</a></th><td[^>]*>(\d+)<', html)
+    assert drafts and drafts.group(2) == "1"
+    assert results(client, drafts.group(1)) == 1
+    ending = re.search(
+        r'<a href="([^"]+)">Ending in the next 60 days 60天内到期</a></th><td[^>]*>(\d+)<', html
+    )
+    assert ending and ending.group(2) == "1"
+    assert results(client, ending.group(1)) == 1
