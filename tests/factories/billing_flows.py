@@ -55,9 +55,11 @@ def bill(customer, period: str = "2026-11") -> Invoice:
     return Invoice.objects.get(customer=customer, period=period)
 
 
-def issue(invoice: Invoice, *, on: datetime.datetime | None = None) -> Invoice:
-    """Issue (by default on the 1st, 10:00, after the period)."""
-    return invoice_issue(invoice=invoice, now=on or next_month_start(invoice.period, 10))
+def issue(invoice: Invoice, *, on: datetime.datetime | None = None, early_reason: str = "") -> Invoice:
+    """Issue (by default on the 1st, 10:00, after the period; before it with ``early_reason``)."""
+    return invoice_issue(
+        invoice=invoice, now=on or next_month_start(invoice.period, 10), early_reason=early_reason
+    )
 
 
 def issued_invoice(customer, actor, server, *, hours: int = 100, price="10.00", period="2026-11", **kwargs):

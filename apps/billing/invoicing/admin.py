@@ -5,6 +5,8 @@ calls one service.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect
@@ -16,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from apps.billing.invoicing import selectors
-from apps.billing.invoicing.forms import BillingRunForm, CreditNoteForm, VoidForm
+from apps.billing.invoicing.forms import BillingRunForm, CreditNoteForm, EarlyIssueForm, VoidForm
 from apps.billing.invoicing.models import (
     BillingRun,
     BillingRunStatus,
@@ -24,15 +26,21 @@ from apps.billing.invoicing.models import (
     CreditNoteLine,
     Invoice,
     InvoiceLine,
+    InvoiceStatus,
     Payment,
 )
 from apps.billing.invoicing.pdf import credit_note_pdf, fapiao_data, invoice_pdf
-from apps.billing.invoicing.services.issuing import credit_note_create, invoice_issue, invoice_void
+from apps.billing.invoicing.services.issuing import (
+    credit_note_create,
+    invoice_issue,
+    invoice_void,
+    period_has_ended,
+)
 from apps.billing.invoicing.services.preview import invoice_preview
 from apps.billing.invoicing.services.runs import billing_run_request
 from apps.core.admin import GuardedAdmin, ReadOnlyAdminMixin
 from apps.core.errors import DomainError
-from apps.core.money import amount_in_words
+from apps.core.money import ZERO, amount_in_words
 from apps.customers.models import Customer
 
 
@@ -175,6 +183,7 @@ class InvoiceAdmin(GuardedAdmin):
                     "paid_at",
                     "voided_at",
                     "void_reason",
+                    "early_issue_reason",
                     "usage_cutoff_at",
                     "reminder_sent_on",
                 )
@@ -253,19 +262,51 @@ class InvoiceAdmin(GuardedAdmin):
 
     @admin.action(description="Issue selected drafts 开具所选草稿", permissions=["issue"])
     def issue_selected(self, request, queryset):
+        """A confirmation page first (count and total per currency; the reason when a period has
+        not ended); the drafts are issued only when it is submitted."""
         now = timezone.now()
-        issued = []
-        for invoice in queryset.select_related("customer").order_by("customer__code", "currency"):
-            try:
-                issued.append(invoice_issue(invoice=invoice, actor=request.user, now=now))
-            except DomainError as exc:
-                self.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
-        if issued:
-            self.message_user(
-                request,
-                f"Issued {len(issued)} invoice(s): {', '.join(i.number for i in issued)}.",
-                messages.SUCCESS,
-            )
+        drafts = list(
+            queryset.filter(status=InvoiceStatus.DRAFT)
+            .select_related("customer")
+            .order_by("customer__code", "currency")
+        )
+        skipped = queryset.exclude(status=InvoiceStatus.DRAFT).count()
+        early_periods = sorted({d.period for d in drafts if not period_has_ended(period=d.period, now=now)})
+        form = EarlyIssueForm(request.POST if "apply" in request.POST else None) if early_periods else None
+        if "apply" in request.POST and (form is None or form.is_valid()):
+            reason = form.cleaned_data["early_reason"] if form else ""
+            issued = []
+            for invoice in drafts:
+                try:
+                    issued.append(
+                        invoice_issue(invoice=invoice, actor=request.user, now=now, early_reason=reason)
+                    )
+                except DomainError as exc:
+                    self.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+            if issued:
+                self.message_user(
+                    request,
+                    f"Issued {len(issued)} invoice(s): {', '.join(i.number for i in issued)}.",
+                    messages.SUCCESS,
+                )
+            return None
+        totals: dict[str, Decimal] = {}
+        for draft in drafts:
+            totals[draft.currency] = totals.get(draft.currency, ZERO) + draft.total_amount
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Issue invoices 开具发票",
+            "opts": self.opts,
+            "drafts": drafts,
+            "totals": sorted(totals.items()),
+            "skipped": skipped,
+            "early_periods": early_periods,
+            "form": form,
+            "action": "issue_selected",
+            "selected": queryset.values_list("pk", flat=True),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/billing/invoice/issue_selected.html", context)
 
     @admin.action(description="Void selected invoices 作废所选发票", permissions=["void"])
     def void_selected(self, request, queryset):
@@ -335,9 +376,17 @@ class InvoiceAdmin(GuardedAdmin):
         return _pdf_response(invoice_pdf(invoice), f"{invoice.number or f'draft-{invoice.pk}'}.pdf")
 
     def issue_view(self, request, pk):
+        """Issue a draft; before its period has ended, a page asks for the reason first."""
         invoice = self._invoice(request, pk, self.has_issue_permission(request))
+        now = timezone.now()
+        early_reason = ""
+        if invoice.status == InvoiceStatus.DRAFT and not period_has_ended(period=invoice.period, now=now):
+            form = EarlyIssueForm(request.POST if "early_reason" in request.POST else None)
+            if not form.is_valid():
+                return self._form_page(request, invoice, form, "Issue early 提前开具", "Issue early 提前开具")
+            early_reason = form.cleaned_data["early_reason"]
         try:
-            invoice = invoice_issue(invoice=invoice, actor=request.user, now=timezone.now())
+            invoice = invoice_issue(invoice=invoice, actor=request.user, now=now, early_reason=early_reason)
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
@@ -557,6 +606,7 @@ class BillingRunAdmin(GuardedAdmin):
         "invoices_created",
         "invoices_refreshed",
         "invoices_unchanged",
+        "changes_table",
         "error_table",
         "as_of",
         "requested_by",
@@ -598,6 +648,30 @@ class BillingRunAdmin(GuardedAdmin):
     @admin.display(description="errors 错误")
     def error_count(self, obj):
         return len(obj.errors or {})
+
+    @admin.display(description="drafts changed since the last run 与上次运行相比变化的草稿")
+    def changes_table(self, obj):
+        """Per draft this run wrote: its total before (— when new) and after (— when removed)."""
+        if not obj.draft_changes:
+            return "none: every draft is as the last run left it 无变化" if obj.finished_at else "—"
+
+        def difference(before, after) -> str:
+            if before is None:
+                return "new 新建"
+            if after is None:
+                return "removed 删除"
+            return f"{Decimal(after) - Decimal(before):+}"
+
+        rows = [
+            (draft, before or "—", after or "—", difference(before, after))
+            for draft, change in sorted(obj.draft_changes.items())
+            for before, after in [(change["before"], change["after"])]
+        ]
+        return format_html(
+            "<table><tr><th>draft 草稿</th><th>before 之前</th><th>after 之后</th><th>change 变化</th></tr>"
+            "{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
 
     @admin.display(description="errors by customer 各客户错误")
     def error_table(self, obj):

@@ -20,6 +20,17 @@ class VoidForm(forms.Form):
     )
 
 
+class EarlyIssueForm(forms.Form):
+    """Issuing before the period has ended: the reason is kept on each invoice."""
+
+    early_reason = forms.CharField(
+        label="Reason to issue early 提前开具原因",
+        max_length=300,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text="The period has not ended yet; say why these invoices go out now. 账期尚未结束。",
+    )
+
+
 class CreditNoteForm(forms.Form):
     FULL, AMOUNT = "full", "amount"
     mode = forms.ChoiceField(

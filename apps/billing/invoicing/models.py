@@ -52,6 +52,11 @@ class Invoice(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=300, blank=True)
+    early_issue_reason = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why it was issued before its period ended (提前开具); empty when issued after.",
+    )
     fapiao = models.JSONField(
         default=dict, blank=True, help_text="Seller and buyer data snapshotted at issue."
     )
@@ -221,6 +226,11 @@ class BillingRun(models.Model):
     invoices_refreshed = models.PositiveIntegerField(default=0)
     invoices_unchanged = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=dict, blank=True, help_text="customer code → error message")
+    draft_changes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="'customer currency' → {before, after}: the drafts this run created, changed or removed.",
+    )
     requested_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True)
     as_of = models.DateTimeField(help_text="Usage received up to this instant is billed.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -52,6 +52,7 @@ INVOICE_KEYS = {
     "paid_at",
     "voided_at",
     "void_reason",
+    "early_issue_reason",
     "lines",
 }
 LINE_KEYS = {
@@ -286,7 +287,11 @@ def test_auto_issue_customers_are_issued_by_the_run(am, finance, django_capture_
 
 
 def test_filters_by_customer_period_status_overdue_and_number(am, finance):
-    old = invoice_issue(invoice=metered_invoice(am, code="old"), now=ISSUED_AT - datetime.timedelta(days=45))
+    old = invoice_issue(
+        invoice=metered_invoice(am, code="old"),
+        now=ISSUED_AT - datetime.timedelta(days=45),
+        early_reason="issued before November ended, to be overdue now",
+    )
     metered_invoice(am, code="new")
 
     def codes(**params):
@@ -352,6 +357,24 @@ def test_issue_twice_void_and_errors(am, finance):
     )
     assert_error(post(finance, "/api/v1/invoices/999999/issue/"), 404, "not_found")
     assert_error(finance.get("/api/v1/invoices/abc/"), 404, "not_found")
+
+
+def test_issuing_before_the_period_ends_needs_early_reason(am, finance):
+    invoice = metered_invoice(am)
+    url = f"/api/v1/invoices/{invoice.pk}/issue/"
+    with time_machine.travel(datetime.datetime(2026, 11, 30, 23, 0, tzinfo=SH), tick=False):
+        body = assert_error(post(finance, url), 409, "period_not_ended", "early_reason")
+        assert body["message"] == "The period 2026-11 has not ended: issuing early needs a reason."
+        assert_error(post(finance, url, {"early_reason": 5}), 400, "invalid", "early_reason")
+        assert Invoice.objects.get().status == "draft"
+        issued = post(finance, url, {"early_reason": "year-end audit"})
+    assert issued.status_code == 200, issued.content
+    data = issued.json()
+    assert (data["status"], data["number"], data["early_issue_reason"]) == (
+        "issued",
+        "INV-2026-000001",
+        "year-end audit",
+    )
 
 
 def test_bank_transfer_payments(am, finance):

@@ -91,7 +91,9 @@ def test_changelist_shows_status_overdue_totals_and_queries_do_not_grow(
 
 def test_overdue_filter_search_and_status_badge(finance_client, am):
     late = invoice_issue(
-        invoice=metered_invoice(am, code="late"), now=ISSUED_AT - datetime.timedelta(days=60)
+        invoice=metered_invoice(am, code="late"),
+        now=ISSUED_AT - datetime.timedelta(days=60),
+        early_reason="issued before November ended, to be overdue now",
     )
     metered_invoice(am, code="fresh")
     page = finance_client.get(reverse(CHANGELIST), {"overdue": "yes"})
@@ -109,18 +111,25 @@ def test_issue_selected_in_bulk(finance_client, am):
     _monthly_customers(am, 3)
     bill()
     ids = list(Invoice.objects.values_list("pk", flat=True))
+    # first a confirmation page: the count and the total, nothing issued yet
+    confirm = finance_client.post(reverse(CHANGELIST), {"action": "issue_selected", "_selected_action": ids})
+    html = confirm.content.decode()
+    total = sum(Invoice.objects.values_list("total_amount", flat=True))
+    assert "Issue <b>3</b> draft invoice(s)" in html and f"<b>{total} CNY</b>" in html, html
+    assert "early_reason" not in html  # November has ended: no reason asked
+    assert set(Invoice.objects.values_list("status", flat=True)) == {"draft"}
     response = finance_client.post(
-        reverse(CHANGELIST), {"action": "issue_selected", "_selected_action": ids}, follow=True
+        reverse(CHANGELIST), {"action": "issue_selected", "_selected_action": ids, "apply": "1"}, follow=True
     )
     assert (
         "Issued 3 invoice(s): INV-2026-000001, INV-2026-000002, INV-2026-000003." in response.content.decode()
     )
     assert set(Invoice.objects.values_list("status", flat=True)) == {"issued"}
-    # again: nothing to issue, one message per invoice, no number taken
+    # again: nothing to issue, and the page says so; no number taken
     response = finance_client.post(
         reverse(CHANGELIST), {"action": "issue_selected", "_selected_action": ids[:1]}, follow=True
     )
-    assert "only drafts can be issued" in response.content.decode()
+    assert "None of the selected invoices is a draft: nothing to issue." in response.content.decode()
     assert NumberSeries.objects.get(prefix="INV").last_value == 3
 
 
@@ -310,3 +319,81 @@ def test_payments_and_credit_notes_are_read_only(finance_client, am, django_asse
     )
     assert finance_client.get(reverse("admin:billing_invoice_add")).status_code == 403
     assert finance_client.get(reverse("admin:billing_invoice_delete", args=[invoice.pk])).status_code == 403
+
+
+# -- issuing early ------------------------------------------------------------------------------
+
+BEFORE_NOVEMBER_ENDS = datetime.datetime(2026, 11, 30, 23, 0, tzinfo=SH)
+
+
+def test_issuing_a_draft_before_its_period_ends_asks_for_the_reason_first(finance_client, am):
+    invoice = metered_invoice(am)
+    url = reverse("admin:billing_invoice_issue", args=[invoice.pk])
+    with time_machine.travel(BEFORE_NOVEMBER_ENDS, tick=False):
+        page = finance_client.post(url)
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert "Issue early 提前开具" in html and "Reason to issue early 提前开具原因" in html
+        invoice.refresh_from_db()
+        assert invoice.status == "draft"
+        page = finance_client.post(url, {"early_reason": "  "})
+        assert "This field is required" in page.content.decode()
+        response = finance_client.post(url, {"early_reason": "customer's year-end audit"}, follow=True)
+    assert "Issued INV-2026-000001." in response.content.decode()
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.early_issue_reason) == ("issued", "customer's year-end audit")
+    change = finance_client.get(reverse("admin:billing_invoice_change", args=[invoice.pk]))
+    assert "customer&#x27;s year-end audit" in change.content.decode()
+
+
+def test_bulk_issue_before_the_period_ends_needs_the_reason_on_the_confirmation_page(finance_client, am):
+    _monthly_customers(am, 2)
+    bill()
+    data = {
+        "action": "issue_selected",
+        "_selected_action": list(Invoice.objects.values_list("pk", flat=True)),
+    }
+    with time_machine.travel(BEFORE_NOVEMBER_ENDS, tick=False):
+        html = finance_client.post(reverse(CHANGELIST), data).content.decode()
+        assert "Period(s) 2026-11 have not ended" in html and "Issue early 提前开具 2" in html
+        html = finance_client.post(reverse(CHANGELIST), {**data, "apply": "1"}).content.decode()
+        assert "This field is required" in html
+        assert set(Invoice.objects.values_list("status", flat=True)) == {"draft"}
+        response = finance_client.post(
+            reverse(CHANGELIST), {**data, "apply": "1", "early_reason": "audit"}, follow=True
+        )
+    assert "Issued 2 invoice(s): INV-2026-000001, INV-2026-000002." in response.content.decode()
+    assert set(Invoice.objects.values_list("early_issue_reason", flat=True)) == {"audit"}
+
+
+# -- what a re-run changed ----------------------------------------------------------------------
+
+
+def test_a_rerun_shows_per_draft_what_changed_since_the_last_run(finance_client, am):
+    from apps.metering.models import UsageRecord
+    from tests.factories.usage import usage
+
+    acme, _ = metered_customer(am, code="acme")
+    metered_customer(am, code="beta")
+    first = bill()
+    assert first.draft_changes == {
+        "acme CNY": {"before": None, "after": "245.16"},
+        "beta CNY": {"before": None, "after": "245.16"},
+    }
+    html = finance_client.get(reverse("admin:billing_billingrun_change", args=[first.pk])).content.decode()
+    assert "<td>acme CNY</td><td>—</td><td>245.16</td><td>new 新建</td>" in html
+
+    card = UsageRecord.objects.order_by("pk").first().card  # acme's first card (acme was made first)
+    late = datetime.datetime(2026, 11, 20, 8, tzinfo=SH)
+    usage(card=card, start=late, end=late + datetime.timedelta(hours=4), received_at=ISSUED_AT)
+    second = bill(as_of=ISSUED_AT)
+    after = Invoice.objects.get(customer=acme).total_amount
+    assert second.draft_changes == {"acme CNY": {"before": "245.16", "after": str(after)}}  # beta unchanged
+    html = finance_client.get(reverse("admin:billing_billingrun_change", args=[second.pk])).content.decode()
+    assert "Drafts changed since the last run" in html
+    assert f"<td>acme CNY</td><td>245.16</td><td>{after}</td><td>+{after - Decimal('245.16')}</td>" in html
+    assert "beta CNY" not in html
+
+    third = bill(as_of=ISSUED_AT)
+    html = finance_client.get(reverse("admin:billing_billingrun_change", args=[third.pk])).content.decode()
+    assert third.draft_changes == {} and "none: every draft is as the last run left it" in html

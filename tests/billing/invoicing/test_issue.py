@@ -7,6 +7,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -192,6 +193,16 @@ def test_the_run_issues_the_drafts_of_auto_issue_customers(am):
     assert NumberSeries.objects.get(prefix="INV", year=2026).last_value == 1
 
 
+def test_a_run_of_a_period_that_has_not_ended_issues_nothing_automatically(am):
+    auto, _ = metered_customer(am, code="auto", auto_issue=True)
+    mid_month = datetime.datetime(2026, 11, 28, 3, 0, tzinfo=SH)
+    run = bill(as_of=mid_month)
+    assert (run.status, run.invoices_created, run.errors) == ("done", 1, {})
+    assert Invoice.objects.get(customer=auto).status == "draft"
+    after_close = bill()  # the run after the month closed issues it
+    assert (after_close.errors, Invoice.objects.get(customer=auto).number) == ({}, "INV-2026-000001")
+
+
 def test_a_failing_auto_issue_is_a_run_error_and_the_next_run_issues_it(am, monkeypatch):
     first, _ = metered_customer(am, code="a-first", auto_issue=True)
     second, _ = metered_customer(am, code="b-second", auto_issue=True)
@@ -217,6 +228,7 @@ def test_a_failing_auto_issue_is_a_run_error_and_the_next_run_issues_it(am, monk
 # -- issue_invoices -----------------------------------------------------------------------------
 
 
+@time_machine.travel(ISSUED_AT, tick=False)
 def test_issue_invoices_command_issues_the_period_in_customer_order(am, capsys):
     for code in ("beta", "acme"):
         metered_customer(am, code=code)
@@ -234,6 +246,7 @@ def test_issue_invoices_command_issues_the_period_in_customer_order(am, capsys):
         call_command("issue_invoices", "--period", "2026-11", "--customer", "nope")
 
 
+@time_machine.travel(ISSUED_AT, tick=False)
 def test_issue_invoices_reports_failures_and_issues_the_rest(am, capsys):
     metered_customer(am, code="acme")
     bill()
@@ -243,6 +256,53 @@ def test_issue_invoices_reports_failures_and_issues_the_rest(am, capsys):
     captured = capsys.readouterr()
     assert "INV-2026-000001  acme" in captured.out
     assert "empty CNY 2026-11: An invoice without lines cannot be issued." in captured.err
+
+
+@time_machine.travel(datetime.datetime(2026, 11, 29, 9, 0, tzinfo=SH), tick=False)
+def test_issue_invoices_command_needs_a_reason_before_the_period_ends(am, capsys):
+    metered_customer(am, code="acme")
+    bill()
+    with pytest.raises(CommandError, match="The period 2026-11 has not ended: issuing early needs a reason"):
+        call_command("issue_invoices", "--period", "2026-11", "--no-progress")
+    assert Invoice.objects.get().status == "draft"
+    call_command(
+        "issue_invoices", "--period", "2026-11", "--no-progress", "--early-reason", "customer audit on 30 Nov"
+    )
+    assert "Issued 1 invoice(s) of 2026-11" in capsys.readouterr().out
+    invoice = Invoice.objects.get()
+    assert (invoice.status, invoice.early_issue_reason) == ("issued", "customer audit on 30 Nov")
+
+
+# -- issuing early ------------------------------------------------------------------------------
+
+
+def test_issuing_before_the_period_ends_needs_a_reason_and_keeps_it(am):
+    invoice = metered_invoice(am)
+    before_end = datetime.datetime(2026, 11, 30, 23, 59, tzinfo=SH)
+    with pytest.raises(DomainError) as refused:
+        invoice_issue(invoice=invoice, now=before_end, early_reason="  ")
+    assert refused.value.code == "period_not_ended"
+    assert refused.value.message == "The period 2026-11 has not ended: issuing early needs a reason."
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.number) == ("draft", None)
+    issued = invoice_issue(invoice=invoice, now=before_end, early_reason="year-end audit")
+    assert (issued.number, issued.early_issue_reason) == ("INV-2026-000001", "year-end audit")
+
+
+def test_after_the_period_ends_no_reason_is_needed_nor_kept(am):
+    period_end = datetime.datetime(2026, 12, 1, 0, 0, tzinfo=SH)
+    issued = invoice_issue(invoice=metered_invoice(am), now=period_end, early_reason="not needed")
+    assert (issued.status, issued.early_issue_reason) == ("issued", "")
+
+
+def test_the_early_issue_reason_is_frozen_after_issue(am):
+    from django.db import IntegrityError, transaction
+
+    issued = invoice_issue(
+        invoice=metered_invoice(am), now=datetime.datetime(2026, 11, 30, 12, tzinfo=SH), early_reason="audit"
+    )
+    with pytest.raises(IntegrityError, match="frozen"), transaction.atomic():
+        Invoice.objects.filter(pk=issued.pk).update(early_issue_reason="changed later")
 
 
 def test_due_dates_follow_the_billing_time_zone(am):

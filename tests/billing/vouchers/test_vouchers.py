@@ -99,6 +99,10 @@ def test_supplier_side_voucher_pays_30_percent_when_the_invoice_is_issued(am):
     assert_balance_is_ledger_sum(v)
 
 
+# December issued before it ends, so the invoice falls in 2026 (the year the caps count in)
+DEC_31 = datetime.datetime(2026, 12, 31, 10, tzinfo=SH)
+
+
 def test_the_voucher_balance_caps_the_payment_and_an_exhausted_voucher_pays_nothing(am):
     customer = CustomerFactory()
     server = ServerFactory()
@@ -109,7 +113,7 @@ def test_the_voucher_balance_caps_the_payment_and_an_exhausted_voucher_pays_noth
     assert (v.balance, v.status) == (Decimal("0.00"), "exhausted")
 
     use(server, 50, month=12)
-    second = issue(bill(customer, "2026-12"), on=datetime.datetime(2026, 12, 31, 10, tzinfo=SH))
+    second = issue(bill(customer, "2026-12"), on=DEC_31, early_reason="issued within 2026")
     assert (second.voucher_amount, second.amount_due) == (Decimal("0.00"), Decimal("500.00"))
     assert ledger(v) == [("issue", Decimal("200.00")), ("redeem", Decimal("-200.00"))]
 
@@ -123,7 +127,7 @@ def test_the_per_customer_year_cap_spans_invoices_and_resets_with_the_year(am):
     assert november.voucher_amount == Decimal("300.00")
 
     use(server, 100, month=12, day=3)
-    december = issue(bill(customer, "2026-12"), on=datetime.datetime(2026, 12, 31, 10, tzinfo=SH))
+    december = issue(bill(customer, "2026-12"), on=DEC_31, early_reason="issued within 2026")
     assert december.voucher_amount == Decimal("200.00")  # 500 − 300 left of 2026's cap
 
     use(server, 100, month=1, year=2027)
@@ -350,7 +354,7 @@ def test_the_claim_pack_holds_the_documents_and_the_claimable_amount(am):
     paid = issued_invoice(customer, am, server)
     payment_record(invoice=paid, amount=paid.total_amount, method="bank_transfer", now=DEC_1)
     use(server, 20, month=12)
-    unpaid = issue(bill(customer, "2026-12"), on=datetime.datetime(2026, 12, 31, 10, tzinfo=SH))
+    unpaid = issue(bill(customer, "2026-12"), on=DEC_31, early_reason="issued within 2026")
     before = Invoice.objects.values_list("pk", "status", "voucher_amount", "paid_amount").order_by("pk")
     before = list(before)
 

@@ -76,6 +76,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "paid_at",
             "voided_at",
             "void_reason",
+            "early_issue_reason",
             "lines",
         ]
         read_only_fields = fields
@@ -83,6 +84,16 @@ class InvoiceSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.BooleanField())
     def get_overdue(self, obj: Invoice) -> bool:
         return obj.is_overdue(self.context["today"])
+
+
+class IssueSerializer(serializers.Serializer):
+    early_reason = StrictCharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required to issue before the invoice's period has ended (else 409 period_not_ended).",
+    )
 
 
 class VoidSerializer(serializers.Serializer):

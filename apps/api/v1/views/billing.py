@@ -31,6 +31,7 @@ from apps.api.v1.serializers.billing import (
     CreditNoteCreateSerializer,
     CreditNoteSerializer,
     InvoiceSerializer,
+    IssueSerializer,
     PaymentCreateSerializer,
     UpcomingInvoiceSerializer,
     VoidSerializer,
@@ -191,12 +192,21 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         invoice = self.get_queryset().get(pk=invoice.pk)
         return Response(self.get_serializer(invoice).data, status=status_code)
 
-    @extend_schema(request=None, responses={200: InvoiceSerializer, **WRITE_ERRORS})
+    @extend_schema(request=IssueSerializer, responses={200: InvoiceSerializer, **WRITE_ERRORS})
     @action(detail=True, methods=["post"])
     def issue(self, request, pk=None):
         """Draft → issued: the next gapless number ``INV-YYYY-NNNNNN``, issue and due dates, and
-        the fapiao data frozen with the invoice."""
-        invoice = invoice_issue(invoice=self.get_object(), actor=request.user, now=timezone.now())
+        the fapiao data frozen with the invoice. Before the period has ended, ``early_reason`` is
+        required (409 ``period_not_ended`` without it) and kept on the invoice."""
+        invoice = self.get_object()
+        serializer = IssueSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invoice = invoice_issue(
+            invoice=invoice,
+            actor=request.user,
+            now=timezone.now(),
+            early_reason=serializer.validated_data.get("early_reason", ""),
+        )
         return self._render(invoice)
 
     @extend_schema(request=VoidSerializer, responses={200: InvoiceSerializer, **WRITE_ERRORS})

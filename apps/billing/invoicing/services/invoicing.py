@@ -23,6 +23,7 @@ from apps.billing.invoicing.models import BillingRun, Invoice, InvoiceLine, Invo
 from apps.contracts import pricing
 from apps.core.money import ZERO, round_unit_price
 from apps.core.periods import Period
+from apps.customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class ChunkResult:
     unchanged: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     invoice_ids: list[int] = field(default_factory=list)
+    # 'customer-code currency' → {"before": total or None, "after": total or None}: the drafts
+    # the chunk created (before None), changed or removed (after None); unchanged ones are left out
+    changes: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,6 +247,7 @@ def invoice_drafts_refresh(*, run: BillingRun, customer_ids: list[int]) -> Chunk
         logger.exception("chunk write failed; retrying customer by customer")
         result.created = result.refreshed = result.unchanged = 0
         result.invoice_ids = []
+        result.changes = {}
         for customer_id, plan in plans.items():
             try:
                 _write(run, period, {customer_id: plan}, result)
@@ -311,6 +316,8 @@ def _write(
     ]
     if to_delete:
         Invoice.objects.filter(pk__in=to_delete, status=InvoiceStatus.DRAFT).delete()
+    removed = [inv for inv in existing.values() if inv.pk in to_delete]
+    before = {(inv.customer_id, inv.currency): inv.total_amount for inv, _ in refresh}
 
     for invoice, planned in new_invoices + refresh:
         _set_totals(invoice, planned)
@@ -342,6 +349,33 @@ def _write(
     result.created += len(new_invoices)
     result.refreshed += len(refresh)
     result.invoice_ids.extend(inv.pk for inv, _ in new_invoices + refresh)
+    result.changes.update(_draft_changes(new_invoices + refresh, removed, before))
+
+
+def _draft_changes(
+    written: list[tuple[Invoice, list[PlannedLine]]], removed: list[Invoice], before: dict
+) -> dict[str, dict]:
+    """What the run changed per draft: total before (None: new) and after (None: removed)."""
+    invoices = [inv for inv, _ in written] + removed
+    if not invoices:
+        return {}
+    codes = dict(
+        Customer.objects.filter(pk__in=id_array({inv.customer_id for inv in invoices})).values_list(
+            "pk", "code"
+        )
+    )
+
+    def money(value) -> str | None:
+        return None if value is None else str(value)
+
+    changes = {}
+    for inv in invoices:
+        gone = any(inv is r for r in removed)
+        changes[f"{codes[inv.customer_id]} {inv.currency}"] = {
+            "before": money(inv.total_amount if gone else before.get((inv.customer_id, inv.currency))),
+            "after": money(None if gone else inv.total_amount),
+        }
+    return changes
 
 
 def _include_tax(planned: list[PlannedLine]) -> bool:
@@ -428,8 +462,9 @@ def billing_run_progress_record(*, run_id: int, result: ChunkResult, customers: 
         invoices_refreshed=F("invoices_refreshed") + result.refreshed,
         invoices_unchanged=F("invoices_unchanged") + result.unchanged,
     )
-    if result.errors:
+    if result.errors or result.changes:
         with transaction.atomic():
             run = BillingRun.objects.select_for_update().get(pk=run_id)
             run.errors = {**run.errors, **result.errors}
-            run.save(update_fields=["errors"])
+            run.draft_changes = {**run.draft_changes, **result.changes}
+            run.save(update_fields=["errors", "draft_changes"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,6 +18,8 @@ from apps.core.errors import DomainError, InvalidState
 from apps.core.money import ZERO, amount_in_words, round_money
 from apps.core.numbering import next_number
 from apps.core.periods import Period
+
+logger = logging.getLogger(__name__)
 
 
 def _local_date(now: datetime.datetime) -> datetime.date:
@@ -52,12 +55,32 @@ def _locked(invoice: Invoice) -> Invoice:
     return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
 
 
+def period_has_ended(*, period: str, now: datetime.datetime) -> bool:
+    """Whether ``now`` is at or past the end of the billing period ``YYYY-MM`` (billing time zone)."""
+    _start, end = Period.parse(period).bounds(settings.BILLING_TIME_ZONE)
+    return now >= end
+
+
+def early_issue_refusal(period: str) -> DomainError:
+    message = f"The period {period} has not ended: issuing early needs a reason."
+    return DomainError(message, code="period_not_ended", http_status=409, fields={"early_reason": [message]})
+
+
 @transaction.atomic
-def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime) -> Invoice:
-    """Draft → issued: gapless number ``INV-YYYY-NNNNNN``, issue and due dates, fapiao snapshot."""
+def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime, early_reason: str = "") -> Invoice:
+    """Draft → issued: gapless number ``INV-YYYY-NNNNNN``, issue and due dates, fapiao snapshot.
+
+    A draft of a period that has not ended at ``now`` is issued only with ``early_reason``
+    (提前开具, refused otherwise with ``period_not_ended``); the reason stays on the invoice and
+    in the log. After the period's end the reason is not needed and not kept.
+    """
     invoice = _locked(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvalidState(f"Invoice {invoice} is {invoice.status}; only drafts can be issued.")
+    early_reason = (early_reason or "").strip()
+    early = not period_has_ended(period=invoice.period, now=now)
+    if early and not early_reason:
+        raise early_issue_refusal(invoice.period)
     if not invoice.lines.exists():
         raise DomainError("An invoice without lines cannot be issued.", code="empty_invoice")
     issued_on = _local_date(now)
@@ -67,7 +90,12 @@ def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime) -> In
     invoice.issued_at = now
     invoice.due_on = issued_on + datetime.timedelta(days=invoice.customer.payment_terms_days)
     invoice.fapiao = fapiao_snapshot(invoice=invoice)
+    invoice.early_issue_reason = early_reason[:300] if early else ""
     invoice.save()
+    if early:
+        logger.info(
+            "invoice %s of %s issued early by %s: %s", invoice.number, invoice.period, actor, early_reason
+        )
     invoicing_steps_run(
         event="issue", invoice=invoice, now=now
     )  # supplier-side vouchers pay their share (docs/vouchers.md)
@@ -88,8 +116,11 @@ def invoice_issue_period(
     now: datetime.datetime,
     customer=None,
     progress: Callable[[int, int], None] | None = None,
+    early_reason: str = "",
 ) -> IssueOutcome:
     """Issue every draft of a period (one transaction each: one failure does not block the rest).
+
+    A period that has not ended needs ``early_reason`` (refused as a whole, before any draft).
 
     ``progress(done, total)`` is called after each draft. Numbers follow customer code order.
     """
@@ -97,6 +128,8 @@ def invoice_issue_period(
         period = str(Period.parse(period))
     except ValueError as exc:
         raise DomainError(str(exc), code="invalid", fields={"period": [str(exc)]}) from None
+    if not period_has_ended(period=period, now=now) and not early_reason.strip():
+        raise early_issue_refusal(period)
     drafts = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT)
     if customer is not None:
         drafts = drafts.filter(customer=customer)
@@ -104,7 +137,9 @@ def invoice_issue_period(
     outcome = IssueOutcome()
     for done, invoice in enumerate(drafts, start=1):
         try:
-            outcome.issued.append(invoice_issue(invoice=invoice, actor=actor, now=now))
+            outcome.issued.append(
+                invoice_issue(invoice=invoice, actor=actor, now=now, early_reason=early_reason)
+            )
         except DomainError as exc:
             outcome.errors[f"{invoice.customer.code} {invoice.currency} {invoice.period}"] = exc.message
         if progress:

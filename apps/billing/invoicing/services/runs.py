@@ -18,7 +18,7 @@ from apps.billing.invoicing.services.invoicing import (
     billing_run_progress_record,
     invoice_drafts_refresh,
 )
-from apps.billing.invoicing.services.issuing import invoice_issue
+from apps.billing.invoicing.services.issuing import invoice_issue, period_has_ended
 from apps.contracts.models import Contract
 from apps.core.errors import DomainError
 from apps.core.periods import Period
@@ -116,7 +116,9 @@ def invoice_auto_issue(*, result: ChunkResult, now: datetime.datetime) -> list[I
     one transaction each.
 
     A failure is recorded in the run's errors under the customer's code; the draft stays a draft
-    and the other customers are issued anyway.
+    and the other customers are issued anyway. Nothing is issued automatically before the period
+    has ended (a run of the running month only refreshes drafts; issuing early is a person's
+    decision with a reason, see ``invoice_issue``).
     """
     drafts = (
         Invoice.objects.filter(
@@ -127,6 +129,8 @@ def invoice_auto_issue(*, result: ChunkResult, now: datetime.datetime) -> list[I
     )
     issued = []
     for invoice in drafts:
+        if not period_has_ended(period=invoice.period, now=now):
+            continue
         try:
             issued.append(invoice_issue(invoice=invoice, now=now))
         except OperationalError:

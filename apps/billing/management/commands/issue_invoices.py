@@ -1,4 +1,6 @@
-"""``issue_invoices --period YYYY-MM [--customer CODE]``: issue a period's drafts, with a progress bar."""
+"""``issue_invoices --period YYYY-MM [--customer CODE] [--early-reason TEXT]``: issue a period's
+drafts, with a progress bar. A period that has not ended is issued only with ``--early-reason``.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -15,9 +17,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--period", required=True, help="YYYY-MM")
         parser.add_argument("--customer", help="customer code: issue only this customer's drafts")
+        parser.add_argument(
+            "--early-reason",
+            default="",
+            help="why the period is issued before it has ended (required then; kept on each invoice)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, period, customer, no_progress, **options):
+    def handle(self, *args, period, customer, early_reason, no_progress, **options):
         target = None
         if customer:
             target = Customer.objects.filter(code=customer).first()
@@ -31,7 +38,11 @@ class Command(BaseCommand):
 
         try:
             outcome = invoice_issue_period(
-                period=period, customer=target, now=timezone.now(), progress=progress
+                period=period,
+                customer=target,
+                now=timezone.now(),
+                progress=progress,
+                early_reason=early_reason,
             )
         except DomainError as exc:
             raise CommandError(exc.message) from None
