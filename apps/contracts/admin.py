@@ -126,6 +126,11 @@ class ContractLineForm(forms.ModelForm):
                 self.fields[name].required = False
         if "list_unit_price" in self.fields:
             self.fields["list_unit_price"].help_text = "Empty: the price list's."
+        if "position" in self.fields and not self.instance.pk:
+            # A new line takes the next position when it is saved (services.line_save).
+            self.fields["position"].required = False
+            self.initial["position"] = None  # not the model's default 1
+            self.fields["position"].help_text = "Empty: after the last line."
 
     def clean(self):
         data = super().clean()
@@ -409,9 +414,7 @@ class ContractAdmin(GuardedHistoryAdmin):
         if not self.has_approve_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            contract = get_object_or_404(
-                self.get_queryset(request), pk=request.POST.get("contract") or 0
-            )
+            contract = get_object_or_404(self.get_queryset(request), pk=request.POST.get("contract") or 0)
             try:
                 if request.POST.get("decision") == "approve":
                     services.contract_approve(contract=contract, actor=request.user, now=timezone.now())

@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from apps.core.errors import Conflict, DomainError, InvalidState
 from apps.core.money import decimal_text
@@ -492,7 +492,9 @@ def contract_reject(*, contract: Contract, actor, now: datetime.datetime, reason
     """Pending approval → draft, with the sales manager's reason in the history and an e-mail."""
     reason = (reason or "").strip()
     if not reason:
-        raise DomainError("Give a reason for the rejection.", code="invalid", fields={"reason": ["Required."]})
+        raise DomainError(
+            "Give a reason for the rejection.", code="invalid", fields={"reason": ["Required."]}
+        )
     contract = _locked(contract)
     _require_status(contract, ContractStatus.PENDING_APPROVAL, action="reject")
     if not actor.has_perm("contracts.approve_contract"):
@@ -777,6 +779,9 @@ def line_save(*, line: ContractLine, actor) -> ContractLine:
             line.tax_category = (
                 item.tax_category if item else TaxCategory.objects.get(code=DEFAULT_TAX_CATEGORY)
             )
+    if line.pk is None and line.position is None:
+        last = ContractLine.objects.filter(contract=contract).aggregate(last=Max("position"))["last"]
+        line.position = (last or 0) + 1
     _save(line, actor)
     return line
 
