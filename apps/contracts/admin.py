@@ -515,6 +515,8 @@ class ContractAdmin(GuardedHistoryAdmin):
             "form": form,
             "line": line,
             "options": options,
+            "totals": selectors.capacity_totals(options),
+            "derived_sources": sorted({o.cost_source for o in options if o.cost_derived}),
             "shortfall": services.line_shortfall(line=line) if line else None,
             "editable": contract.is_editable and self.has_change_permission(request, contract),
         }

@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from apps.accounts import roles
 from apps.core.money import effective_unit_price
 from apps.inventory.models import Card, HardwareStatus, Server
-from apps.providers.models import SupplyAgreement
+from apps.providers.models import HubRegion, SupplyAgreement
 
 from .models import Allocation, Contract, ContractLine, ContractStatus
 from .quotes import contract_quote
@@ -48,35 +48,113 @@ def _overlapping(start_at, end_at) -> Q:
 
 @dataclass(frozen=True)
 class CapacityOption:
-    """A free card or server the line could take, with the provider's cost and the margin."""
+    """A free card or server the line could take, with the provider's cost and the margin.
+
+    ``units`` is how much of the line the option covers (1 card, 1 server, or the server's P
+    units for a P-unit line); cost and margin are per line unit, excluding VAT. ``cost_source``
+    says where the cost comes from: ``"p_unit"``/``"card"``/``"server"`` (the provider's supply
+    agreement of that resource for the line's model and term) or ``None`` (no supply price).
+    A P-unit cost from a card or server agreement is derived: cost per card ÷ P per card, or cost
+    per server ÷ P per server.
+    """
 
     server: Server
     card: Card | None
     provider_code: str
+    provider_name: str
     site_name: str
     hub: str
+    hub_name: str
     p_units: Decimal
+    units: Decimal
     cost_unit_price: Decimal | None
     net_unit_price: Decimal
     margin_unit: Decimal | None
+    cost_source: str | None = None
 
     @property
     def label(self) -> str:
         return self.card.uuid if self.card else self.server.serial
 
+    @property
+    def cost_derived(self) -> bool:
+        """A P-unit cost worked out from the provider's card or server agreement."""
+        return self.cost_source in ("card", "server")
 
-def _supply_costs(gpu_model_id: int, resource: str, term: str, on: datetime.date) -> dict[int, Decimal]:
-    agreements = (
-        SupplyAgreement.objects.filter(
-            gpu_model_id=gpu_model_id, resource=resource, term=term, valid_from__lte=on
-        )
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=on))
-        .order_by("provider_id", "-valid_from")
+    @property
+    def cost_amount(self) -> Decimal | None:
+        return None if self.cost_unit_price is None else self.cost_unit_price * self.units
+
+    @property
+    def margin_amount(self) -> Decimal | None:
+        return None if self.margin_unit is None else self.margin_unit * self.units
+
+    @property
+    def net_amount(self) -> Decimal:
+        return self.net_unit_price * self.units
+
+
+@dataclass(frozen=True)
+class CapacityTotals:
+    """Sums over finder rows, per period unit of the line's term, excluding VAT. Rows without a
+    supply price count in ``units`` and ``net_amount`` but not in cost or margin: ``unpriced`` of
+    ``count`` rows are left out of those two sums (never a blank total)."""
+
+    count: int
+    unpriced: int
+    units: Decimal
+    p_units: Decimal
+    net_amount: Decimal
+    cost_amount: Decimal
+    margin_amount: Decimal
+
+    @property
+    def priced(self) -> int:
+        return self.count - self.unpriced
+
+
+def capacity_totals(options: list[CapacityOption]) -> CapacityTotals:
+    priced = [o for o in options if o.cost_unit_price is not None]
+    return CapacityTotals(
+        count=len(options),
+        unpriced=len(options) - len(priced),
+        units=sum((o.units for o in options), Decimal(0)),
+        p_units=sum((o.p_units for o in options), Decimal(0)),
+        net_amount=sum((o.net_amount for o in options), Decimal(0)),
+        cost_amount=sum((o.cost_amount for o in priced), Decimal(0)),
+        margin_amount=sum((o.margin_amount for o in priced), Decimal(0)),
     )
-    costs: dict[int, Decimal] = {}
+
+
+def _supply_costs(gpu_model_id: int, term: str, on: datetime.date) -> dict[tuple[int, str], Decimal]:
+    """The cost per unit of every provider's agreement for the model and term valid ``on``, keyed
+    by (provider id, resource); the latest agreement wins."""
+    agreements = (
+        SupplyAgreement.objects.filter(gpu_model_id=gpu_model_id, term=term, valid_from__lte=on)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=on))
+        .order_by("provider_id", "resource", "-valid_from")
+    )
+    costs: dict[tuple[int, str], Decimal] = {}
     for agreement in agreements:
-        costs.setdefault(agreement.provider_id, agreement.cost_unit_price)
+        costs.setdefault((agreement.provider_id, agreement.resource), agreement.cost_unit_price)
     return costs
+
+
+def _unit_cost(
+    costs: dict[tuple[int, str], Decimal], *, resource: str, server: Server, p_per_card: Decimal
+) -> tuple[Decimal | None, str | None]:
+    """A provider's cost per line unit and where it comes from. For P units without a p_unit
+    agreement: the server agreement ÷ the server's P, else the card agreement ÷ P per card."""
+    direct = costs.get((server.provider_id, resource))
+    if direct is not None or resource != "p_unit" or not p_per_card:
+        return direct, (resource if direct is not None else None)
+    per_server = costs.get((server.provider_id, "server"))
+    if per_server is not None:
+        return per_server / (p_per_card * server.card_count), "server"
+    per_card = costs.get((server.provider_id, "card"))
+    if per_card is not None:
+        return per_card / p_per_card, "card"
+    return None, None
 
 
 def capacity_find(
@@ -92,7 +170,8 @@ def capacity_find(
 
     Card lines get free cards; server and P-unit lines get wholly free servers. Ordered by margin
     (best first), then hub and serial. Costs come from each provider's supply agreement for the
-    same resource and term; the margin is per unit, excluding VAT.
+    same resource and term (for P units without one: derived from its server or card agreement,
+    see ``_unit_cost``); the margin is per unit, excluding VAT.
     """
     contract = line.contract
     start_at = start_at or line.start_at or contract.start_at
@@ -110,22 +189,27 @@ def capacity_find(
 
     unit_price = effective_unit_price(line.list_unit_price, line.term_discount_percent, line.discount_percent)
     net_price = unit_price / (1 + line.tax_category.rate) if contract.prices_include_tax else unit_price
-    costs = _supply_costs(line.gpu_model_id, line.resource, line.term, start_at.date())
+    costs = _supply_costs(line.gpu_model_id, line.term, start_at.date())
     p_per_card = line.gpu_model.p_per_card
+    hub_names = dict(HubRegion.choices)
 
     def option(server, card) -> CapacityOption:
-        cost = costs.get(server.provider_id)
+        cost, source = _unit_cost(costs, resource=line.resource, server=server, p_per_card=p_per_card)
         p_units = p_per_card if card else p_per_card * server.card_count
         return CapacityOption(
             server=server,
             card=card,
             provider_code=server.provider.code,
+            provider_name=server.provider.name,
             site_name=server.site.name,
             hub=server.site.hub,
+            hub_name=hub_names.get(server.site.hub, server.site.hub),
             p_units=p_units,
+            units=p_units if line.resource == "p_unit" else Decimal(1),
             cost_unit_price=cost,
             net_unit_price=net_price,
             margin_unit=None if cost is None else net_price - cost,
+            cost_source=source,
         )
 
     if line.resource == "card":
