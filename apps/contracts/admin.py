@@ -34,7 +34,16 @@ from .models import (
     PriceListItem,
     TaxCategory,
 )
-from .quote_pdf import quote_pdf
+from .quote_pdf import quote_pdf, snapshot_pdf
+from .quote_services import (
+    QUOTABLE,
+    quote_mark_accepted,
+    quote_mark_sent,
+    quote_may_manage,
+    quote_save,
+    quote_version_get,
+    quote_versions,
+)
 from .quotes import contract_quote
 
 
@@ -463,6 +472,11 @@ class ContractAdmin(GuardedHistoryAdmin):
             path("<int:pk>/capacity/", view(self.capacity_view), name="contracts_contract_capacity"),
             path("<int:pk>/quote/", view(self.quote_view), name="contracts_contract_quote"),
             path("<int:pk>/quote.pdf", view(self.quote_pdf_view), name="contracts_contract_quote_pdf"),
+            path(
+                "<int:pk>/quote/v<int:version>.pdf",
+                view(self.quote_version_pdf_view),
+                name="contracts_contract_quote_version_pdf",
+            ),
             *super().get_urls(),
         ]
 
@@ -522,31 +536,94 @@ class ContractAdmin(GuardedHistoryAdmin):
         }
         return TemplateResponse(request, "admin/contracts/contract/capacity.html", context)
 
-    def _quote(self, request, pk):
-        contract = self._get_visible(request, pk)
+    @staticmethod
+    def _utilisation(data) -> Decimal:
         try:
-            utilisation = Decimal(request.GET.get("utilisation", "100"))
+            return Decimal(data.get("utilisation", "100"))
         except InvalidOperation:
-            utilisation = Decimal(100)
-        return contract, contract_quote(contract=contract, utilisation_percent=utilisation)
+            return Decimal(100)
+
+    def _quote(self, request, pk, *, over_term: bool = False):
+        contract = self._get_visible(request, pk)
+        utilisation = self._utilisation(request.GET)
+        return contract, contract_quote(
+            contract=contract, utilisation_percent=utilisation, over_term=over_term
+        )
 
     def quote_view(self, request, pk):
-        contract, quote = self._quote(request, pk)
+        """The live quote (month and term) with the saved versions; POST saves or marks a version."""
+        if request.method == "POST":
+            return self._quote_post(request, pk)
+        contract, quote = self._quote(request, pk, over_term=True)
+        versions = quote_versions(contract=contract)
+        latest = versions[0] if versions else None
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Quote preview 报价预览 · {contract}",
+            "title": f"Quote 报价 · {contract}",
             "opts": self.model._meta,
             "original": contract,
             "quote": quote,
             "contract": contract,
+            "versions": versions,
+            "latest": latest,
+            "next_version": (latest.version + 1) if latest else 1,
+            "may_manage": contract.status in QUOTABLE
+            and quote_may_manage(contract=contract, user=request.user),
             "pdf_url": reverse("admin:contracts_contract_quote_pdf", args=[contract.pk]),
         }
         return TemplateResponse(request, "admin/contracts/contract/quote.html", context)
 
+    def _quote_post(self, request, pk):
+        contract = self._get_visible(request, pk)
+        if not quote_may_manage(contract=contract, user=request.user):
+            raise PermissionDenied
+        utilisation = self._utilisation(request.POST)
+        url = reverse("admin:contracts_contract_quote", args=[contract.pk])
+        url = f"{url}?{urlencode({'utilisation': decimal_text(utilisation)})}"
+        op = request.POST.get("op")
+        try:
+            version = int(request.POST["version"]) if request.POST.get("version") else None
+        except ValueError:
+            version = None
+        now = timezone.now()
+        try:
+            if op == "save":
+                saved = quote_save(
+                    contract=contract, actor=request.user, now=now, utilisation_percent=utilisation
+                )
+                done = f"Saved quote version {saved.version} 已保存为第{saved.version}版"
+            elif op == "sent":
+                saved = quote_mark_sent(contract=contract, actor=request.user, now=now, version=version)
+                done = f"Quote v{saved.version} marked sent 报价已标记为已发送"
+            elif op == "accepted":
+                saved = quote_mark_accepted(contract=contract, actor=request.user, now=now, version=version)
+                done = f"Quote v{saved.version} marked accepted 报价已标记为已接受"
+            else:
+                self.message_user(request, "Unknown quote action 未知的报价操作", messages.ERROR)
+                return HttpResponseRedirect(url)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(url)
+
     def quote_pdf_view(self, request, pk):
-        contract, quote = self._quote(request, pk)
-        response = HttpResponse(quote_pdf(quote), content_type="application/pdf")
+        contract, quote = self._quote(request, pk, over_term=True)
+        response = HttpResponse(quote_pdf(quote, now=timezone.now()), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="quote-{contract.number}.pdf"'
+        return response
+
+    def quote_version_pdf_view(self, request, pk, version):
+        """A saved version as PDF, drawn from its snapshot (never from the current draft)."""
+        contract = self._get_visible(request, pk)
+        saved = quote_version_get(contract=contract, version=version)
+        if saved is None:
+            raise Http404("No such quote version.")
+        content = snapshot_pdf(
+            saved.snapshot, terms=saved.terms, dated=saved.created_at, version=saved.version
+        )
+        response = HttpResponse(content, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="quote-{contract.number}-v{saved.version}.pdf"'
         return response
 
 

@@ -353,3 +353,69 @@ class Allocation(models.Model):
     def __str__(self) -> str:
         what = self.card.uuid if self.card_id else f"server {self.server.serial}"
         return f"{what} → {self.line.contract}"
+
+
+class QuoteStatus(models.TextChoices):
+    DRAFT = "draft", "Draft 草稿"
+    SENT = "sent", "Sent 已发送"
+    ACCEPTED = "accepted", "Accepted 已接受"
+    SUPERSEDED = "superseded", "Superseded 已被取代"
+
+
+class ContractQuote(models.Model):
+    """A saved version of a contract's quote: the figures and terms frozen when it was saved
+    (docs/quotes.md). Written only by ``apps.contracts.quote_services``."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="quotes")
+    version = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20, choices=QuoteStatus.choices, default=QuoteStatus.DRAFT)
+    utilisation_percent = models.DecimalField(max_digits=5, decimal_places=2)
+    currency = models.CharField(max_length=3, choices=Currency.choices)
+    monthly_amount = models.DecimalField(max_digits=16, decimal_places=2)
+    monthly_gross_amount = models.DecimalField(max_digits=16, decimal_places=2)
+    term_amount = models.DecimalField(max_digits=16, decimal_places=2)
+    term_gross_amount = models.DecimalField(max_digits=16, decimal_places=2)
+    term_open_ended = models.BooleanField(
+        default=False, help_text="True: the term figures are the first 12 months."
+    )
+    terms = models.TextField()
+    snapshot = models.JSONField()
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_by = models.ForeignKey(
+        "accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        "accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["contract", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "version"], name="uniq_contract_quote_version"),
+            models.UniqueConstraint(
+                fields=["contract"], condition=Q(status="accepted"), name="one_accepted_quote_per_contract"
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="contract_quote_version_positive"),
+            models.CheckConstraint(
+                condition=Q(sent_at__isnull=True, sent_by__isnull=True)
+                | Q(sent_at__isnull=False, sent_by__isnull=False),
+                name="contract_quote_sent_with_actor",
+            ),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(sent_at__isnull=False),
+                name="contract_quote_accepted_after_sent",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="accepted") | Q(accepted_at__isnull=False, accepted_by__isnull=False),
+                name="contract_quote_accepted_has_actor",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False), name="contract_quote_sent_has_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract} quote v{self.version}"
