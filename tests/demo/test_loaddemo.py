@@ -105,31 +105,108 @@ def test_supply_costs_leave_a_margin_below_every_list_price(demo):
     ).cost_unit_price == Decimal("12.00")
 
 
-def test_the_standard_price_list_covers_the_models_the_reference_list_does_not(demo):
+def test_the_standard_price_list_is_the_default_and_prices_every_model_the_demo_leases(demo):
     standard = PriceList.objects.get(code="suanli-standard-2026")
-    assert standard.is_default is False
-    assert PriceList.objects.get(is_default=True, currency="CNY").code == "market-reference"
+    assert standard.is_default is True
+    assert PriceList.objects.get(is_default=True, currency="CNY") == standard
+    assert PriceList.objects.get(code="market-reference").is_default is False  # kept as a reference
     items = standard.items.select_related("gpu_model", "tax_category")
-    assert {i.gpu_model.name for i in items} == {
-        "A800-SXM4-80GB",
-        "H800-SXM5-80GB",
-        "H20-96GB",
-        "L40S-48GB",
-        "RTX4090-24GB",
-        "Ascend-910B-64GB",
-    }
-    assert {(i.resource, i.term) for i in items} == {
-        ("card", "hourly"),
-        ("server", "monthly"),
-        ("server", "yearly"),
-        ("p_unit", "yearly"),
-    }
+    leased = set(Server.objects.values_list("gpu_model__name", flat=True))
+    assert {i.gpu_model.name for i in items} == leased
+    for model in leased:  # the four terms every model is drafted in
+        assert {("card", "hourly"), ("server", "monthly"), ("server", "yearly"), ("p_unit", "yearly")} <= {
+            (i.resource, i.term) for i in items if i.gpu_model.name == model
+        }, model
     a800 = items.get(gpu_model__name="A800-SXM4-80GB", resource="p_unit", term="yearly")
     assert (a800.list_unit_price, a800.term_discount_percent) == (Decimal("200000"), Decimal("15"))
     assert a800.tax_category.code == "it_service"
     assert items.get(
         gpu_model__name="H800-SXM5-80GB", resource="server", term="monthly"
     ).tax_category.code == ("equipment_lease")
+
+
+def _item(price_list, model, resource, term):
+    return price_list.items.get(gpu_model__name=model, resource=resource, term=term)
+
+
+def test_the_default_list_prices_the_a100s_by_card_server_and_p_unit(demo):
+    standard = PriceList.objects.get(is_default=True, currency="CNY")
+    reference = PriceList.objects.get(code="market-reference")
+    prices = {
+        (model, resource, term): (item.list_unit_price, item.term_discount_percent)
+        for model in ("A100-SXM4-40GB", "A100-SXM4-80GB")
+        for resource, term in [
+            ("card", "hourly"),
+            ("server", "hourly"),
+            ("server", "monthly"),
+            ("server", "yearly"),
+            ("p_unit", "monthly"),
+            ("p_unit", "yearly"),
+        ]
+        for item in [_item(standard, model, resource, term)]
+    }
+    # the white paper's 8 × A100-40G NVLink server at 180 per server-hour
+    assert prices[("A100-SXM4-40GB", "server", "hourly")] == (Decimal("180.00"), Decimal("0"))
+    # P-years as the A800 (same 312 TFLOPS a card): 200,000 at 8.5折
+    assert prices[("A100-SXM4-40GB", "p_unit", "yearly")] == (Decimal("200000"), Decimal("15"))
+    assert prices[("A100-SXM4-80GB", "p_unit", "yearly")] == (Decimal("220000"), Decimal("15"))
+    assert prices[("A100-SXM4-40GB", "p_unit", "monthly")] == (Decimal("19000.00"), Decimal("0"))
+    # card and server prices are the market reference list's, so either list drafts the same price
+    for model, resource, term in [
+        ("A100-SXM4-40GB", "card", "hourly"),
+        ("A100-SXM4-80GB", "card", "hourly"),
+        ("A100-SXM4-40GB", "server", "monthly"),
+        ("A100-SXM4-80GB", "server", "monthly"),
+        ("A100-SXM4-80GB", "server", "yearly"),
+    ]:
+        market = _item(reference, model, resource, term)
+        assert prices[(model, resource, term)] == (market.list_unit_price, market.term_discount_percent)
+    assert prices[("A100-SXM4-40GB", "card", "hourly")] == (Decimal("22.70"), Decimal("0"))
+    assert prices[("A100-SXM4-80GB", "server", "monthly")] == (Decimal("143500.00"), Decimal("0"))
+
+
+def test_every_line_the_demo_drafts_has_an_item_in_its_list_or_the_default(demo):
+    from apps.contracts.models import ContractLine
+    from apps.contracts.services import price_list_item_get
+
+    lines = list(ContractLine.objects.select_related("contract__price_list", "gpu_model", "tax_category"))
+    assert len(lines) >= 18
+    for line in lines:
+        item = price_list_item_get(
+            price_list=line.contract.price_list,
+            gpu_model=line.gpu_model,
+            resource=line.resource,
+            term=line.term,
+        )
+        key = (line.contract.number, line.gpu_model.name, line.resource, line.term)
+        assert item is not None, key
+        assert item.price_list.code == "suanli-standard-2026", key
+        # the item is the price the line carries (only the negotiated discount is the line's own)
+        assert (item.list_unit_price, item.tax_category) == (line.list_unit_price, line.tax_category), key
+        assert _item(item.price_list, line.gpu_model.name, line.resource, line.term) == item
+
+
+def test_a100_p_units_have_a_supply_agreement_below_their_price(demo):
+    standard = PriceList.objects.get(code="suanli-standard-2026")
+    for model in ("A100-SXM4-40GB", "A100-SXM4-80GB"):
+        for term in ("monthly", "yearly"):
+            item = _item(standard, model, "p_unit", term)
+            effective = item.list_unit_price * (1 - item.term_discount_percent / 100)
+            agreements = SupplyAgreement.objects.filter(gpu_model__name=model, resource="p_unit", term=term)
+            assert agreements.exists(), (model, term)
+            assert all(0 < a.cost_unit_price < effective for a in agreements), (model, term)
+    assert SupplyAgreement.objects.get(
+        provider__code="bj-idc", gpu_model__name="A100-SXM4-40GB", resource="p_unit", term="yearly"
+    ).cost_unit_price == Decimal("140000.00")
+
+
+def test_voucher_ledger_notes_read_percentages_as_people_write_them(demo):
+    from apps.billing.vouchers.models import VoucherLedgerEntry
+
+    notes = list(VoucherLedgerEntry.objects.filter(kind="redeem").values_list("note", flat=True))
+    assert notes
+    assert all(note.startswith("30% of ") for note in notes), notes
+    assert not any("E+" in note for note in notes)
 
 
 def test_30_customers_with_valid_credit_codes(demo):
@@ -195,9 +272,7 @@ def test_contracts_of_every_kind_in_every_state(demo):
     approved = [c for c in by_status["active"] if c.approved_by.username == "sales1"]
     assert len(approved) == 1
     assert max(line.combined_discount_percent for line in approved[0].lines.all()) > 20
-    assert all(
-        c.approved_by == c.account_manager for c in by_status["active"] if c not in approved
-    )
+    assert all(c.approved_by == c.account_manager for c in by_status["active"] if c not in approved)
     # Live contracts hold their hardware firmly; no card or server serves two of them.
     firm = Allocation.objects.filter(firm=True)
     assert (
@@ -293,7 +368,6 @@ def test_the_demo_records_nothing_after_now(demo):
     assert not BillingRun.objects.filter(created_at__gt=now).exists()
     assert not UsageRecord.objects.filter(start_at__gte="2026-11-28T00:00+08:00").exists()  # today: not yet
     assert UsageRecord.objects.filter(start_at__gte="2026-11-27T00:00+08:00").exists()  # yesterday: reported
-
 
     numbers = sorted(Invoice.objects.exclude(number=None).values_list("number", flat=True))
     assert numbers == [f"INV-2026-{n:06d}" for n in range(1, len(numbers) + 1)]  # gapless

@@ -37,7 +37,7 @@ DRAFTED_AT = datetime.datetime(2026, 8, 28, 10, 0, tzinfo=SHANGHAI)
 TERMINATION_NOTICE_AT = datetime.datetime(2026, 11, 15, 17, 30, tzinfo=SHANGHAI)
 TERMINATED_AT = datetime.datetime(2026, 11, 16, tzinfo=SHANGHAI)
 
-STANDARD = "suanli-standard-2026"  # the demo list (A800, H800, H20, L40S, RTX 4090, Ascend)
+STANDARD = "suanli-standard-2026"  # the demo list, the default CNY list (every model the demo leases)
 SALES_MANAGER = "sales1"
 FINANCE = "finance1"
 
@@ -75,7 +75,7 @@ class ContractSpec:
     lines: tuple[LineSpec, ...]
     outcome: str = ACTIVE
     end: datetime.datetime | None = None
-    price_list: str | None = None  # default: the default list of the currency (market reference)
+    price_list: str | None = None  # default: the default list of the currency (Suanli standard 2026)
     minimum_monthly_amount: Decimal | None = None
     reason: str = ""
 

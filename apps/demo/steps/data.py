@@ -204,9 +204,13 @@ STANDARD_PRICE_LIST = {
     "name": "Suanli standard 2026 算力标准价",
     "currency": "CNY",
     "prices_include_tax": True,
-    "is_default": False,
+    "is_default": True,
     "valid_from": datetime.date(2026, 1, 1),
-    "notes": "List prices (tax included) for the models the market reference list does not cover.",
+    "notes": (
+        "The default list (tax included): every model the platform leases, for every resource and term it "
+        "is drafted in. A100 card and server prices are the market reference list's means (2024-08 white "
+        "paper); the 8 × A100-40G server hour is the white paper's 180."
+    ),
 }
 
 
@@ -220,6 +224,15 @@ class ModelPrices:
 
 
 STANDARD_PRICES = {
+    # A100s: card hourly and server monthly/yearly as the market reference list (means of the
+    # clouds' prices in apps/contracts/data/reference_prices.csv, their mean yearly discount), so
+    # a contract drafted on either list gets the same price; P-years as the A800 (same 312 TFLOPS).
+    A100_40: ModelPrices(
+        Decimal("22.70"), Decimal("106000"), Decimal("17"), Decimal("200000"), Decimal("15")
+    ),
+    A100_80: ModelPrices(
+        Decimal("40.40"), Decimal("143500"), Decimal("17"), Decimal("220000"), Decimal("15")
+    ),
     A800: ModelPrices(Decimal("24.00"), Decimal("120000"), Decimal("15"), Decimal("200000"), Decimal("15")),
     H800: ModelPrices(Decimal("45.00"), Decimal("220000"), Decimal("15"), Decimal("280000"), Decimal("15")),
     H20: ModelPrices(Decimal("14.00"), Decimal("65000"), Decimal("12"), Decimal("450000"), Decimal("10")),
@@ -228,18 +241,40 @@ STANDARD_PRICES = {
     ASCEND: ModelPrices(Decimal("18.00"), Decimal("90000"), Decimal("15"), Decimal("190000"), Decimal("15")),
 }
 
-# What the platform pays before the provider's cost factor, per (resource, term). The A100s have
-# no P-unit list price (the market reference list sells them by card and server only).
+# Further items of the standard list: (model, resource, term, list price, term discount %, tax
+# category). The terms the demo's contracts are drafted in, at the prices those contracts carry,
+# and the A100s by the server-hour (white paper: 180 for 8 × A100-40G NVLink) and the P-month.
+# A contract line drafted without an item took the it_service tax category; these keep it, so
+# no demo line changes its tax when its item appears.
+STANDARD_EXTRA_ITEMS = [
+    (A100_40, "server", "hourly", Decimal("180.00"), Decimal("0"), "it_service"),
+    (A100_80, "server", "hourly", Decimal("260.00"), Decimal("0"), "it_service"),
+    (A100_40, "p_unit", "monthly", Decimal("19000.00"), Decimal("0"), "it_service"),
+    (A100_80, "p_unit", "monthly", Decimal("21000.00"), Decimal("0"), "it_service"),
+    (A800, "server", "daily", Decimal("4300.00"), Decimal("0"), "it_service"),
+    (L40S, "card", "daily", Decimal("260.00"), Decimal("0"), "it_service"),
+    (RTX4090, "card", "monthly", Decimal("4200.00"), Decimal("0"), "it_service"),
+    (ASCEND, "card", "yearly", Decimal("120000.00"), Decimal("10"), "it_service"),
+    (H20, "p_unit", "hourly", Decimal("95.00"), Decimal("0"), "it_service"),
+    (RTX4090, "p_unit", "daily", Decimal("650.00"), Decimal("0"), "it_service"),
+    (ASCEND, "p_unit", "monthly", Decimal("17500.00"), Decimal("0"), "it_service"),
+]
+
+# What the platform pays before the provider's cost factor, per (resource, term).
 SUPPLY_COSTS = {
     A100_40: {
         ("card", "hourly"): Decimal("12.00"),
         ("server", "monthly"): Decimal("72000"),
         ("server", "yearly"): Decimal("780000"),
+        ("p_unit", "monthly"): Decimal("13000"),
+        ("p_unit", "yearly"): Decimal("140000"),
     },
     A100_80: {
         ("card", "hourly"): Decimal("22.00"),
         ("server", "monthly"): Decimal("98000"),
         ("server", "yearly"): Decimal("1050000"),
+        ("p_unit", "monthly"): Decimal("14000"),
+        ("p_unit", "yearly"): Decimal("150000"),
     },
     A800: {
         ("card", "hourly"): Decimal("13.50"),
@@ -288,6 +323,17 @@ SUPPLY_TERMS_BY_PROVIDER_TYPE = {
     "ict_integrator": (("server", "monthly"), ("server", "yearly")),
     "ai_infra": (("card", "hourly"), ("p_unit", "yearly")),
     "cross_industry": (("server", "yearly"), ("p_unit", "yearly")),
+}
+# (model, resource, term) a provider sells beyond its type's terms: the A100 hosts also sell A100
+# P-units, so a P-unit A100 line has a supply cost of its own.
+SUPPLY_EXTRA_BY_PROVIDER = {
+    "bj-idc": (
+        (A100_40, "p_unit", "monthly"),
+        (A100_40, "p_unit", "yearly"),
+        (A100_80, "p_unit", "monthly"),
+        (A100_80, "p_unit", "yearly"),
+    ),
+    "yunqiong-cloud": ((A100_40, "p_unit", "yearly"), (A100_80, "p_unit", "yearly")),
 }
 SUPPLY_VALID_FROM = datetime.date(2025, 1, 1)
 

@@ -24,6 +24,7 @@ from .data import (
     SERVER_MAINTENANCE_RATE,
     SERVER_RETIRED_RATE,
     SUPPLY_COSTS,
+    SUPPLY_EXTRA_BY_PROVIDER,
     SUPPLY_TERMS_BY_PROVIDER_TYPE,
     SUPPLY_VALID_FROM,
     ProviderSpec,
@@ -191,6 +192,11 @@ def supply_costs(spec: ProviderSpec) -> dict[tuple[str, str, str], Decimal]:
             base = SUPPLY_COSTS[model_name].get((resource, term))
             if base is not None:
                 costs[(model_name, resource, term)] = round_money(base * spec.cost_factor)
+    for model_name, resource, term in SUPPLY_EXTRA_BY_PROVIDER.get(spec.code, ()):
+        if model_name in models:
+            costs[(model_name, resource, term)] = round_money(
+                SUPPLY_COSTS[model_name][(resource, term)] * spec.cost_factor
+            )
     return costs
 
 

@@ -1,14 +1,17 @@
-"""The demo's own price list, for the models the market reference list does not cover."""
+"""The demo's own price list "Suanli standard 2026", the default CNY list: every model the demo
+leases, in every resource and term the demo or a user drafts (the market reference list, loaded by
+a data migration, stays as a reference and is no longer the default)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from apps.contracts.models import PriceList, PriceListItem, TaxCategory
+from apps.contracts.reference import REFERENCE_PRICE_LIST_CODE
 from apps.inventory.models import GpuModel
 
 from .base import DemoContext, sync
-from .data import STANDARD_PRICE_LIST, STANDARD_PRICES
+from .data import STANDARD_EXTRA_ITEMS, STANDARD_PRICE_LIST, STANDARD_PRICES
 
 # Compute as a service is an IT service (6 %); a dedicated server is an equipment lease (13 %),
 # as in the market reference list.
@@ -25,6 +28,13 @@ def standard_items() -> list[dict]:
             (model_name, "server", "yearly", prices.server_monthly * 12, prices.server_yearly_discount),
             (model_name, "p_unit", "yearly", prices.p_yearly, prices.p_yearly_discount),
         ]
+    taxes = {
+        (model_name, resource, term): tax for model_name, resource, term, *_, tax in STANDARD_EXTRA_ITEMS
+    }
+    items += [
+        (model_name, resource, term, price, discount)
+        for model_name, resource, term, price, discount, _ in STANDARD_EXTRA_ITEMS
+    ]
     return [
         {
             "gpu_model": model_name,
@@ -32,13 +42,17 @@ def standard_items() -> list[dict]:
             "term": term,
             "list_unit_price": price,
             "term_discount_percent": discount,
-            "tax_category": TAX_BY_RESOURCE[resource],
+            "tax_category": taxes.get((model_name, resource, term), TAX_BY_RESOURCE[resource]),
         }
         for model_name, resource, term, price, discount in items
     ]
 
 
 def load_price_lists(ctx: DemoContext) -> None:
+    # One default list per currency: the reference list gives the flag up first.
+    for reference in PriceList.objects.filter(code=REFERENCE_PRICE_LIST_CODE, is_default=True):
+        _, outcome = sync(PriceList, {"code": reference.code}, {"is_default": False})
+        ctx.tally("price lists").add(outcome)
     values = {k: v for k, v in STANDARD_PRICE_LIST.items() if k != "code"}
     price_list, outcome = sync(PriceList, {"code": STANDARD_PRICE_LIST["code"]}, values)
     ctx.tally("price lists").add(outcome)
