@@ -25,6 +25,7 @@ from apps.core.periods import local_range_text
 from apps.providers.models import HubRegion, Site
 
 from . import selectors, services
+from .admin_drafting import DraftingAdminMixin
 from .models import (
     Allocation,
     Contract,
@@ -156,32 +157,6 @@ class ContractLineForm(forms.ModelForm):
                     {"list_unit_price": "No list price for this model, resource and term: give one."}
                 )
         return data
-        if not self.instance.pk:
-            self.fields["term_discount_percent"].initial = None
-
-
-class ContractLineInline(DraftOnlyInlineMixin, admin.TabularInline):
-    model = ContractLine
-    form = ContractLineForm
-    extra = 0
-    show_change_link = True
-    autocomplete_fields = ["gpu_model"]
-    fields = (*ContractLineForm.Meta.fields, "allocated")
-    readonly_fields = ("allocated",)
-
-    @admin.display(description="allocated 已分配")
-    def allocated(self, obj):
-        if not obj.pk:
-            return "—"
-        return ", ".join(a.card.uuid if a.card_id else a.server.serial for a in obj.allocations.all()) or "—"
-
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("gpu_model", "tax_category")
-            .prefetch_related("allocations__card", "allocations__server")
-        )
 
 
 class ContractAdminForm(forms.ModelForm):
@@ -207,7 +182,7 @@ class ContractAdminForm(forms.ModelForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(GuardedHistoryAdmin):
+class ContractAdmin(DraftingAdminMixin, GuardedHistoryAdmin):
     form = ContractAdminForm
     row_scoped = True
     list_display = (
@@ -237,7 +212,7 @@ class ContractAdmin(GuardedHistoryAdmin):
     )
     list_select_related = ("customer", "account_manager")
     autocomplete_fields = ["customer", "account_manager"]
-    inlines = [ContractLineInline]
+    # Lines are drafted on their own screen (admin_drafting); the contract page lists them.
     date_hierarchy = "start_at"
     actions = [
         "submit_selected",
@@ -258,6 +233,7 @@ class ContractAdmin(GuardedHistoryAdmin):
         "activated_at",
         "ended_at",
         "end_reason",
+        "line_table",
         "allocation_table",
     )
     change_form_template = "admin/contracts/contract/change_form.html"
@@ -323,6 +299,15 @@ class ContractAdmin(GuardedHistoryAdmin):
     def delete_model(self, request, obj):
         services.contract_delete(contract=obj, actor=request.user)
 
+    def response_add(self, request, obj, post_url_continue=None):
+        """A new draft goes straight to its lines screen (unless the user chose another button)."""
+        if "_addanother" in request.POST or "_popup" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request, f"Drafted {obj}; now add its lines. 已创建草稿，请添加合同行。", messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("admin:contracts_contract_lines", args=[obj.pk]))
+
     # -- display --
 
     @admin.display(description="status 状态", ordering="status")
@@ -349,6 +334,49 @@ class ContractAdmin(GuardedHistoryAdmin):
     @admin.display(description="lines", ordering="_lines")
     def line_count(self, obj):
         return obj._lines
+
+    @admin.display(description="lines 合同行")
+    def line_table(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save the contract, then add its lines on the lines screen. 保存合同后添加合同行。"
+        lines = obj.lines.select_related("gpu_model").order_by("position")
+        if not lines:
+            return format_html(
+                '<a href="{}">Add lines 添加合同行</a>',
+                reverse("admin:contracts_contract_lines", args=[obj.pk]),
+            )
+        zone = settings.BILLING_TIME_ZONE
+        body = format_html_join(
+            "",
+            '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td>'
+            '<td class="num">{}</td><td class="num">{}%</td><td class="num">{}%</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:contracts_contractline_change", args=[line.pk]),
+                    line.position,
+                    line.get_resource_display(),
+                    line.gpu_model,
+                    decimal_text(line.quantity),
+                    line.get_term_display()
+                    + (f" · {line.get_yearly_billing_display()}" if line.term == "yearly" else ""),
+                    f"{line.list_unit_price:,.2f}",
+                    decimal_text(line.term_discount_percent),
+                    decimal_text(line.discount_percent),
+                    local_range_text(line.start_at or obj.start_at, line.end_at or obj.end_at, zone)
+                    if line.start_at or line.end_at
+                    else "contract's 同合同",
+                )
+                for line in lines
+            ),
+        )
+        return format_html(
+            '<table id="contract-lines"><tr><th>#</th><th>resource</th><th>GPU</th><th>qty</th><th>term</th>'
+            "<th>list price</th><th>term disc.</th><th>discount</th><th>dates</th></tr>{}</table>"
+            '<p><a class="button" href="{}">{}</a></p>',
+            body,
+            reverse("admin:contracts_contract_lines", args=[obj.pk]),
+            "Edit lines 编辑合同行" if obj.is_editable else "Lines and estimates 合同行与估算",
+        )
 
     @admin.display(description="allocations 资源分配")
     def allocation_table(self, obj):
@@ -469,6 +497,7 @@ class ContractAdmin(GuardedHistoryAdmin):
         view = self.admin_site.admin_view
         return [
             path("approvals/", view(self.approvals_view), name="contracts_contract_approvals"),
+            *self.drafting_urls(),
             path("<int:pk>/capacity/", view(self.capacity_view), name="contracts_contract_capacity"),
             path("<int:pk>/quote/", view(self.quote_view), name="contracts_contract_quote"),
             path("<int:pk>/quote.pdf", view(self.quote_pdf_view), name="contracts_contract_quote_pdf"),
@@ -755,6 +784,12 @@ class ContractLineAdmin(GuardedHistoryAdmin):
         if obj is not None and not obj.contract.is_editable:
             return ContractLineForm.Meta.fields
         return ()
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and obj.term != "yearly":
+            return [name for name in fields if name != "yearly_billing"]  # yearly lines only
+        return fields
 
     def has_add_permission(self, request):
         return False  # lines are added on their contract's page

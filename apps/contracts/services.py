@@ -393,22 +393,28 @@ def _pct(value: Decimal) -> str:
     return f"{decimal_text(value.quantize(Decimal('0.01')))}%"
 
 
-def contract_approval_rule(*, contract: Contract) -> tuple[bool, str]:
-    """(needs approval, why) — the rule as the contract page and the history state it."""
+def approval_rule_text(*, top_discount: Decimal | None, top_position: int | None) -> tuple[bool, str]:
+    """(needs approval, why) for lines whose largest combined discount is ``top_discount``."""
     threshold = Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD)
-    lines = list(contract.lines.all())
-    if not lines:
+    if top_discount is None:
         return False, f"No lines yet; discounts above {_pct(threshold)} will need a sales manager's approval."
-    top = max(lines, key=lambda line: line.combined_discount_percent)
-    discount = top.combined_discount_percent
-    if discount > threshold:
+    if top_discount > threshold:
         return True, (
-            f"Needs a sales manager's approval: line {top.position} has a {_pct(discount)} discount, "
+            f"Needs a sales manager's approval: line {top_position} has a {_pct(top_discount)} discount, "
             f"above the {_pct(threshold)} threshold."
         )
     return False, (
-        f"No approval needed: the largest discount ({_pct(discount)}, line {top.position}) "
+        f"No approval needed: the largest discount ({_pct(top_discount)}, line {top_position}) "
         f"is within the {_pct(threshold)} threshold."
+    )
+
+
+def contract_approval_rule(*, contract: Contract) -> tuple[bool, str]:
+    """(needs approval, why) — the rule as the contract page and the history state it."""
+    top = max(contract.lines.all(), key=lambda line: line.combined_discount_percent, default=None)
+    return approval_rule_text(
+        top_discount=top.combined_discount_percent if top else None,
+        top_position=top.position if top else None,
     )
 
 
@@ -762,9 +768,7 @@ def line_save(*, line: ContractLine, actor) -> ContractLine:
     """Save a draft's line from the admin form, defaulting the term discount and tax from the price list."""
     contract = _locked(line.contract)
     _require_status(contract, ContractStatus.DRAFT, action="edit")
-    if line.pk is None and (
-        line.tax_category_id is None or line.term_discount_percent is None or line.list_unit_price is None
-    ):
+    if line.tax_category_id is None or line.term_discount_percent is None or line.list_unit_price is None:
         item = price_list_item_get(
             price_list=contract.price_list, gpu_model=line.gpu_model, resource=line.resource, term=line.term
         )

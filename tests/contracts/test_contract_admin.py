@@ -23,8 +23,8 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "admin:contracts_contract_changelist"
 
 
-def _inline_post(customer, lines):
-    data = {
+def _header_post(customer):
+    return {
         "customer": customer.pk,
         "account_manager": "",
         "price_list": "",
@@ -36,19 +36,33 @@ def _inline_post(customer, lines):
         "end_at_1": "",
         "minimum_monthly_amount": "",
         "notes": "",
-        "lines-TOTAL_FORMS": str(len(lines)),
-        "lines-INITIAL_FORMS": "0",
+    }
+
+
+def _lines_post(lines, *, initial=0):
+    """The drafting screen's form: ``lines`` are new rows after ``initial`` existing ones."""
+    data = {
+        "lines-TOTAL_FORMS": str(initial + len(lines)),
+        "lines-INITIAL_FORMS": str(initial),
         "lines-MIN_NUM_FORMS": "0",
         "lines-MAX_NUM_FORMS": "1000",
     }
-    for index, line in enumerate(lines):
+    for index, line in enumerate(lines, start=initial):
         for key, value in line.items():
             data[f"lines-{index}-{key}"] = value
     return data
 
 
+def _draft_via_screens(client, customer, lines):
+    """Header on the add page, then the lines on the drafting screen, as an account manager does."""
+    response = client.post(reverse("admin:contracts_contract_add"), _header_post(customer))
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    contract = Contract.objects.get(customer=customer)
+    assert response["Location"] == reverse("admin:contracts_contract_lines", args=[contract.pk])
+    return contract, client.post(response["Location"], _lines_post(lines))
+
+
 def _line(
-    position,
     resource,
     model,
     quantity,
@@ -59,7 +73,6 @@ def _line(
     yearly="monthly_instalments",
 ):
     return {
-        "position": str(position),
         "resource": resource,
         "gpu_model": str(model.pk),
         "quantity": quantity,
@@ -68,10 +81,8 @@ def _line(
         "term_discount_percent": term_discount,
         "discount_percent": discount,
         "tax_category": "",
-        "start_at_0": "",
-        "start_at_1": "",
-        "end_at_0": "",
-        "end_at_1": "",
+        "start_at": "",
+        "end_at": "",
         "yearly_billing": yearly,
     }
 
@@ -92,20 +103,17 @@ def test_draft_three_lines_quote_allocate_with_capacity_finder_and_activate(am_c
     )
     customer = CustomerFactory(code="acme")
 
-    # 1. Draft the contract with three lines in one form.
-    response = am_client.post(
-        reverse("admin:contracts_contract_add"),
-        _inline_post(
-            customer,
-            [
-                _line(1, "card", a100_40, "2", "hourly", "22.70", discount="10"),
-                _line(2, "server", a100_80, "1", "monthly", "144000.00", term_discount="15"),
-                _line(3, "p_unit", a100_80, "2.496", "yearly", "200000.00", term_discount="15"),
-            ],
-        ),
+    # 1. Draft the contract: the header, then three lines on the drafting screen.
+    contract, response = _draft_via_screens(
+        am_client,
+        customer,
+        [
+            _line("card", a100_40, "2", "hourly", "22.70", discount="10"),
+            _line("server", a100_80, "1", "monthly", "144000.00", term_discount="15"),
+            _line("p_unit", a100_80, "2.496", "yearly", "200000.00", term_discount="15"),
+        ],
     )
-    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
-    contract = Contract.objects.get()
+    assert response.status_code == 302, response.context["formset"].errors if response.context else ""
     assert contract.number == "C-2026-000001" and contract.status == ContractStatus.DRAFT
     assert contract.account_manager == am
     card_l, server_l, p_l = contract.lines.order_by("position")
@@ -171,23 +179,22 @@ def test_draft_three_lines_quote_allocate_with_capacity_finder_and_activate(am_c
 def test_admin_form_errors_name_the_field_and_save_nothing(am_client):
     a100 = GpuModel.objects.get(name="A100-SXM4-40GB")
     customer = CustomerFactory()
-    response = am_client.post(
-        reverse("admin:contracts_contract_add"),
-        _inline_post(
-            customer,
-            [
-                _line(1, "card", a100, "0", "hourly", "22.70"),
-                _line(2, "p_unit", a100, "1.1234567", "yearly", "200000"),
-                _line(3, "card", a100, "1", "hourly", "22.70", discount="100"),
-            ],
-        ),
+    contract, response = _draft_via_screens(
+        am_client,
+        customer,
+        [
+            _line("card", a100, "0", "hourly", "22.70"),
+            _line("p_unit", a100, "1.1234567", "yearly", "200000"),
+            _line("card", a100, "1", "hourly", "22.70", discount="100"),
+        ],
     )
     assert response.status_code == 200
-    formset = response.context["inline_admin_formsets"][0].formset
-    assert "quantity" in formset.forms[0].errors
-    assert "quantity" in formset.forms[1].errors
-    assert "discount_percent" in formset.forms[2].errors
-    assert Contract.objects.count() == 0
+    formset = response.context["formset"]
+    assert formset.forms[0].errors["quantity"] == ["Quantity must be greater than zero."]
+    assert formset.forms[1].errors["quantity"] == ["Ensure that there are no more than 6 decimal places."]
+    assert "Discount must be at least 0 and below 100." in formset.forms[2].errors["discount_percent"]
+    assert "Quantity must be greater than zero." in response.content.decode()
+    assert contract.lines.count() == 0
 
 
 def test_account_manager_cannot_approve_or_activate_over_threshold(am_client, am):
@@ -222,7 +229,11 @@ def test_finance_cannot_edit_a_drafts_prices(client, am, make_staff):
     page = client.get(reverse("admin:contracts_contract_change", args=[contract.pk]))
     assert page.status_code == 200
     assert 'name="lines-0-list_unit_price"' not in page.content.decode()
+    screen = reverse("admin:contracts_contract_lines", args=[contract.pk])
+    assert 'name="lines-0-list_unit_price"' not in client.get(screen).content.decode()
     line = contract.lines.get()
+    post = _lines_post([], initial=1) | {"lines-0-id": str(line.pk), "lines-0-list_unit_price": "1"}
+    assert client.post(screen, post).status_code == 403
     response = client.post(
         reverse("admin:contracts_contractline_change", args=[line.pk]), {"list_unit_price": "1"}
     )
@@ -296,15 +307,13 @@ def test_an_empty_list_price_takes_the_price_lists_and_is_refused_where_there_is
     a100 = GpuModel.objects.get(name="A100-SXM4-40GB")
     h800 = GpuModel.objects.get(name="H800-SXM5-80GB")
     customer = CustomerFactory()
-    refused = am_client.post(
-        reverse("admin:contracts_contract_add"),
-        _inline_post(customer, [_line(1, "card", h800, "1", "hourly", "")]),
-    )
-    assert "list_unit_price" in refused.context["inline_admin_formsets"][0].formset.forms[0].errors
-    assert Contract.objects.count() == 0
-    response = am_client.post(
-        reverse("admin:contracts_contract_add"),
-        _inline_post(customer, [_line(1, "card", a100, "1", "hourly", "")]),
-    )
+    contract, refused = _draft_via_screens(am_client, customer, [_line("card", h800, "1", "hourly", "")])
+    assert refused.status_code == 200
+    assert refused.context["formset"].forms[0].errors["list_unit_price"] == [
+        "No list price for H800-SXM5-80GB card/hourly; give one."
+    ]
+    assert contract.lines.count() == 0
+    url = reverse("admin:contracts_contract_lines", args=[contract.pk])
+    response = am_client.post(url, _lines_post([_line("card", a100, "1", "hourly", "")]))
     assert response.status_code == 302
-    assert Contract.objects.get().lines.get().list_unit_price == Decimal("22.700000")  # market reference
+    assert contract.lines.get().list_unit_price == Decimal("22.700000")  # market reference
