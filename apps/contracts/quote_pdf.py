@@ -27,14 +27,16 @@ def _neg(value) -> str:
     return "—" if value is None else f"−{Decimal(value):,.2f}"
 
 
-def quote_pdf(quote: Quote, *, now: datetime.datetime) -> bytes:
-    """The live preview (not a saved version) as PDF, dated ``now``."""
+def quote_pdf(quote: Quote, *, now: datetime.datetime | None = None) -> bytes:
+    """The live preview (not a saved version) as PDF, dated ``now`` (undated when None)."""
     return snapshot_pdf(
         quote_snapshot(quote), terms=default_quote_terms(contract=quote.contract), dated=now, version=None
     )
 
 
-def snapshot_pdf(snapshot: dict, *, terms: str, dated: datetime.datetime, version: int | None) -> bytes:
+def snapshot_pdf(
+    snapshot: dict, *, terms: str, dated: datetime.datetime | None, version: int | None
+) -> bytes:
     contract = snapshot["contract"]
     currency = contract["currency"]
     seller = settings.SELLER
@@ -45,8 +47,8 @@ def snapshot_pdf(snapshot: dict, *, terms: str, dated: datetime.datetime, versio
     story = [
         pdf.para(f"报价单 Quotation · {contract['number']} · {label}", pdf.TITLE),
         pdf.para(
-            f"日期 Date: {local_time_text(dated, settings.BILLING_TIME_ZONE)}\n"
-            f"卖方 Seller: {seller['name']}\n"
+            (f"日期 Date: {local_time_text(dated, settings.BILLING_TIME_ZONE)}\n" if dated else "")
+            + f"卖方 Seller: {seller['name']}\n"
             f"买方 Buyer: {contract['customer']} (统一社会信用代码 {contract['customer_tax_id']})\n"
             f"币种 Currency: {currency} · {tax_basis}\n"
             f"合同期 Contract term: {contract['term_text']}\n"

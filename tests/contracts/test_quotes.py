@@ -379,7 +379,7 @@ def test_a_three_year_twenty_line_contract_renders_fast_with_bounded_queries(
     assert len(quote.term.months) == 36 and len(quote.term.lines) == 20
     assert elapsed < 1.0, f"3-year, 20-line quote took {elapsed:.3f} s"
 
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(15):
         page = am_client.get(quote_url(contract))
     assert page.status_code == 200
     assert page.content.decode().count("Year 3 第3年") == 2
