@@ -14,7 +14,7 @@ of its own):
   contract has no total: its first 12 months are priced instead, labelled as such.
 
 Hourly lines are rated on synthetic usage at the utilisation the account manager expects (default
-100 %), for the quantity on the line. Provider cost is rated by the same engine at the supply
+100 %), for the quantity on the line, through the line's graduated tiers. Provider cost is rated by the same engine at the supply
 agreement's price for the same quantity basis (valid on each month's first day), so the margin
 compares like with like. Lines, allocations and supply agreements are read once, whatever the
 length of the term.
@@ -220,6 +220,7 @@ class _Price:
     tax_rate: Decimal
     include_tax: bool
     yearly_billing: str = "monthly_instalments"
+    tiers: tuple[pricing.Tier, ...] = ()
 
 
 def _synthetic_line(
@@ -265,6 +266,7 @@ def _synthetic_line(
         start=bounds[0],
         end=bounds[1],
         yearly_billing=price.yearly_billing,
+        tiers=price.tiers,
         allocations=tuple(allocations),
     )
     return rated, usage
@@ -360,6 +362,7 @@ def _line_price(line: ContractLine, contract: Contract, yearly_billing: str) -> 
         line.tax_category.rate,
         contract.prices_include_tax,
         yearly_billing,
+        tuple(pricing.Tier(t.up_to, t.list_unit_price) for t in line.tiers.all()),
     )
 
 
@@ -441,7 +444,9 @@ def contract_quote(
     period = quote_period(contract)
     window = pricing.Window.of(period, settings.BILLING_TIME_ZONE)
     lines = list(
-        contract.lines.select_related("gpu_model", "tax_category").prefetch_related("allocations__server")
+        contract.lines.select_related("gpu_model", "tax_category").prefetch_related(
+            "allocations__server", "tiers"
+        )
     )
     agreements = _Agreements(lines)
     quote_lines = []

@@ -152,6 +152,19 @@ def test_two_year_p_unit_line_by_contract_year(am, customer, billing, year_1, ye
         assert billed == ["2027-01", "2028-01"]
 
 
+def test_graduated_tiers_of_an_hourly_line_apply_to_each_month(am, customer):
+    tiers = [(Decimal(100), Decimal("20.00")), (Decimal(200), Decimal("15.00")), (None, Decimal("10.00"))]
+    line = card_line(ServerFactory(), 2, tiers=tiers)  # negotiated 10 %
+    contract = draft(customer, am, [line], start=JAN_2027, end_at=JAN_2028)
+    quote = contract_quote(contract=contract, over_term=True)
+    # January: 1,488 card-hours = 100 × 20 + 100 × 15 + 1,288 × 10 = 16,380.00 list, × 0.9
+    assert quote.lines[0].amount == Decimal("14742.00")
+    months = dict(quote.term.months)
+    assert months[quote.period].amount == Decimal("14742.00")
+    # 7 months of 744 h, 4 of 720 h (1,440 card-hours: 14,310.00), February 672 h (13,446.00)
+    assert quote.term.total.amount == 7 * Decimal("14742.00") + 4 * Decimal("14310.00") + Decimal("13446.00")
+
+
 def test_open_ended_contract_prices_its_first_twelve_months_with_that_label(am, am_client, customer):
     big = ServerFactory(gpu_model=gpu_model("A100-SXM4-80GB"))
     contract = draft(customer, am, [server_line(big, term_discount="15")], start=JAN_2027)
