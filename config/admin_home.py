@@ -21,6 +21,7 @@ from apps.billing.invoicing.selectors import finance_home
 from apps.billing.payments.selectors import credit_balances
 from apps.contracts.models import ContractStatus
 from apps.contracts.selectors import account_manager_home, approval_queue, contract_list
+from apps.core.periods import local_time_text
 from apps.inventory.selectors import free_capacity_by_hub, servers_without_supply
 from apps.metering.selectors import unrated_usage_counts, unrated_usage_customers
 
@@ -116,6 +117,27 @@ def sales_manager_panel(user, now: datetime.datetime) -> dict:
     return {"key": "sales-manager", "title": "Sales manager 销售经理", "items": items}
 
 
+def _last_run_item(last: dict | None, period: str) -> dict:
+    """The change the latest billing run of the closed month made to its drafts."""
+    if last is None:
+        return _item(
+            f"Last billing run of {period} 最近计费",
+            "none yet 尚未运行",
+            _url("billing_billingrun_changelist"),
+        )
+    run = last["run"]
+    deltas = ", ".join(f"{'+' if d >= 0 else '−'}{_money(c, abs(d))}" for c, d in last["delta"].items())
+    text = (
+        f"{local_time_text(run.finished_at, settings.BILLING_TIME_ZONE)}: {last['new']} new, "
+        f"{last['changed']} changed, {last['removed']} removed" + (f" ({deltas})" if deltas else "")
+    )
+    return _item(
+        f"Change since the last run of {period} 较上次计费变化",
+        text,
+        reverse("admin:billing_billingrun_change", args=[run.pk]),
+    )
+
+
 def finance_panel(user, now: datetime.datetime) -> dict:
     home = finance_home(now=now)
     invoices = "billing_invoice_changelist"
@@ -133,9 +155,10 @@ def finance_panel(user, now: datetime.datetime) -> dict:
             _totals(home["drafts"]),
             _url(invoices, status__exact="draft", period__exact=home["closed_period"]),
         ),
+        _last_run_item(home["last_run"], home["closed_period"]),
         _item("Overdue invoices 逾期发票", _totals(home["overdue"]), _url(invoices, overdue="yes")),
         _item(
-            "Customer credit from overpayments 客户预存余额",
+            "Payments to match: customer credit from overpayments 待核销预存款",
             credit_text or "0",
             _url("billing_creditentry_changelist"),
         ),

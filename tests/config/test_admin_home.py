@@ -8,6 +8,7 @@ import re
 import pytest
 
 from apps.accounts.models import User
+from apps.billing.models import BillingRun
 from apps.contracts.models import Contract, ContractStatus
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,30 @@ def test_finance_home(demo, client, django_assert_max_num_queries):
     assert 'href="/admin/billing/invoice/?overdue=yes">Overdue invoices 逾期发票</a>' in html
     assert "1 · CNY 45,427.50" in html
     assert results(client, "/admin/billing/invoice/?overdue=yes") == 1
-    assert "Customer credit from overpayments 客户预存余额" in html
+    assert "Payments to match: customer credit from overpayments 待核销预存款" in html
+    assert "Change since the last run of 2026-10 较上次计费变化" in html
+
+
+def test_finance_home_says_what_the_last_run_of_the_closed_month_changed(
+    demo, client, django_assert_max_num_queries
+):
+    before = datetime.datetime(2026, 11, 28, 2, 0, tzinfo=datetime.UTC)  # now: 10:00 in Shanghai
+    BillingRun.objects.create(
+        period="2026-10",
+        status="done",
+        as_of=before,
+        finished_at=before,
+        draft_changes={
+            "acme CNY": {"before": "100.00", "after": "150.50"},
+            "beta CNY": {"before": None, "after": "20.00"},
+            "gamma CNY": {"before": "30.00", "after": None},
+            "delta CNY": {"before": "5.00", "after": "5.00"},
+            "omega USD": {"before": "10.00", "after": "7.00"},
+        },
+    )
+    html = home(client, "finance1", django_assert_max_num_queries)
+    # +50.50 + 20.00 − 30.00 = +40.50 CNY; −3.00 USD; the unchanged draft is not counted.
+    assert "2026-11-28 10:00 CST (UTC+08:00): 1 new, 2 changed, 1 removed (+CNY 40.50, −USD 3.00)" in html
     assert "Billing runs with errors 出错的计费批次" in html
 
 

@@ -117,7 +117,10 @@ def invoice_amount_due(*, invoice: Invoice) -> Decimal:
 
 def _totals_by_currency(queryset: QuerySet[Invoice], amount) -> list[dict]:
     return list(
-        queryset.order_by().values("currency").annotate(invoices=Count("pk"), amount=Sum(amount)).order_by("currency")
+        queryset.order_by()
+        .values("currency")
+        .annotate(invoices=Count("pk"), amount=Sum(amount))
+        .order_by("currency")
     )
 
 
@@ -136,4 +139,39 @@ def finance_home(*, now: datetime.datetime) -> dict:
         "runs_with_errors": BillingRun.objects.filter(
             status__in=[BillingRunStatus.DONE_WITH_ERRORS, BillingRunStatus.FAILED]
         ).count(),
+        "last_run": last_run_changes(period=str(closed)),
+    }
+
+
+def last_run_changes(*, period: str) -> dict | None:
+    """What the latest finished run of ``period`` changed in its drafts: counts of new, changed and
+    removed drafts and the change of their totals per currency (from ``BillingRun.draft_changes``)."""
+    run = (
+        BillingRun.objects.filter(period=period, finished_at__isnull=False)
+        .only("pk", "finished_at", "draft_changes")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    if run is None:
+        return None
+    new = changed = removed = 0
+    delta: dict[str, Decimal] = {}
+    for key, change in run.draft_changes.items():
+        before, after = change.get("before"), change.get("after")
+        if before == after:
+            continue
+        if before is None:
+            new += 1
+        elif after is None:
+            removed += 1
+        else:
+            changed += 1
+        currency = key.rsplit(" ", 1)[-1]
+        delta[currency] = delta.get(currency, Decimal(0)) + Decimal(after or 0) - Decimal(before or 0)
+    return {
+        "run": run,
+        "new": new,
+        "changed": changed,
+        "removed": removed,
+        "delta": dict(sorted(delta.items())),
     }
