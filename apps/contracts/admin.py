@@ -250,6 +250,11 @@ class ContractAdmin(DraftingAdminMixin, GuardedHistoryAdmin):
             return (*ContractAdminForm.Meta.fields, *self.readonly_fields)
         return self.readonly_fields
 
+    def get_fields(self, request, obj=None):
+        if obj is None:  # a new draft: its header only; lines and the rest come once it is saved
+            return [*ContractAdminForm.Meta.fields, "line_table"]
+        return super().get_fields(request, obj)
+
     def has_change_permission(self, request, obj=None):
         if not super().has_change_permission(request, obj):
             return False

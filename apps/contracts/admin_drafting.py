@@ -44,7 +44,13 @@ LINE_FIELDS = (
     "yearly_billing",
 )
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+CENT = Decimal("0.01")
 REMOVED = {"problem": "Removed when saved. 保存后删除。"}
+
+
+def money_text_places(value: Decimal) -> Decimal:
+    """At least two decimal places, more only where the price has them (22.70, 0.4125)."""
+    return value.quantize(CENT) if value == value.quantize(CENT) else value.normalize()
 
 
 class CatalogueChoiceField(forms.ChoiceField):
@@ -97,7 +103,13 @@ class DraftLineForm(forms.ModelForm):
             self.fields[name].required = False
         for name in ("start_at", "end_at"):
             self.fields[name].input_formats = [LOCAL_INPUT_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%d"]
-        self.fields["quantity"].widget.attrs.update(size=6)
+        if self.instance.pk and not self.is_bound:
+            # Numbers as people write them: 2, not 2.000000; 22.70, not 22.700000.
+            line = self.instance
+            self.initial["quantity"] = decimal_text(line.quantity)
+            self.initial["list_unit_price"] = format(money_text_places(line.list_unit_price), "f")
+            self.initial["term_discount_percent"] = decimal_text(line.term_discount_percent)
+            self.initial["discount_percent"] = decimal_text(line.discount_percent)
         self.fields["yearly_billing"].label = "Yearly billing 年付方式"
 
     def clean(self):
