@@ -10,6 +10,7 @@ so model permissions and customer scopes refuse it everywhere else.
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -63,15 +64,15 @@ class PartnerAPIKeyAuthentication(BaseAuthentication):
             return None  # another scheme, or none: not ours to judge
         key = key.strip()
         if not key:
-            raise exceptions.AuthenticationFailed("No API key given after 'Api-Key'.")
+            raise exceptions.AuthenticationFailed(gettext("No API key given after 'Api-Key'."))
         prefix, _, _ = key.partition(".")
         api_key = PartnerAPIKey.objects.select_related("provider").filter(prefix=prefix).first()
         if api_key is None or not api_key.is_valid(key):
-            raise exceptions.AuthenticationFailed("Invalid API key.")
+            raise exceptions.AuthenticationFailed(gettext("Invalid API key."))
         if api_key.revoked:
-            raise exceptions.AuthenticationFailed("This API key has been revoked.")
+            raise exceptions.AuthenticationFailed(gettext("This API key has been revoked."))
         if api_key.has_expired:
-            raise exceptions.AuthenticationFailed("This API key has expired.")
+            raise exceptions.AuthenticationFailed(gettext("This API key has expired."))
         return PartnerSystem(api_key), api_key
 
     def authenticate_header(self, request) -> str:
@@ -81,7 +82,9 @@ class PartnerAPIKeyAuthentication(BaseAuthentication):
 class IsPartnerSystem(BasePermission):
     """Only requests authenticated with a partner API key."""
 
-    message = "This endpoint is for partner systems: authenticate with 'Authorization: Api-Key <key>'."
+    message = gettext_lazy(
+        "This endpoint is for partner systems: authenticate with 'Authorization: Api-Key <key>'."
+    )
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, PartnerAPIKey)

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
+from django.utils.translation import gettext
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -73,7 +74,7 @@ def exception_handler(exc, context):
         kinds = sorted({str(obj._meta.verbose_name_plural) for obj in objects})
         return error_response(
             "conflict",
-            f"Cannot delete it: {', '.join(kinds)} still refer to it.",
+            gettext("Cannot delete it: %(kinds)s still refer to it.") % {"kinds": ", ".join(kinds)},
             status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, DataError):
@@ -81,12 +82,14 @@ def exception_handler(exc, context):
         # past validation: the client's data, so a 400, not a 500.
         logger.warning("data error answered as 400: %s", exc)
         return error_response(
-            "invalid", "A value cannot be stored (out of range or not allowed).", status.HTTP_400_BAD_REQUEST
+            "invalid",
+            gettext("A value cannot be stored (out of range or not allowed)."),
+            status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, IntegrityError):
         logger.warning("integrity error answered as 409: %s", exc)
         return error_response(
-            "conflict", "The request conflicts with existing data.", status.HTTP_409_CONFLICT
+            "conflict", gettext("The request conflicts with existing data."), status.HTTP_409_CONFLICT
         )
 
     response = drf_exception_handler(exc, context)
@@ -98,7 +101,7 @@ def exception_handler(exc, context):
             fields = {"non_field_errors": fields}
         response.data = {
             "code": "invalid",
-            "message": _first_message(fields) or "Invalid input.",
+            "message": _first_message(fields) or gettext("Invalid input."),
             "fields": fields,
         }
         return response

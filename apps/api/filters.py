@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from rest_framework import filters
 from rest_framework.exceptions import ValidationError
 
@@ -12,5 +13,5 @@ class SearchFilter(filters.SearchFilter):
     def get_search_terms(self, request):
         value = request.query_params.get(self.search_param, "")
         if "\x00" in value:
-            raise ValidationError({self.search_param: ["Null characters are not allowed."]})
+            raise ValidationError({self.search_param: [gettext("Null characters are not allowed.")]})
         return super().get_search_terms(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy
 
 # GB 32100-2015 unified social credit code (统一社会信用代码).
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -21,12 +22,17 @@ def uscc_check_character(first17: str) -> str:
 def uscc_problem(code: str) -> str | None:
     """Why ``code`` is not a valid unified social credit code, or None when it is."""
     if len(code) != 18:
-        return f"must be 18 characters, got {len(code)}"
+        return gettext("must be 18 characters, got %(length)s") % {"length": len(code)}
     if not _USCC_RE.match(code):
-        return "may contain only digits and capital letters except I, O, Z, S, V (region code in places 3–8 is digits)"
+        return gettext(
+            "may contain only digits and capital letters except I, O, Z, S, V (region code in places 3–8 is digits)"
+        )
     expected = uscc_check_character(code[:17])
     if code[17] != expected:
-        return f"check character is wrong: expected {expected}, got {code[17]}"
+        return gettext("check character is wrong: expected %(expected)s, got %(got)s") % {
+            "expected": expected,
+            "got": code[17],
+        }
     return None
 
 
@@ -34,7 +40,7 @@ def validate_uscc(value: str) -> None:
     problem = uscc_problem(value or "")
     if problem:
         raise ValidationError(
-            "Invalid unified social credit code 统一社会信用代码: %(problem)s.",
+            gettext_lazy("Invalid unified social credit code: %(problem)s."),
             code="invalid_tax_id",
             params={"problem": problem},
         )
@@ -48,6 +54,6 @@ _NVML_UUID_RE = re.compile(
 def validate_nvml_uuid(value: str) -> None:
     if not _NVML_UUID_RE.match(value or ""):
         raise ValidationError(
-            "Card UUID must be an NVML UUID like GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.",
+            gettext_lazy("Card UUID must be an NVML UUID like GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx."),
             code="invalid_uuid",
         )

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext, ngettext
 
 from apps.core.errors import Conflict, DomainError
 
@@ -86,8 +87,12 @@ class UsageRejected(DomainError):
         self.errors = errors
         count = len(errors)
         super().__init__(
-            f"{count} record{'s' if count != 1 else ''} of the batch "
-            f"{'is' if count == 1 else 'are'} invalid or conflicting; nothing was stored.",
+            ngettext(
+                "%(count)s record of the batch is invalid or conflicting; nothing was stored.",
+                "%(count)s records of the batch are invalid or conflicting; nothing was stored.",
+                count,
+            )
+            % {"count": count},
         )
 
     @property
@@ -106,7 +111,8 @@ def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.
     """
     if len(payload_records) > MAX_BATCH_RECORDS:
         raise DomainError(
-            f"A batch holds at most {MAX_BATCH_RECORDS:,} records; this one has {len(payload_records):,}.",
+            gettext("A batch holds at most %(limit)s records; this one has %(count)s.")
+            % {"limit": f"{MAX_BATCH_RECORDS:,}", "count": f"{len(payload_records):,}"},
             code="batch_too_large",
             http_status=413,
         )
@@ -179,7 +185,9 @@ def _hardware_changed() -> DomainError:
     # The batch was checked against the provider's hardware moments ago; a card or server was
     # deleted or changed hands since. Sent again, it is checked afresh.
     return DomainError(
-        "The provider's hardware changed while the batch was stored; nothing was stored. Send it again.",
+        gettext(
+            "The provider's hardware changed while the batch was stored; nothing was stored. Send it again."
+        ),
         code="retry_later",
         http_status=503,
     )
@@ -187,7 +195,7 @@ def _hardware_changed() -> DomainError:
 
 def _reject_conflicts(rows: list[validation.Row], stored: dict[str, str]) -> None:
     conflicts = [
-        validation.conflict_entry(row.index, row.event_id, validation.CONFLICT_STORED)
+        validation.conflict_entry(row.index, row.event_id, gettext(validation.CONFLICT_STORED))
         for row in rows
         if row.event_id in stored and stored[row.event_id] != row.content_hash
     ]
@@ -224,7 +232,7 @@ def _store_racing(
     )
     if any(row.event_id not in stored for row in skipped):  # skipped, yet not there: never expected
         raise DomainError(
-            "The batch met a concurrent change and was not stored; send it again.",
+            gettext("The batch met a concurrent change and was not stored; send it again."),
             code="retry_later",
             http_status=503,
         )
@@ -251,14 +259,17 @@ def usage_void(
         .first()
     )
     if record is None:
-        raise DomainError("No usage record with this event id.", code="not_found", http_status=404)
+        raise DomainError(gettext("No usage record with this event id."), code="not_found", http_status=404)
     if record.voided_at is not None:
         return record
     invoice = selectors.usage_invoice_covering(record=record)
     if invoice is not None:
         raise Conflict(
-            f"The record is billed on invoice {invoice.number} ({invoice.period}) and cannot be voided; "
-            "ask the platform for a credit note.",
+            gettext(
+                "The record is billed on invoice %(number)s (%(period)s) and cannot be voided; "
+                "ask the platform for a credit note."
+            )
+            % {"number": invoice.number, "period": invoice.period},
             code="already_invoiced",
         )
     record.voided_at = now

@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 import orjson
+from django.utils.translation import gettext, gettext_noop
 
 MAX_BATCH_RECORDS = 10_000
 MAX_FUTURE = timedelta(minutes=5)
@@ -54,10 +55,10 @@ ENERGY = "energy_mj"
 CODE_INVALID = "invalid"
 CODE_CONFLICT = "conflict"
 
-REQUIRED = "This field is required."
-NOT_YOURS_CARD = "No card with this UUID among your provider's hardware."
-NOT_YOURS_SERVER = "No server with this serial among your provider's hardware."
-CONFLICT_STORED = (
+REQUIRED = gettext_noop("This field is required.")
+NOT_YOURS_CARD = gettext_noop("No card with this UUID among your provider's hardware.")
+NOT_YOURS_SERVER = gettext_noop("No server with this serial among your provider's hardware.")
+CONFLICT_STORED = gettext_noop(
     "This event id was already reported with different content; send corrections under a new event id."
 )
 
@@ -128,14 +129,16 @@ class Batch:
             if row.is_card:
                 found = cards.get(row.ident)
                 if found is None or found[1] != provider_id:
-                    self.errors[row.index] = error_entry(row.index, row.event_id, {"card": [NOT_YOURS_CARD]})
+                    self.errors[row.index] = error_entry(
+                        row.index, row.event_id, {"card": [gettext(NOT_YOURS_CARD)]}
+                    )
                     continue
                 row.card_id = found[0]
             else:
                 found = servers.get(row.ident)
                 if found is None or found[1] != provider_id:
                     self.errors[row.index] = error_entry(
-                        row.index, row.event_id, {"server": [NOT_YOURS_SERVER]}
+                        row.index, row.event_id, {"server": [gettext(NOT_YOURS_SERVER)]}
                     )
                     continue
                 row.server_id = found[0]
@@ -147,7 +150,7 @@ class Batch:
         for row in self.rows:
             other = stored.get(row.event_id)
             if other is not None and other != row.content_hash:
-                self.errors[row.index] = conflict_entry(row.index, row.event_id, CONFLICT_STORED)
+                self.errors[row.index] = conflict_entry(row.index, row.event_id, gettext(CONFLICT_STORED))
 
     def error_list(self) -> list[dict[str, Any]]:
         return [self.errors[index] for index in sorted(self.errors)]
@@ -195,25 +198,38 @@ def conflict_entry(index: int, event_id: str, message: str) -> dict[str, Any]:
 
 
 # -- timestamps ----------------------------------------------------------------------------------
-_TIMESTAMP_HINT = "an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-01T08:15:00+08:00"
+_TIMESTAMP_HINT = gettext_noop("an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-01T08:15:00+08:00")
 
 
 def parse_timestamp(value: Any) -> tuple[datetime | None, str | None, str | None]:
     """``(instant in UTC, its ISO 8601 text, None)`` or ``(None, None, error message)``."""
     if type(value) is not str:
-        return None, None, f"Expected {_TIMESTAMP_HINT}."
+        return None, None, gettext("Expected %(hint)s.") % {"hint": gettext(_TIMESTAMP_HINT)}
     if len(value) > TIMESTAMP_MAX_LENGTH:
-        return None, None, f"Too long for a timestamp; expected {_TIMESTAMP_HINT}."
+        return (
+            None,
+            None,
+            gettext("Too long for a timestamp; expected %(hint)s.") % {"hint": gettext(_TIMESTAMP_HINT)},
+        )
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        return None, None, f"Not a valid timestamp; expected {_TIMESTAMP_HINT}."
+        return (
+            None,
+            None,
+            gettext("Not a valid timestamp; expected %(hint)s.") % {"hint": gettext(_TIMESTAMP_HINT)},
+        )
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return None, None, f"The timestamp has no UTC offset; expected {_TIMESTAMP_HINT}."
+        return (
+            None,
+            None,
+            gettext("The timestamp has no UTC offset; expected %(hint)s.")
+            % {"hint": gettext(_TIMESTAMP_HINT)},
+        )
     try:
         instant = parsed.astimezone(UTC)
     except OverflowError:
-        return None, None, "The timestamp is out of range."
+        return None, None, gettext("The timestamp is out of range.")
     return instant, instant.isoformat(), None
 
 
@@ -226,7 +242,7 @@ def check_interval(
     parsed: dict[str, tuple[datetime | None, str | None]] = {}
     for name, value in (("start", start_value), ("end", end_value)):
         if value is None:
-            problems[name] = [REQUIRED]
+            problems[name] = [gettext(REQUIRED)]
             parsed[name] = (None, None)
             continue
         instant, text, problem = parse_timestamp(value)
@@ -236,11 +252,14 @@ def check_interval(
     (start, start_text), (end, end_text) = parsed["start"], parsed["end"]
     if start is not None and end is not None:
         if end <= start:
-            problems["end"] = ["Must be after start."]
+            problems["end"] = [gettext("Must be after start.")]
         elif end > horizon:
-            problems["end"] = [f"Ends more than 5 minutes in the future (after {horizon.isoformat()})."]
+            problems["end"] = [
+                gettext("Ends more than 5 minutes in the future (after %(horizon)s).")
+                % {"horizon": horizon.isoformat()}
+            ]
         elif end - start > MAX_DURATION:
-            problems["end"] = ["A record may span at most 31 days."]
+            problems["end"] = [gettext("A record may span at most 31 days.")]
     return start_text, end_text, problems or None
 
 
@@ -262,7 +281,14 @@ def check_telemetry(
     ``(…, [error messages])``. Numbers of the three columns come back as text for COPY."""
     problems: list[str] = []
     if len(telemetry) > TELEMETRY_MAX_KEYS:
-        return None, None, None, None, None, [f"At most {TELEMETRY_MAX_KEYS} telemetry keys."]
+        return (
+            None,
+            None,
+            None,
+            None,
+            None,
+            [gettext("At most %(count)s telemetry keys.") % {"count": TELEMETRY_MAX_KEYS}],
+        )
     canonical: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     utilization = memory = energy = None
@@ -272,9 +298,12 @@ def check_telemetry(
                 continue
             kind = type(value)
             if kind is not int and kind is not float:
-                problems.append(f"{UTILIZATION}: expected a number from 0 to 100.")
+                problems.append(gettext("%(key)s: expected a number from 0 to 100.") % {"key": UTILIZATION})
             elif not 0 <= value <= 100:
-                problems.append(f"{UTILIZATION}: must be from 0 to 100, got {value}.")
+                problems.append(
+                    gettext("%(key)s: must be from 0 to 100, got %(value)s.")
+                    % {"key": UTILIZATION, "value": value}
+                )
             else:
                 if kind is float and value.is_integer():
                     value = int(value)
@@ -285,9 +314,11 @@ def check_telemetry(
                 continue
             number = _whole(value)
             if number is None:
-                problems.append(f"{key}: expected a whole number.")
+                problems.append(gettext("%(key)s: expected a whole number.") % {"key": key})
             elif not 0 <= number <= BIGINT_MAX:
-                problems.append(f"{key}: must be from 0 to {BIGINT_MAX}.")
+                problems.append(
+                    gettext("%(key)s: must be from 0 to %(max)s.") % {"key": key, "max": BIGINT_MAX}
+                )
             else:
                 canonical[key] = number
                 if key == MEMORY:
@@ -296,14 +327,16 @@ def check_telemetry(
                     energy = str(number)
         else:  # extra evidence: short scalar values only
             if len(key) > TELEMETRY_KEY_MAX_LENGTH or not key.isprintable():
-                problems.append(f"{key[:TELEMETRY_KEY_MAX_LENGTH]!r}: not a valid telemetry key.")
+                problems.append(
+                    gettext("%(key)r: not a valid telemetry key.") % {"key": key[:TELEMETRY_KEY_MAX_LENGTH]}
+                )
                 continue
             kind = type(value)
             if value is None or kind is bool:
                 extras[key] = value
             elif kind is int:
                 if not -BIGINT_MAX - 1 <= value <= BIGINT_MAX:
-                    problems.append(f"{key}: the number is out of range.")
+                    problems.append(gettext("%(key)s: the number is out of range.") % {"key": key})
                 else:
                     extras[key] = value
             elif kind is float:
@@ -311,12 +344,16 @@ def check_telemetry(
             elif kind is str:
                 if len(value) > TELEMETRY_TEXT_MAX_LENGTH or "\x00" in value:
                     problems.append(
-                        f"{key}: text values are limited to {TELEMETRY_TEXT_MAX_LENGTH} characters."
+                        gettext("%(key)s: text values are limited to %(count)s characters.")
+                        % {"key": key, "count": TELEMETRY_TEXT_MAX_LENGTH}
                     )
                 else:
                     extras[key] = value
             else:
-                problems.append(f"{key}: telemetry values must be numbers, text, true/false or null.")
+                problems.append(
+                    gettext("%(key)s: telemetry values must be numbers, text, true/false or null.")
+                    % {"key": key}
+                )
     if problems:
         return None, None, None, None, None, problems
     if not extras:
@@ -350,33 +387,37 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
 
     for index, record in enumerate(records):
         if type(record) is not dict:
-            errors[index] = error_entry(index, None, {"non_field_errors": ["Expected a JSON object."]})
+            errors[index] = error_entry(
+                index, None, {"non_field_errors": [gettext("Expected a JSON object.")]}
+            )
             continue
         problems: dict[str, list[str]] = {}
         if not fields.issuperset(record):
             for key in record:
                 if key not in fields:
-                    problems[str(key)[:64]] = ["Unknown field."]
+                    problems[str(key)[:64]] = [gettext("Unknown field.")]
 
         event_id = record.get("event_id")
         if type(event_id) is not str:
-            problems["event_id"] = [REQUIRED if event_id is None else "Expected a string."]
+            problems["event_id"] = [gettext(REQUIRED) if event_id is None else gettext("Expected a string.")]
         elif not event_id or len(event_id) > EVENT_ID_MAX_LENGTH:
-            problems["event_id"] = [f"Must be 1 to {EVENT_ID_MAX_LENGTH} characters."]
+            problems["event_id"] = [
+                gettext("Must be 1 to %(max)s characters.") % {"max": EVENT_ID_MAX_LENGTH}
+            ]
         elif not event_id.isprintable():
-            problems["event_id"] = ["Must be printable text: no control characters or line breaks."]
+            problems["event_id"] = [gettext("Must be printable text: no control characters or line breaks.")]
 
         card = record.get("card")
         server = record.get("server")
         is_card = True
         ident = ""
         if card is not None and server is not None:
-            problems["non_field_errors"] = ["Give either card or server, not both."]
+            problems["non_field_errors"] = [gettext("Give either card or server, not both.")]
         elif card is not None:
             if type(card) is not str:
-                problems["card"] = ["Expected a card UUID string."]
+                problems["card"] = [gettext("Expected a card UUID string.")]
             elif len(card) > CARD_UUID_MAX_LENGTH or not card.isprintable():
-                problems["card"] = [NOT_YOURS_CARD]
+                problems["card"] = [gettext(NOT_YOURS_CARD)]
             else:
                 ident = uuids.get(card)
                 if ident is None:
@@ -384,14 +425,14 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
         elif server is not None:
             is_card = False
             if type(server) is not str:
-                problems["server"] = ["Expected a server serial string."]
+                problems["server"] = [gettext("Expected a server serial string.")]
             elif len(server) > SERIAL_MAX_LENGTH or not server.isprintable():
-                problems["server"] = [NOT_YOURS_SERVER]
+                problems["server"] = [gettext(NOT_YOURS_SERVER)]
             else:
                 ident = server
         else:
             problems["non_field_errors"] = [
-                "Give the card (NVML UUID) or the server (serial) the usage is for."
+                gettext("Give the card (NVML UUID) or the server (serial) the usage is for.")
             ]
 
         start_value = record.get("start")
@@ -412,7 +453,7 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
         telemetry = record.get("telemetry")
         if telemetry is not None:
             if type(telemetry) is not dict:
-                problems["telemetry"] = ["Expected an object."]
+                problems["telemetry"] = [gettext("Expected an object.")]
             elif telemetry:
                 u = telemetry.get(UTILIZATION)
                 m = telemetry.get(MEMORY)
@@ -449,7 +490,10 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
                 errors[index] = conflict_entry(
                     index,
                     event_id,
-                    f"The same event id is used earlier in this batch (index {earlier[0]}) with different content.",
+                    gettext(
+                        "The same event id is used earlier in this batch (index %(index)s) with different content."
+                    )
+                    % {"index": earlier[0]},
                 )
             continue
         seen[event_id] = (index, content_hash)

@@ -87,7 +87,7 @@ def test_a_wrong_check_character_names_the_expected_one(manager_client):
 
     body = assert_error(response, 400, "invalid", "tax_id")
     assert body["fields"]["tax_id"] == [
-        f"Invalid unified social credit code 统一社会信用代码: check character is wrong: expected {expected}, got {wrong}."
+        f"Invalid unified social credit code: check character is wrong: expected {expected}, got {wrong}."
     ]
     assert Customer.objects.count() == 0
 

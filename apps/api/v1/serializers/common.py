@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 
@@ -29,7 +30,9 @@ class ImmutableFieldsMixin:
         errors = {}
         for field in getattr(self.Meta, "immutable_fields", ()):
             if field in attrs and attrs[field] != getattr(self.instance, field):
-                errors[field] = ["This cannot change once set; other systems refer to the row by it."]
+                errors[field] = [
+                    gettext("This cannot change once set; other systems refer to the row by it.")
+                ]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -40,6 +43,6 @@ def reject_unchangeable_fields(data, *, hints: dict[str, str]) -> None:
     ignoring them."""
     if not isinstance(data, dict):
         return
-    errors = {field: [hint] for field, hint in hints.items() if field in data}
+    errors = {field: [str(hint)] for field, hint in hints.items() if field in data}
     if errors:
         raise serializers.ValidationError(errors)

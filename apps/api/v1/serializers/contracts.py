@@ -12,6 +12,7 @@ import datetime
 from decimal import Decimal
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
@@ -111,7 +112,9 @@ class AllocationInputSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if ("card" in attrs) == ("server" in attrs):
-            raise serializers.ValidationError({"card": ["Give a card or a server (one of the two)."]})
+            raise serializers.ValidationError(
+                {"card": [gettext("Give a card or a server (one of the two).")]}
+            )
         return attrs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy
 from rest_framework.validators import UniqueValidator
 
 from apps.accounts.models import User
@@ -24,7 +25,9 @@ class CustomerSerializer(ImmutableFieldsMixin, ModelSerializer):
     code = StrictSlugField(
         max_length=50,
         validators=[
-            UniqueValidator(Customer.objects.all(), message="Another customer already has this code.")
+            UniqueValidator(
+                Customer.objects.all(), message=gettext_lazy("Another customer already has this code.")
+            )
         ],
         help_text="Unique slug; write payloads refer to the customer by it.",
     )
@@ -32,7 +35,9 @@ class CustomerSerializer(ImmutableFieldsMixin, ModelSerializer):
         max_length=18,
         validators=[
             validate_uscc,
-            UniqueValidator(Customer.objects.all(), message="Another customer already has this tax id."),
+            UniqueValidator(
+                Customer.objects.all(), message=gettext_lazy("Another customer already has this tax id.")
+            ),
         ],
         help_text="Unified social credit code 统一社会信用代码 (18 characters with a check character).",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
@@ -21,7 +22,9 @@ from .fields import DecimalStringField, ModelSerializer, NaturalKeyField, Strict
 class GpuModelSerializer(ImmutableFieldsMixin, ModelSerializer):
     name = StrictCharField(
         max_length=60,
-        validators=[UniqueValidator(GpuModel.objects.all(), message="Another GPU model has this name.")],
+        validators=[
+            UniqueValidator(GpuModel.objects.all(), message=gettext_lazy("Another GPU model has this name."))
+        ],
     )
     fp16_dense_tflops = DecimalStringField(
         max_digits=10, decimal_places=3, min_places=0, help_text="Dense FP16 tensor TFLOPS (not sparse)."
@@ -57,7 +60,7 @@ class GpuModelSerializer(ImmutableFieldsMixin, ModelSerializer):
 
     def validate_fp16_dense_tflops(self, value: Decimal) -> Decimal:
         if value <= 0:
-            raise serializers.ValidationError("Must be greater than 0.")
+            raise serializers.ValidationError(gettext("Must be greater than 0."))
         return value
 
 
@@ -121,7 +124,9 @@ class ServerCreateSerializer(serializers.Serializer):
     serial = StrictCharField(
         max_length=100,
         validators=[
-            UniqueValidator(Server.objects.all(), message="A server with this serial already exists.")
+            UniqueValidator(
+                Server.objects.all(), message=gettext_lazy("A server with this serial already exists.")
+            )
         ],
     )
     provider = NaturalKeyField(
@@ -157,10 +162,16 @@ class ServerCreateSerializer(serializers.Serializer):
         site = Site.objects.filter(provider=provider, name=name).first()
         if site is None:
             elsewhere = Site.objects.filter(name=name).exclude(provider=provider).exists()
-            reason = "is a site of another provider" if elsewhere else "is not one of its sites"
-            raise serializers.ValidationError(
-                {"site": [f"Unknown site '{name}' for provider '{provider.code}': it {reason}."]}
+            message = (
+                gettext(
+                    "Unknown site '%(name)s' for provider '%(provider)s': it is a site of another provider."
+                )
+                if elsewhere
+                else gettext(
+                    "Unknown site '%(name)s' for provider '%(provider)s': it is not one of its sites."
+                )
             )
+            raise serializers.ValidationError({"site": [message % {"name": name, "provider": provider.code}]})
         attrs["site"] = site
         return attrs
 
@@ -179,11 +190,13 @@ class ServerUpdateSerializer(serializers.Serializer):
     currency = serializers.ChoiceField(choices=Currency.choices, required=False)
 
     IDENTITY_HINTS = {
-        "serial": "The serial is the server's identity and cannot change.",
-        "provider": "The provider cannot change; register the server anew under the other provider.",
-        "gpu_model": "The GPU model cannot change; it is what the cards are.",
-        "card_count": "The card count cannot change here.",
-        "cards": "Add cards with POST /api/v1/servers/{id}/cards/.",
+        "serial": gettext_lazy("The serial is the server's identity and cannot change."),
+        "provider": gettext_lazy(
+            "The provider cannot change; register the server anew under the other provider."
+        ),
+        "gpu_model": gettext_lazy("The GPU model cannot change; it is what the cards are."),
+        "card_count": gettext_lazy("The card count cannot change here."),
+        "cards": gettext_lazy("Add cards with POST /api/v1/servers/{id}/cards/."),
     }
 
     def validate(self, attrs):

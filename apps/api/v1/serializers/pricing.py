@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
@@ -71,8 +72,13 @@ class PriceListItemSerializer(ModelSerializer):
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
             raise serializers.ValidationError(
-                f"Price list '{price_list.code}' already has a price for {key['gpu_model'].name} "
-                f"{key['resource']}/{key['term']}."
+                gettext("Price list '%(code)s' already has a price for %(model)s %(resource)s/%(term)s.")
+                % {
+                    "code": price_list.code,
+                    "model": key["gpu_model"].name,
+                    "resource": key["resource"],
+                    "term": key["term"],
+                }
             )
         return attrs
 
@@ -80,7 +86,11 @@ class PriceListItemSerializer(ModelSerializer):
 class PriceListSerializer(ImmutableFieldsMixin, ModelSerializer):
     code = StrictSlugField(
         max_length=50,
-        validators=[UniqueValidator(PriceList.objects.all(), message="Another price list has this code.")],
+        validators=[
+            UniqueValidator(
+                PriceList.objects.all(), message=gettext_lazy("Another price list has this code.")
+            )
+        ],
     )
     items = PriceListItemSerializer(many=True, read_only=True)
 
@@ -111,7 +121,7 @@ class PriceListSerializer(ImmutableFieldsMixin, ModelSerializer):
 
         valid_from, valid_to = current("valid_from"), current("valid_to")
         if valid_from and valid_to and valid_to < valid_from:
-            raise serializers.ValidationError({"valid_to": ["Must be on or after valid_from."]})
+            raise serializers.ValidationError({"valid_to": [gettext("Must be on or after valid_from.")]})
         if current("is_default"):
             currency = current("currency") or PriceList._meta.get_field("currency").default
             others = PriceList.objects.filter(is_default=True, currency=currency)
@@ -120,6 +130,11 @@ class PriceListSerializer(ImmutableFieldsMixin, ModelSerializer):
             other = others.first()
             if other is not None:
                 raise serializers.ValidationError(
-                    {"is_default": [f"'{other.code}' is already the default {other.currency} price list."]}
+                    {
+                        "is_default": [
+                            gettext("'%(code)s' is already the default %(currency)s price list.")
+                            % {"code": other.code, "currency": other.currency}
+                        ]
+                    }
                 )
         return attrs

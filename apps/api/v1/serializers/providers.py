@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
@@ -15,7 +16,9 @@ class ProviderSerializer(ImmutableFieldsMixin, ModelSerializer):
     code = StrictSlugField(
         max_length=50,
         validators=[
-            UniqueValidator(Provider.objects.all(), message="Another provider already has this code.")
+            UniqueValidator(
+                Provider.objects.all(), message=gettext_lazy("Another provider already has this code.")
+            )
         ],
         help_text="Unique slug; write payloads refer to the provider by it.",
     )
@@ -59,6 +62,11 @@ class SiteSerializer(ImmutableFieldsMixin, ModelSerializer):
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
             raise serializers.ValidationError(
-                {"name": [f"Provider '{provider.code}' already has a site named '{name}'."]}
+                {
+                    "name": [
+                        gettext("Provider '%(provider)s' already has a site named '%(name)s'.")
+                        % {"provider": provider.code, "name": name}
+                    ]
+                }
             )
         return attrs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -37,7 +38,7 @@ class ObtainTokenView(ObtainAuthToken):
         )
         if user is None:  # wrong password, unknown user or inactive user: one answer for all
             raise DomainError(
-                "Unable to log in with the username and password given.", code="invalid_credentials"
+                gettext("Unable to log in with the username and password given."), code="invalid_credentials"
             )
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

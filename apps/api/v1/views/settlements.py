@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import django_filters as filters
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
@@ -141,7 +142,13 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         if params.get("provider"):
             provider = Provider.objects.filter(code=params["provider"]).first()
             if provider is None:
-                raise ValidationError({"provider": [f"Unknown provider '{params['provider'][:60]}'."]})
+                raise ValidationError(
+                    {
+                        "provider": [
+                            gettext("Unknown provider '%(code)s'.") % {"code": params["provider"][:60]}
+                        ]
+                    }
+                )
         report = services.margin_report(
             period=params.get("period"),
             period_from=params.get("period_from"),

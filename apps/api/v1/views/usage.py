@@ -33,6 +33,7 @@ import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -68,7 +69,7 @@ def _reject_constant(name: str) -> None:
 def _parse(body: bytes) -> tuple[Any, HttpResponse | None]:
     """The JSON value of ``body``, or an error answer."""
     if not body.strip():
-        return None, _error("malformed_request", "The request body is empty: send JSON.", 400)
+        return None, _error("malformed_request", gettext("The request body is empty: send JSON."), 400)
     try:
         return orjson.loads(body), None
     except orjson.JSONDecodeError:
@@ -79,13 +80,24 @@ def _parse(body: bytes) -> tuple[Any, HttpResponse | None]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, _error(
-            "malformed_request", f"The request body is not valid UTF-8 (byte {exc.start}).", 400
+            "malformed_request",
+            gettext("The request body is not valid UTF-8 (byte %(byte)s).") % {"byte": exc.start},
+            400,
         )
     try:
         return json.loads(text, parse_constant=_reject_constant), None
     except (ValueError, RecursionError) as exc:
-        detail = f": {exc}" if isinstance(exc, json.JSONDecodeError) else ""
-        return None, _error("malformed_request", f"The request body is not valid JSON{detail}.", 400)
+        if isinstance(exc, json.JSONDecodeError):
+            message = gettext(
+                "The request body is not valid JSON: %(problem)s at line %(line)s column %(column)s."
+            ) % {
+                "problem": gettext(exc.msg),
+                "line": exc.lineno,
+                "column": exc.colno,
+            }
+        else:
+            message = gettext("The request body is not valid JSON.")
+        return None, _error("malformed_request", message, 400)
 
 
 @contextmanager
@@ -153,12 +165,17 @@ class UsageView(PartnerAPIView):
     def post(self, request, *args, **kwargs):
         if not _is_json(request.content_type):
             return _error(
-                "unsupported_media_type", f"Send application/json, not {request.content_type}.", 415
+                "unsupported_media_type",
+                gettext("Send application/json, not %(content_type)s.")
+                % {"content_type": request.content_type},
+                415,
             )
         try:
             body = request.body
         except RequestDataTooBig:
-            return _error("payload_too_large", "The request body is too large; send smaller batches.", 413)
+            return _error(
+                "payload_too_large", gettext("The request body is too large; send smaller batches."), 413
+            )
         with _no_cycle_collection():
             return self._ingest(request, body)
 
@@ -175,15 +192,16 @@ class UsageView(PartnerAPIView):
         elif isinstance(payload, list):
             records = payload
             if not records:
-                return _error("invalid", "The batch is empty: send 1 to 10,000 records.", 400)
+                return _error("invalid", gettext("The batch is empty: send 1 to 10,000 records."), 400)
             if len(records) > MAX_BATCH_RECORDS:
                 return _error(
                     "batch_too_large",
-                    f"A batch holds at most {MAX_BATCH_RECORDS:,} records; this one has {len(records):,}.",
+                    gettext("A batch holds at most %(limit)s records; this one has %(count)s.")
+                    % {"limit": f"{MAX_BATCH_RECORDS:,}", "count": f"{len(records):,}"},
                     413,
                 )
         else:
-            return _error("invalid", "Expected a usage record object or a list of them.", 400)
+            return _error("invalid", gettext("Expected a usage record object or a list of them."), 400)
         try:
             result = services.usage_ingest(
                 provider=request.auth.provider, payload_records=records, received_at=timezone.now()
@@ -236,7 +254,7 @@ class UsageRecordView(PartnerAPIView):
         try:
             body = request.body
         except RequestDataTooBig:
-            return _error("payload_too_large", "The request body is too large.", 413)
+            return _error("payload_too_large", gettext("The request body is too large."), 413)
         if body.strip():
             payload, problem = _parse(body)
             if problem is not None:
@@ -246,8 +264,8 @@ class UsageRecordView(PartnerAPIView):
                 return _json(
                     {
                         "code": "invalid",
-                        "message": "reason: expected a string.",
-                        "fields": {"reason": ["Expected a string."]},
+                        "message": gettext("reason: expected a string."),
+                        "fields": {"reason": [gettext("Expected a string.")]},
                     },
                     400,
                 )

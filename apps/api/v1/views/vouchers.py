@@ -10,6 +10,7 @@ import django_filters as filters
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -86,7 +87,7 @@ def _date(request, name: str):
     except ValueError:
         parsed = None
     if parsed is None:
-        raise ValidationError({name: ["Expected a date YYYY-MM-DD."]})
+        raise ValidationError({name: [gettext("Expected a date YYYY-MM-DD.")]})
     return parsed
 
 
@@ -220,7 +221,9 @@ class VoucherViewSet(
         except ValueError:
             ids = None
         if not ids or any(i <= 0 or i > 2**63 - 1 for i in ids):
-            raise ValidationError({"invoices": ["Give invoice ids separated by commas, e.g. ?invoices=1,2."]})
+            raise ValidationError(
+                {"invoices": [gettext("Give invoice ids separated by commas, e.g. ?invoices=1,2.")]}
+            )
         content = services.claim_pack(
             customer=voucher.customer,
             programme=voucher.programme,

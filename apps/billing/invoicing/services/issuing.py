@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
+from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from apps.billing.invoicing.services.steps import invoicing_steps_run
@@ -62,7 +63,9 @@ def period_has_ended(*, period: str, now: datetime.datetime) -> bool:
 
 
 def early_issue_refusal(period: str) -> DomainError:
-    message = f"The period {period} has not ended: issuing early needs a reason."
+    message = gettext("The period %(period)s has not ended: issuing early needs a reason.") % {
+        "period": period
+    }
     return DomainError(message, code="period_not_ended", http_status=409, fields={"early_reason": [message]})
 
 
@@ -76,13 +79,16 @@ def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime, early
     """
     invoice = _locked(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
-        raise InvalidState(f"Invoice {invoice} is {invoice.status}; only drafts can be issued.")
+        raise InvalidState(
+            gettext("Invoice %(invoice)s is %(status)s; only drafts can be issued.")
+            % {"invoice": invoice, "status": invoice.status}
+        )
     early_reason = (early_reason or "").strip()
     early = not period_has_ended(period=invoice.period, now=now)
     if early and not early_reason:
         raise early_issue_refusal(invoice.period)
     if not invoice.lines.exists():
-        raise DomainError("An invoice without lines cannot be issued.", code="empty_invoice")
+        raise DomainError(gettext("An invoice without lines cannot be issued."), code="empty_invoice")
     issued_on = _local_date(now)
     invoice.number = next_number("INV", issued_on.year)
     invoice.status = InvoiceStatus.ISSUED
@@ -153,14 +159,20 @@ def invoice_void(*, invoice: Invoice, actor=None, reason: str, now: datetime.dat
     invoice = _locked(invoice)
     if not reason.strip():
         raise DomainError(
-            "A reason is required to void an invoice.",
+            gettext("A reason is required to void an invoice."),
             code="invalid",
-            fields={"reason": ["This field is required."]},
+            fields={"reason": [gettext("This field is required.")]},
         )
     if invoice.status != InvoiceStatus.ISSUED:
-        raise InvalidState(f"Invoice {invoice} is {invoice.status}; only issued invoices can be voided.")
+        raise InvalidState(
+            gettext("Invoice %(invoice)s is %(status)s; only issued invoices can be voided.")
+            % {"invoice": invoice, "status": invoice.status}
+        )
     if invoice.paid_amount > 0 or invoice.credited_amount > 0:
-        raise InvalidState(f"Invoice {invoice} has payments or credit notes; issue a credit note instead.")
+        raise InvalidState(
+            gettext("Invoice %(invoice)s has payments or credit notes; issue a credit note instead.")
+            % {"invoice": invoice}
+        )
     invoice.status = InvoiceStatus.VOID
     invoice.voided_at = now
     invoice.void_reason = reason
@@ -192,10 +204,15 @@ def credit_note_create(
     """
     invoice = _locked(invoice)
     if invoice.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
-        raise InvalidState(f"Invoice {invoice} is {invoice.status}; only issued invoices can be credited.")
+        raise InvalidState(
+            gettext("Invoice %(invoice)s is %(status)s; only issued invoices can be credited.")
+            % {"invoice": invoice, "status": invoice.status}
+        )
     if not reason.strip():
         raise DomainError(
-            "A reason is required.", code="invalid", fields={"reason": ["This field is required."]}
+            gettext("A reason is required."),
+            code="invalid",
+            fields={"reason": [gettext("This field is required.")]},
         )
     invoice_lines = list(invoice.lines.order_by("position"))
     credited = {
@@ -213,21 +230,31 @@ def credit_note_create(
         open_total = sum(remaining.values(), ZERO)
         target = open_total if amount is None else round_money(amount)
         if amount is None and open_total <= 0:
-            msg = f"{invoice} is credited in full already; nothing is left to credit."
+            msg = gettext("%(invoice)s is credited in full already; nothing is left to credit.") % {
+                "invoice": invoice
+            }
             raise DomainError(msg, code="credit_exceeds_invoice", fields={"amount": [msg]})
         if target <= 0:
             raise DomainError(
-                "The credit amount must be positive.", code="invalid", fields={"amount": ["Must be > 0."]}
+                gettext("The credit amount must be positive."),
+                code="invalid",
+                fields={"amount": [gettext("Must be > 0.")]},
             )
         if target > open_total:
-            msg = f"At most {open_total} can still be credited on {invoice}."
+            msg = gettext("At most %(amount)s can still be credited on %(invoice)s.") % {
+                "amount": open_total,
+                "invoice": invoice,
+            }
             raise DomainError(msg, code="credit_exceeds_invoice", fields={"amount": [msg]})
         requests = _spread(invoice_lines, remaining, target)
     for line, gross in requests:
         if line.invoice_id != invoice.pk:
-            raise DomainError("A credited line must belong to the invoice.", code="invalid")
+            raise DomainError(gettext("A credited line must belong to the invoice."), code="invalid")
         if gross <= 0 or gross > remaining[line.pk]:
-            msg = f"Line {line.position}: at most {remaining[line.pk]} can still be credited."
+            msg = gettext("Line %(position)s: at most %(amount)s can still be credited.") % {
+                "position": line.position,
+                "amount": remaining[line.pk],
+            }
             raise DomainError(msg, code="credit_exceeds_invoice", fields={"lines": [msg]})
     note_lines = []
     for line, gross in requests:

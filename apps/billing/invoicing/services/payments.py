@@ -6,6 +6,7 @@ import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import Invoice, InvoiceStatus, Payment, PaymentMethod
 from apps.billing.invoicing.services.steps import invoicing_steps_run
@@ -36,13 +37,22 @@ def payment_record(
     """Record a payment; partial payments are allowed; the invoice is paid when covered."""
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
-        raise InvalidState(f"Invoice {invoice} is {invoice.status}; payments go to issued invoices.")
+        raise InvalidState(
+            gettext("Invoice %(invoice)s is %(status)s; payments go to issued invoices.")
+            % {"invoice": invoice, "status": invoice.status}
+        )
     amount = round_money(amount)
     if amount <= 0:
-        raise DomainError("A payment must be positive.", code="invalid", fields={"amount": ["Must be > 0."]})
+        raise DomainError(
+            gettext("A payment must be positive."),
+            code="invalid",
+            fields={"amount": [gettext("Must be > 0.")]},
+        )
     if method not in PaymentMethod.values:
         raise DomainError(
-            f"Unknown payment method {method!r}.", code="invalid", fields={"method": ["Unknown."]}
+            gettext("Unknown payment method %(method)r.") % {"method": method},
+            code="invalid",
+            fields={"method": [gettext("Unknown.")]},
         )
     payment = Payment.objects.create(
         invoice=invoice,

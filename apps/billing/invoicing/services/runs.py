@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import BillingRun, BillingRunStatus, Invoice, InvoiceStatus
 from apps.billing.invoicing.services.invoicing import (
@@ -53,7 +54,7 @@ def billing_run_create(
     now = now or timezone.now()
     start, _ = parsed.bounds(settings.BILLING_TIME_ZONE)
     if start > now:
-        msg = f"Period {parsed} has not started yet."
+        msg = gettext("Period %(period)s has not started yet.") % {"period": parsed}
         raise DomainError(msg, code="invalid", fields={"period": [msg]})
     return BillingRun.objects.create(
         period=str(parsed), customer=customer, requested_by=actor, as_of=as_of or now
