@@ -254,6 +254,7 @@ def test_save_send_supersede_and_accept_through_the_page_recorded_in_history(am,
     assert refused_save.value.code == "quote_already_accepted"
     page = am_client.get(quote_url(contract)).content.decode()
     assert "v2.pdf" in page and "v1.pdf" in page
+    assert 'id="quote-save"' not in page and "Quote v2 was accepted: no further versions" in page
 
 
 def test_refusals_have_stable_codes(am, customer):
