@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
+from django.utils.translation import gettext
 
 from apps.core.errors import Conflict, DomainError, InvalidState
 from apps.core.money import decimal_text
@@ -74,7 +75,13 @@ def _locked(contract: Contract) -> Contract:
 def _require_status(contract: Contract, *allowed: str, action: str) -> None:
     if contract.status not in allowed:
         raise InvalidState(
-            f"Cannot {action} contract {contract}: it is {contract.status}, not {' or '.join(allowed)}.",
+            gettext("Cannot %(action)s contract %(contract)s: it is %(status)s, not %(allowed)s.")
+            % {
+                "action": gettext(action),
+                "contract": contract,
+                "status": contract.status,
+                "allowed": gettext(" or ").join(allowed),
+            },
             fields={"status": contract.status},
         )
 
@@ -121,9 +128,9 @@ def contract_create(
     """Create a draft contract with its lines and tentative allocations; number ``C-YYYY-NNNNNN``."""
     errors: dict = {}
     if end_at is not None and end_at <= start_at:
-        errors["end"] = ["End must be after start."]
+        errors["end"] = [gettext("End must be after start.")]
     if minimum_monthly_amount is not None and minimum_monthly_amount < 0:
-        errors["minimum_monthly_amount"] = ["Minimum monthly amount must not be negative."]
+        errors["minimum_monthly_amount"] = [gettext("Minimum monthly amount must not be negative.")]
     line_errors = {}
     for index, data in enumerate(lines):
         problems = line_problems(data, contract_start=start_at, contract_end=end_at)
@@ -173,7 +180,9 @@ def _first(errors) -> str:
     if isinstance(errors, dict):
         for key, value in errors.items():
             inner = _first(value)
-            return f"{key}: {inner}" if not isinstance(key, int) else f"line {key}: {inner}"
+            if isinstance(key, int):
+                return gettext("line %(position)s: %(message)s") % {"position": key, "message": inner}
+            return f"{key}: {inner}"
     if isinstance(errors, list) and errors:
         return _first(errors[0])
     return str(errors)
@@ -192,7 +201,8 @@ def line_add(*, contract: Contract, data: LineData, actor, position: int | None 
     if list_price is None:
         if item is None:
             problems.setdefault("list_unit_price", []).append(
-                f"No list price for {data.gpu_model} {data.resource}/{data.term}; give one."
+                gettext("No list price for %(model)s %(resource)s/%(term)s; give one.")
+                % {"model": data.gpu_model, "resource": data.resource, "term": data.term}
             )
         else:
             list_price = item.list_unit_price
@@ -261,12 +271,19 @@ def allocation_conflicts(
 
 
 def _conflict_message(hardware: str, other: Allocation) -> str:
-    other_what = other.card.uuid if other.card_id else f"server {other.server.serial}"
-    until = other.end_at.isoformat() if other.end_at else "open-ended"
-    return (
-        f"{hardware} is already allocated to contract {other.line.contract} "
-        f"({other_what}, {other.start_at.isoformat()} – {until})."
+    other_what = (
+        other.card.uuid if other.card_id else gettext("server %(serial)s") % {"serial": other.server.serial}
     )
+    until = other.end_at.isoformat() if other.end_at else gettext("open-ended")
+    return gettext(
+        "%(hardware)s is already allocated to contract %(contract)s (%(what)s, %(start)s – %(until)s)."
+    ) % {
+        "hardware": hardware,
+        "contract": other.line.contract,
+        "what": other_what,
+        "start": other.start_at.isoformat(),
+        "until": until,
+    }
 
 
 def allocation_problem(
@@ -278,29 +295,35 @@ def allocation_problem(
         return error(msg, code=code, fields={field_name: [msg]})
 
     if (card is None) == (server is None):
-        return invalid("card", "Give a card or a server, not both.")
+        return invalid("card", gettext("Give a card or a server, not both."))
     field_name = "card" if card is not None else "server"
     if card is not None:
         server = card.server
-        hardware = f"Card {card.uuid}"
+        hardware = gettext("Card %(uuid)s") % {"uuid": card.uuid}
         if line.resource == "server":
-            return invalid("card", "A server line takes whole servers, not single cards.")
+            return invalid("card", gettext("A server line takes whole servers, not single cards."))
     else:
-        hardware = f"Server {server.serial}"
+        hardware = gettext("Server %(serial)s") % {"serial": server.serial}
         if line.resource == "card":
-            return invalid("server", "A card line takes cards, not whole servers.")
+            return invalid("server", gettext("A card line takes cards, not whole servers."))
     if server.gpu_model_id != line.gpu_model_id:
         return invalid(
-            field_name, f"{hardware} is a {server.gpu_model}, but the line is for {line.gpu_model}."
+            field_name,
+            gettext("%(hardware)s is a %(model)s, but the line is for %(line_model)s.")
+            % {"hardware": hardware, "model": server.gpu_model, "line_model": line.gpu_model},
         )
     for obj in filter(None, [server, card]):
         if obj.status in (HardwareStatus.RETIRED, HardwareStatus.MAINTENANCE):
-            return invalid(field_name, f"{hardware} is {obj.status} and cannot be allocated.")
+            return invalid(
+                field_name,
+                gettext("%(hardware)s is %(status)s and cannot be allocated.")
+                % {"hardware": hardware, "status": obj.status},
+            )
     line_start, line_end = line_interval(line=line)
     if end_at is not None and end_at <= start_at:
-        return invalid("end", "End must be after start.")
+        return invalid("end", gettext("End must be after start."))
     if start_at < line_start or (line_end is not None and (end_at is None or end_at > line_end)):
-        return invalid("start", "The allocation must lie within the line's period.")
+        return invalid("start", gettext("The allocation must lie within the line's period."))
     slot = card.slot if card is not None else None
     overlapping = allocation_conflicts(
         server=server, slot=slot, start_at=start_at, end_at=end_at, firm_only=False
@@ -310,8 +333,16 @@ def allocation_problem(
         return invalid(field_name, _conflict_message(hardware, other), error=Conflict, code="double_booking")
     same_contract = overlapping.filter(line__contract_id=line.contract_id).select_related("line").first()
     if same_contract is not None:
-        where = "this line" if same_contract.line_id == line.pk else f"line {same_contract.line.position}"
-        return invalid(field_name, f"{hardware} is already allocated to {where} of this contract.")
+        where = (
+            gettext("this line")
+            if same_contract.line_id == line.pk
+            else gettext("line %(position)s") % {"position": same_contract.line.position}
+        )
+        return invalid(
+            field_name,
+            gettext("%(hardware)s is already allocated to %(where)s of this contract.")
+            % {"hardware": hardware, "where": where},
+        )
     return None
 
 
@@ -439,10 +470,17 @@ def contract_coverage_problems(*, contract: Contract) -> dict[int, str]:
         if missing > 0:
             have = line.quantity - missing
             unit = units[line.resource]
-            problems[line.position] = (
-                f"line {line.position} ({line.gpu_model} {line.resource}) needs {decimal_text(line.quantity)} "
-                f"{unit}, allocations cover {decimal_text(have)} {unit}"
-            )
+            problems[line.position] = gettext(
+                "line %(position)s (%(model)s %(resource)s) needs %(quantity)s %(unit)s, "
+                "allocations cover %(have)s %(unit)s"
+            ) % {
+                "position": line.position,
+                "model": line.gpu_model,
+                "resource": line.resource,
+                "quantity": decimal_text(line.quantity),
+                "unit": unit,
+                "have": decimal_text(have),
+            }
     return problems
 
 
@@ -457,7 +495,9 @@ def contract_submit(*, contract: Contract, actor, now: datetime.datetime) -> Con
     _require_status(contract, ContractStatus.DRAFT, action="submit")
     if not contract.lines.exists():
         raise DomainError(
-            "A contract needs at least one line.", code="invalid", fields={"lines": ["Add a line."]}
+            gettext("A contract needs at least one line."),
+            code="invalid",
+            fields={"lines": [gettext("Add a line.")]},
         )
     needed, _why = contract_approval_rule(contract=contract)
     contract.status = ContractStatus.PENDING_APPROVAL
@@ -475,11 +515,13 @@ def contract_approve(*, contract: Contract, actor, now: datetime.datetime) -> Co
     _require_status(contract, ContractStatus.PENDING_APPROVAL, action="approve")
     if not actor.has_perm("contracts.approve_contract"):
         raise DomainError(
-            "Only a sales manager can approve discounts.", code="permission_denied", http_status=403
+            gettext("Only a sales manager can approve discounts."), code="permission_denied", http_status=403
         )
     if actor.pk == contract.account_manager_id:
         raise DomainError(
-            "The contract's own account manager cannot approve it.", code="permission_denied", http_status=403
+            gettext("The contract's own account manager cannot approve it."),
+            code="permission_denied",
+            http_status=403,
         )
     contract.approved_by = actor
     contract.approved_at = now
@@ -499,17 +541,21 @@ def contract_reject(*, contract: Contract, actor, now: datetime.datetime, reason
     reason = (reason or "").strip()
     if not reason:
         raise DomainError(
-            "Give a reason for the rejection.", code="invalid", fields={"reason": ["Required."]}
+            gettext("Give a reason for the rejection."),
+            code="invalid",
+            fields={"reason": [gettext("Required.")]},
         )
     contract = _locked(contract)
     _require_status(contract, ContractStatus.PENDING_APPROVAL, action="reject")
     if not actor.has_perm("contracts.approve_contract"):
         raise DomainError(
-            "Only a sales manager can reject discounts.", code="permission_denied", http_status=403
+            gettext("Only a sales manager can reject discounts."), code="permission_denied", http_status=403
         )
     if actor.pk == contract.account_manager_id:
         raise DomainError(
-            "The contract's own account manager cannot reject it.", code="permission_denied", http_status=403
+            gettext("The contract's own account manager cannot reject it."),
+            code="permission_denied",
+            http_status=403,
         )
     contract.status = ContractStatus.DRAFT
     contract.submitted_at = None
@@ -530,7 +576,9 @@ def _firm_up(contract: Contract) -> None:
     allocations = Allocation.objects.filter(line__contract=contract).select_related("card", "server", "line")
     for allocation in allocations:
         hardware = (
-            f"Card {allocation.card.uuid}" if allocation.card_id else f"Server {allocation.server.serial}"
+            gettext("Card %(uuid)s") % {"uuid": allocation.card.uuid}
+            if allocation.card_id
+            else gettext("Server %(serial)s") % {"serial": allocation.server.serial}
         )
         other = allocation_conflicts(
             server=allocation.server,
@@ -557,13 +605,15 @@ def _firm_up(contract: Contract) -> None:
             ).first()
             if other is not None:
                 hardware = (
-                    f"Card {allocation.card.uuid}"
+                    gettext("Card %(uuid)s") % {"uuid": allocation.card.uuid}
                     if allocation.card_id
-                    else f"Server {allocation.server.serial}"
+                    else gettext("Server %(serial)s") % {"serial": allocation.server.serial}
                 )
                 msg = _conflict_message(hardware, other)
                 raise Conflict(msg, code="double_booking", fields={"allocations": [msg]}) from None
-        raise Conflict("Another contract took some of this hardware.", code="double_booking") from None
+        raise Conflict(
+            gettext("Another contract took some of this hardware."), code="double_booking"
+        ) from None
 
 
 @transaction.atomic
@@ -573,13 +623,16 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
     _require_status(contract, ContractStatus.DRAFT, ContractStatus.PENDING_APPROVAL, action="activate")
     if not contract.lines.exists():
         raise DomainError(
-            "A contract needs at least one line.", code="invalid", fields={"lines": ["Add a line."]}
+            gettext("A contract needs at least one line."),
+            code="invalid",
+            fields={"lines": [gettext("Add a line.")]},
         )
     needed, _why = contract_approval_rule(contract=contract)
     if needed and contract.approved_at is None:
         threshold = decimal_text(Decimal(settings.DISCOUNT_APPROVAL_THRESHOLD))
         raise InvalidState(
-            f"Discounts above {threshold}% need a sales manager's approval before activation.",
+            gettext("Discounts above %(threshold)s%% need a sales manager's approval before activation.")
+            % {"threshold": threshold},
             code="approval_required",
         )
     reason = "activated"
@@ -591,7 +644,8 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
     problems = contract_coverage_problems(contract=contract)
     if problems:
         raise DomainError(
-            "Allocations do not cover the contract: " + "; ".join(problems.values()) + ".",
+            gettext("Allocations do not cover the contract: %(problems)s.")
+            % {"problems": "; ".join(problems.values())},
             code="insufficient_allocation",
             fields={"allocations": list(problems.values())},
         )
@@ -697,12 +751,14 @@ def contract_amend(*, contract: Contract, actor, effective_at: datetime.datetime
     contract = _locked(contract)
     _require_status(contract, ContractStatus.ACTIVE, ContractStatus.SUSPENDED, action="amend")
     if Contract.objects.filter(amends=contract).exists():
-        raise InvalidState(f"Contract {contract} already has an amendment in progress.")
+        raise InvalidState(
+            gettext("Contract %(contract)s already has an amendment in progress.") % {"contract": contract}
+        )
     if effective_at <= contract.start_at or (contract.end_at and effective_at >= contract.end_at):
         raise DomainError(
-            "The amendment must take effect within the contract's term.",
+            gettext("The amendment must take effect within the contract's term."),
             code="invalid",
-            fields={"effective_at": ["Must lie within the contract's term."]},
+            fields={"effective_at": [gettext("Must lie within the contract's term.")]},
         )
     new = Contract(
         number=contract.number,
@@ -774,7 +830,11 @@ def line_save(*, line: ContractLine, actor) -> ContractLine:
         )
         if line.list_unit_price is None:
             if item is None:
-                msg = f"No list price for {line.gpu_model} {line.resource}/{line.term}; give one."
+                msg = gettext("No list price for %(model)s %(resource)s/%(term)s; give one.") % {
+                    "model": line.gpu_model,
+                    "resource": line.resource,
+                    "term": line.term,
+                }
                 raise DomainError(msg, code="invalid", fields={"list_unit_price": [msg]})
             line.list_unit_price = item.list_unit_price
         if line.term_discount_percent is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -221,3 +222,24 @@ def test_a_domain_error_of_a_state_change_in_both_languages(make_staff):
 def test_the_language_does_not_leak_into_the_next_request(admin):
     assert_chinese(admin.post("/api/v1/customers/", BAD_CUSTOMER, format="json", HTTP_ACCEPT_LANGUAGE="zh"))
     assert_english(admin.post("/api/v1/customers/", BAD_CUSTOMER, format="json"))
+
+
+def test_a_contract_refusal_in_both_languages(make_staff):
+    from tests.factories.contracts import NOW, draft, server_line
+
+    am = make_staff(roles.ACCOUNT_MANAGER, username="am1")
+    with time_machine.travel(NOW, tick=False):
+        contract = draft(
+            CustomerFactory(), am, [server_line(ServerFactory(), discount_percent=Decimal("30"))]
+        )
+        client = APIClient()
+        client.force_authenticate(am)
+        url = f"/api/v1/contracts/{contract.pk}/activate/"
+        english = client.post(url, {}, format="json")
+        chinese = client.post(url, {}, format="json", HTTP_ACCEPT_LANGUAGE="zh-CN")
+
+    assert english.status_code == chinese.status_code == 409
+    en, zh = assert_english(english), assert_chinese(chinese)
+    assert en["code"] == zh["code"] == "approval_required"
+    assert en["message"] == "Discounts above 20% need a sales manager's approval before activation."
+    assert zh["message"] == "折扣超过 20% 的合同须经销售经理审批后才能生效。"
