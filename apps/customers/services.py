@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from apps.accounts import roles
 from apps.core.errors import Conflict, DomainError
@@ -55,11 +56,15 @@ def _save(customer: Customer, *, actor) -> None:
             customer.save()
     except IntegrityError as exc:
         constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
-        for field, label in (("tax_id", "tax id"), ("code", "code")):
+        for field, message in (
+            ("tax_id", gettext("Another customer took this tax id meanwhile.")),
+            ("code", gettext("Another customer took this code meanwhile.")),
+        ):
             if field in constraint:
-                message = f"Another customer took this {label} meanwhile."
                 raise Conflict(message, fields={field: [message]}) from exc
-        raise Conflict("The customer conflicts with data written meanwhile; reload and retry.") from exc
+        raise Conflict(
+            gettext("The customer conflicts with data written meanwhile; reload and retry.")
+        ) from exc
 
 
 def customer_create(*, actor=None, **fields) -> Customer:
@@ -87,7 +92,7 @@ def customer_update(*, customer: Customer, actor=None, **fields) -> Customer:
     """
     _check_fields(fields)
     if "code" in fields and fields["code"] != customer.code:
-        message = "The customer code cannot change; other systems refer to the customer by it."
+        message = gettext("The customer code cannot change; other systems refer to the customer by it.")
         raise DomainError(message, code="invalid", fields={"code": [message]})
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)

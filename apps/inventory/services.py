@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 from simple_history.utils import bulk_create_with_history
 
 from apps.core.errors import Conflict, DomainError, InvalidState
@@ -50,7 +51,8 @@ def _resolve_provider(provider: Provider | str) -> Provider:
         return provider
     found = Provider.objects.filter(code=provider).first()
     if found is None:
-        raise _invalid(f"Unknown provider '{provider}'.", {"provider": [f"Unknown provider '{provider}'."]})
+        message = gettext("Unknown provider '%(code)s'.") % {"code": provider}
+        raise _invalid(message, {"provider": [message]})
     return found
 
 
@@ -58,11 +60,17 @@ def _resolve_site(site: Site | str, provider: Provider) -> Site:
     if isinstance(site, str):
         found = Site.objects.filter(provider=provider, name=site).first()
         if found is None:
-            message = f"Unknown site '{site}' for provider '{provider.code}'."
+            message = gettext("Unknown site '%(name)s' for provider '%(provider)s'.") % {
+                "name": site,
+                "provider": provider.code,
+            }
             raise _invalid(message, {"site": [message]})
         return found
     if site.provider_id != provider.pk:
-        message = f"Site '{site.name}' belongs to another provider, not to '{provider.code}'."
+        message = gettext("Site '%(name)s' belongs to another provider, not to '%(provider)s'.") % {
+            "name": site.name,
+            "provider": provider.code,
+        }
         raise _invalid(message, {"site": [message]})
     return site
 
@@ -72,7 +80,7 @@ def _resolve_gpu_model(gpu_model: GpuModel | str) -> GpuModel:
         return gpu_model
     found = GpuModel.objects.filter(name=gpu_model).first()
     if found is None:
-        message = f"Unknown GPU model '{gpu_model}'."
+        message = gettext("Unknown GPU model '%(name)s'.") % {"name": gpu_model}
         raise _invalid(message, {"gpu_model": [message]})
     return found
 
@@ -80,10 +88,10 @@ def _resolve_gpu_model(gpu_model: GpuModel | str) -> GpuModel:
 def _check_status(status: str, field: str = "status") -> None:
     if status not in SETTABLE_STATUSES:
         allowed = ", ".join(SETTABLE_STATUSES)
-        message = (
-            f"Status '{status}' cannot be set here; use one of {allowed} "
+        message = gettext(
+            "Status '%(status)s' cannot be set here; use one of %(allowed)s "
             "('allocated' follows from contract allocations)."
-        )
+        ) % {"status": status, "allowed": allowed}
         raise _invalid(message, {field: [message]})
 
 
@@ -117,18 +125,25 @@ def _card_errors(specs: list[CardSpec], *, card_count: int, taken_slots: Collect
             add(
                 index,
                 "status",
-                f"Status '{spec.status}' cannot be set here; use one of {', '.join(SETTABLE_STATUSES)}.",
+                gettext("Status '%(status)s' cannot be set here; use one of %(allowed)s.")
+                % {"status": spec.status, "allowed": ", ".join(SETTABLE_STATUSES)},
             )
         if not 0 <= spec.slot < card_count:
             add(
                 index,
                 "slot",
-                f"Slot {spec.slot} is out of range: a {card_count}-card server has slots 0–{card_count - 1}.",
+                gettext("Slot %(slot)s is out of range: a %(count)s-card server has slots 0–%(last)s.")
+                % {"slot": spec.slot, "count": card_count, "last": card_count - 1},
             )
         elif spec.slot in taken_slots:
-            add(index, "slot", f"Slot {spec.slot} already holds a card.")
+            add(index, "slot", gettext("Slot %(slot)s already holds a card.") % {"slot": spec.slot})
         elif spec.slot in seen_slots:
-            add(index, "slot", f"Slot {spec.slot} is given twice (also card {seen_slots[spec.slot]}).")
+            add(
+                index,
+                "slot",
+                gettext("Slot %(slot)s is given twice (also card %(other)s).")
+                % {"slot": spec.slot, "other": seen_slots[spec.slot]},
+            )
         else:
             seen_slots[spec.slot] = index
         try:
@@ -163,15 +178,15 @@ def _conflict_from(exc: IntegrityError, *, serial: str = "", cards_field: str | 
     """
     constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
     if "serial" in constraint:
-        message = f"A server with serial '{serial}' was registered meanwhile."
+        message = gettext("A server with serial '%(serial)s' was registered meanwhile.") % {"serial": serial}
         return Conflict(message, fields={"serial": [message]})
     for key, message in (
-        ("uuid", "A card with this UUID was registered meanwhile."),
-        ("slot", "A card was put in this slot meanwhile."),
+        ("uuid", gettext("A card with this UUID was registered meanwhile.")),
+        ("slot", gettext("A card was put in this slot meanwhile.")),
     ):
         if key in constraint:
             return Conflict(message, fields={cards_field or key: [message]})
-    return Conflict("The request conflicts with data written meanwhile; reload and retry.")
+    return Conflict(gettext("The request conflicts with data written meanwhile; reload and retry."))
 
 
 def server_create(
@@ -203,10 +218,16 @@ def server_create(
     if card_count is None:
         card_count = len(specs) or DEFAULT_CARD_COUNT
     if not 1 <= card_count <= MAX_CARDS_PER_SERVER:
-        message = f"A server has 1 to {MAX_CARDS_PER_SERVER} cards, not {card_count}."
+        message = gettext("A server has 1 to %(max)s cards, not %(count)s.") % {
+            "max": MAX_CARDS_PER_SERVER,
+            "count": card_count,
+        }
         raise _invalid(message, {"card_count": [message]})
     if len(specs) > card_count:
-        message = f"{len(specs)} cards given for a server with card_count {card_count}."
+        message = gettext("%(given)s cards given for a server with card_count %(count)s.") % {
+            "given": len(specs),
+            "count": card_count,
+        }
         raise _invalid(message, {"cards": [message]})
     _check_status(status)
     for field, amount in (
@@ -214,10 +235,10 @@ def server_create(
         ("annual_cash_cost_amount", annual_cash_cost_amount),
     ):
         if amount is not None and amount < 0:
-            message = "The amount cannot be negative."
+            message = gettext("The amount cannot be negative.")
             raise _invalid(f"{field}: {message}", {field: [message]})
     if Server.objects.filter(serial=serial).exists():
-        message = f"A server with serial '{serial}' already exists."
+        message = gettext("A server with serial '%(serial)s' already exists.") % {"serial": serial}
         raise _invalid(message, {"serial": [message]})
     _raise_for_cards(_card_errors(specs, card_count=card_count))
 
@@ -272,7 +293,7 @@ def server_update(
             changed.append("site")
         if status is not None and status != server.status:
             if server.status == HardwareStatus.ALLOCATED:
-                message = "The server is allocated to a contract; end the allocation first."
+                message = gettext("The server is allocated to a contract; end the allocation first.")
                 raise InvalidState(message, fields={"status": [message]})
             _check_status(status)
             server.status = status
@@ -284,7 +305,7 @@ def server_update(
             if amount is _UNSET:
                 continue
             if amount is not None and amount < 0:
-                message = "The amount cannot be negative."
+                message = gettext("The amount cannot be negative.")
                 raise _invalid(f"{field}: {message}", {field: [message]})
             setattr(server, field, amount)
             changed.append(field)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
+from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import CreditNote, Invoice, InvoiceStatus, Payment, PaymentMethod
 from apps.billing.invoicing.selectors import billing_today
@@ -55,7 +56,7 @@ def credit_entry_add(
     """Write one ledger entry (the caller holds the customer's lock)."""
     balance = credit_balance_of(customer_id=customer_id, currency=currency) + amount
     if balance < 0:  # the CHECK constraint would refuse it too
-        raise InvalidState("The customer's credit would go below zero.", code="credit_insufficient")
+        raise InvalidState(gettext("The customer's credit would go below zero."), code="credit_insufficient")
     return CreditEntry.objects.create(
         customer_id=customer_id,
         currency=currency,
@@ -140,19 +141,26 @@ def bank_transfer_record(
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if invoice.status not in (InvoiceStatus.ISSUED, InvoiceStatus.PAID):
         raise InvalidState(
-            f"Invoice {invoice} is {invoice.status}; transfers are recorded against issued invoices."
+            gettext("Invoice %(invoice)s is %(status)s; transfers are recorded against issued invoices.")
+            % {"invoice": invoice, "status": invoice.status}
         )
     amount = round_money(amount)
     if amount <= 0:
-        raise DomainError("A payment must be positive.", code="invalid", fields={"amount": ["Must be > 0."]})
+        raise DomainError(
+            gettext("A payment must be positive."),
+            code="invalid",
+            fields={"amount": [gettext("Must be > 0.")]},
+        )
     reference = reference.strip()
     if not reference:
-        msg = "The bank reference (流水号) is required."
+        msg = gettext("The bank reference (transaction number) is required.")
         raise DomainError(msg, code="invalid", fields={"reference": [msg]})
     if received_at is None:
         received_on = received_on or billing_today(now)
         if received_on > billing_today(now):
-            msg = f"A transfer cannot be received after today ({billing_today(now)})."
+            msg = gettext("A transfer cannot be received after today (%(today)s).") % {
+                "today": billing_today(now)
+            }
             raise DomainError(msg, code="invalid", fields={"received_on": [msg]})
         received_at = transfer_received_at(received_on=received_on, now=now)
     return invoice_payment_take(
@@ -218,19 +226,27 @@ def credit_refund(
     """Pay credit back to the customer (a bank transfer out): recorded, never deleted."""
     amount = round_money(amount)
     if amount <= 0:
-        raise DomainError("A refund must be positive.", code="invalid", fields={"amount": ["Must be > 0."]})
+        raise DomainError(
+            gettext("A refund must be positive."),
+            code="invalid",
+            fields={"amount": [gettext("Must be > 0.")]},
+        )
     reference = reference.strip()
     if not reference:
-        msg = "The bank reference (流水号) of the refund is required."
+        msg = gettext("The bank reference (transaction number) of the refund is required.")
         raise DomainError(msg, code="invalid", fields={"reference": [msg]})
     customer = customer_credit_lock(customer_id=customer.pk)
     currency = currency or customer.currency
     balance = credit_balance_of(customer_id=customer.pk, currency=currency)
     if amount > balance:
-        msg = (
-            f"A refund of {amount:,.2f} {currency} is more than {customer.code}'s credit balance "
-            f"of {balance:,.2f} {currency}."
-        )
+        msg = gettext(
+            "A refund of %(amount)s %(currency)s is more than %(customer)s's credit balance of %(balance)s %(currency)s."
+        ) % {
+            "amount": f"{amount:,.2f}",
+            "currency": currency,
+            "customer": customer.code,
+            "balance": f"{balance:,.2f}",
+        }
         raise DomainError(msg, code="credit_insufficient", fields={"amount": [msg]})
     return credit_entry_add(
         customer_id=customer.pk,

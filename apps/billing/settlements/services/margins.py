@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Count, Sum
+from django.utils.translation import gettext
 
 from apps.billing.settlements.models import SettlementLine
 from apps.billing.settlements.services._period import parse_period
@@ -65,13 +66,17 @@ def margin_report(
     """
     if group_by not in GROUPS:
         raise DomainError(
-            f"group_by must be one of {', '.join(GROUPS)}.", code="invalid", fields={"group_by": ["Unknown."]}
+            gettext("group_by must be one of %(groups)s.") % {"groups": ", ".join(GROUPS)},
+            code="invalid",
+            fields={"group_by": [gettext("Unknown.")]},
         )
     first = parse_period(period or period_from or "")
     last = parse_period(period or period_to or str(first))
     if last < first:
         raise DomainError(
-            "period_to is before period_from.", code="invalid", fields={"period_to": ["Too early."]}
+            gettext("period_to is before period_from."),
+            code="invalid",
+            fields={"period_to": [gettext("Too early.")]},
         )
     lines = SettlementLine.objects.filter(statement__period__gte=str(first), statement__period__lte=str(last))
     if provider is not None:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import Invoice, InvoiceStatus
 from apps.billing.settlements.models import SettlementLine, SettlementStatement, SettlementStatus
@@ -203,11 +204,17 @@ def settlement_confirm(
     """Draft → confirmed: the statement is final (cost owed to the provider); it never changes again."""
     statement = _locked(statement)
     if statement.status != SettlementStatus.DRAFT:
-        raise InvalidState(f"Statement {statement} is {statement.status}; only drafts can be confirmed.")
+        raise InvalidState(
+            gettext("Statement %(statement)s is %(status)s; only drafts can be confirmed.")
+            % {"statement": statement, "status": statement.status}
+        )
     if statement.warning_count:
         raise DomainError(
-            f"Statement {statement} has {statement.warning_count} line(s) without a cost (see their warnings); "
-            "add the supply agreement and rebuild the draft first.",
+            gettext(
+                "Statement %(statement)s has %(count)s line(s) without a cost (see their warnings); "
+                "add the supply agreement and rebuild the draft first."
+            )
+            % {"statement": statement, "count": statement.warning_count},
             code="settlement_has_warnings",
         )
     statement.status = SettlementStatus.CONFIRMED
@@ -225,7 +232,8 @@ def settlement_mark_paid(
     statement = _locked(statement)
     if statement.status != SettlementStatus.CONFIRMED:
         raise InvalidState(
-            f"Statement {statement} is {statement.status}; only confirmed statements can be paid."
+            gettext("Statement %(statement)s is %(status)s; only confirmed statements can be paid.")
+            % {"statement": statement, "status": statement.status}
         )
     statement.status = SettlementStatus.PAID
     statement.paid_at = now

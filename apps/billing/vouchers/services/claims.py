@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Prefetch, Sum
+from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
 from apps.billing.vouchers.models import (
@@ -75,9 +76,10 @@ def _claim_invoices(customer: Customer, programme: VoucherProgramme, invoices) -
     missing = [str(pk) for pk in ids if pk not in found]
     if missing:
         raise DomainError(
-            f"Unknown invoice(s) for {customer.code}: {', '.join(missing)}.",
+            gettext("Unknown invoice(s) for %(customer)s: %(ids)s.")
+            % {"customer": customer.code, "ids": ", ".join(missing)},
             code="not_found",
-            fields={"invoices": [f"Unknown: {', '.join(missing)}."]},
+            fields={"invoices": [gettext("Unknown: %(ids)s.") % {"ids": ", ".join(missing)}]},
             http_status=404,
         )
     out = []
@@ -216,14 +218,18 @@ def voucher_claim_record(
         .get(pk=voucher.pk)
     )
     if voucher.status != VoucherStatus.ACTIVE:
-        raise InvalidState(f"Voucher {voucher} is {voucher.status}.")
+        raise InvalidState(
+            gettext("Voucher %(voucher)s is %(status)s.") % {"voucher": voucher, "status": voucher.status}
+        )
     if voucher.valid_to < local_date(now):
-        raise InvalidState(f"Voucher {voucher} ended on {voucher.valid_to}.")
+        raise InvalidState(
+            gettext("Voucher %(voucher)s ended on %(date)s.") % {"voucher": voucher, "date": voucher.valid_to}
+        )
     claim = claim_compute(
         customer=voucher.customer, programme=voucher.programme, invoices=invoices, now=now, voucher=voucher
     )
     if claim.claimable_amount <= 0:
-        raise DomainError("Nothing is claimable for these invoices.", code="nothing_claimable")
+        raise DomainError(gettext("Nothing is claimable for these invoices."), code="nothing_claimable")
     return [
         voucher_ledger_move(
             voucher=voucher,

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Q, Sum
+from django.utils.translation import gettext
 
 from apps.billing.vouchers.models import (
     LedgerKind,
@@ -111,7 +112,10 @@ def voucher_ledger_move(
     """Move the (locked) voucher's balance by ``amount`` and write its ledger entry."""
     voucher.balance += amount
     if voucher.balance < 0:  # the CHECK constraint would refuse it too
-        raise InvalidState(f"Voucher {voucher} would go below zero.", code="voucher_overdrawn")
+        raise InvalidState(
+            gettext("Voucher %(voucher)s would go below zero.") % {"voucher": voucher},
+            code="voucher_overdrawn",
+        )
     if voucher.status != VoucherStatus.EXPIRED:
         voucher.status = VoucherStatus.ACTIVE if voucher.balance > 0 else VoucherStatus.EXHAUSTED
     voucher.save(update_fields=["balance", "status"])
@@ -186,7 +190,7 @@ def voucher_expire(*, voucher: Voucher, now: datetime.datetime, actor=None) -> V
     customer_vouchers_lock(customer_id=voucher.customer_id)
     voucher = Voucher.objects.select_for_update().get(pk=voucher.pk)
     if voucher.status == VoucherStatus.EXPIRED:
-        raise InvalidState(f"Voucher {voucher} has already expired.")
+        raise InvalidState(gettext("Voucher %(voucher)s has already expired.") % {"voucher": voucher})
     voucher.status = VoucherStatus.EXPIRED
     if not voucher_balance_expire(voucher=voucher, now=now, actor=actor, note="expired"):
         voucher.save(update_fields=["status"])
