@@ -3,6 +3,7 @@ reason, every decision in the history, and the account manager's e-mail after co
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -77,9 +78,7 @@ def test_contract_needing_approval_cannot_be_activated_without_it(am, customer):
     contract = big_discount(am, customer)
     needed, why = services.contract_approval_rule(contract=contract)
     assert needed
-    assert why == (
-        "Needs a sales manager's approval: line 1 has a 23.5% discount, above the 20% threshold."
-    )
+    assert why == ("Needs a sales manager's approval: line 1 has a 23.5% discount, above the 20% threshold.")
     services.contract_submit(contract=contract, actor=am, now=NOW)
     with pytest.raises(InvalidState, match="need a sales manager's approval"):
         services.contract_activate(contract=contract, actor=am, now=NOW)
@@ -149,7 +148,8 @@ def test_approval_queue_lists_and_decides(am, sales, customer, client, django_ca
     url = reverse("admin:contracts_contract_approvals")
     page = client.get(url).content.decode()
     assert "2 contract(s) wait for approval" in page
-    assert str(contract) in page and "23.50%" in page
+    assert str(contract) in page and "23.5%" in page
+    assert re.search(r"CNY \d{1,3}(,\d{3})+\.\d\d</td>", page)  # grouped, to the fen
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, {"contract": contract.pk, "decision": "approve"})
         client.post(url, {"contract": other.pk, "decision": "reject", "reason": "price too low"})

@@ -1,5 +1,12 @@
 """Chinese number format as finance writes amounts: 186,325.00 (Django's default for zh-hans
-groups nothing). Only these two differ; everything else falls back to Django's zh_Hans formats."""
+groups nothing), and dates and times as the admin shows them; the rest falls back to Django's zh_Hans formats."""
 
 THOUSAND_SEPARATOR = ","
 NUMBER_GROUPING = 3
+
+# Instants with the billing time zone's name, as in English (config/formats/en/formats.py).
+DATE_FORMAT = "Y-m-d"
+SHORT_DATE_FORMAT = "Y-m-d"
+DATETIME_FORMAT = "Y-m-d H:i T"
+SHORT_DATETIME_FORMAT = "Y-m-d H:i T"
+TIME_FORMAT = "H:i"
