@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from itertools import groupby
 
+from django.conf import settings
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -20,6 +21,7 @@ from apps.billing.invoicing.models import CreditNote, Invoice, InvoiceStatus
 from apps.billing.invoicing.services.issuing import fapiao_snapshot
 from apps.core import pdf
 from apps.core.money import ZERO, amount_in_words
+from apps.core.periods import local_time_text
 from apps.customers.models import InvoiceType
 
 WARNING = ParagraphStyle("warning", parent=pdf.BODY, textColor=colors.HexColor("#b00020"), fontSize=11)
@@ -233,7 +235,8 @@ def credit_note_pdf(note: CreditNote) -> bytes:
         pdf.para(
             f"原发票 Original invoice: {invoice.number} · 账期 Billing period: {invoice.period} · "
             f"币种 Currency: {currency}\n"
-            f"开具时间 Issued: {note.issued_at:%Y-%m-%d} · 原因 Reason: {note.reason}"
+            f"开具时间 Issued: {local_time_text(note.issued_at, settings.BILLING_TIME_ZONE)} · "
+            f"原因 Reason: {note.reason}"
         ),
         pdf.spacer(3),
         *_parties(fapiao),

@@ -15,7 +15,6 @@ import csv
 import io
 import zipfile
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Prefetch
@@ -25,6 +24,7 @@ from apps.billing.vouchers.services import ClaimComputation
 from apps.contracts.models import Allocation, Contract, ContractLine
 from apps.core import pdf
 from apps.core.money import amount_in_words, decimal_text, round_percent, round_places
+from apps.core.periods import local_time_text
 
 SUMMARY = "claim-summary.pdf"
 USAGE_REPORT = "usage-delivery-report.csv"
@@ -35,7 +35,7 @@ def _money(value) -> str:
 
 
 def _local(instant) -> str:
-    return instant.astimezone(ZoneInfo(settings.BILLING_TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
+    return local_time_text(instant, settings.BILLING_TIME_ZONE)
 
 
 def _contracts(claim: ClaimComputation) -> list[Contract]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
 import pytest
@@ -116,6 +117,14 @@ def test_credit_note_pdf(invoice):
     assert "北京智算科技有限公司" in text
     assert "-231.28" in text and "-13.88" in text and "-245.16" in text
     assert "负贰佰肆拾伍元壹角陆分" in text
+
+
+def test_credit_note_pdf_dates_the_note_in_the_billing_zone(invoice):
+    invoice = invoice_issue(invoice=invoice, now=ISSUED_AT)
+    late_evening = datetime.datetime(2026, 12, 3, 17, 30, tzinfo=datetime.UTC)  # Dec 4, 01:30 in Shanghai
+    note = credit_note_create(invoice=invoice, reason="outage credit", now=late_evening)
+    text = pdf_text(credit_note_pdf(selectors.credit_note_for_pdf(note.pk)))
+    assert "Issued:2026-12-0401:30CST(UTC+08:00)" in text  # pdf_text drops the spaces
 
 
 def test_pdf_queries_do_not_grow_with_lines(am):
