@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Under /api/: one language per response, from Accept-Language or the caller (docs/api.md#language).
     "apps.api.language.ApiLanguageMiddleware",
+    "apps.api.middleware.ApiNotFoundMiddleware",  # unknown /api/ URLs answer JSON, not HTML
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",

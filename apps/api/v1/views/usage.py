@@ -62,6 +62,22 @@ def _error(code: str, message: str, status: int, **extra: Any) -> HttpResponse:
     return _json({"code": code, "message": message, "fields": {}, **extra}, status)
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string (or key) with a lone UTF-16 surrogate (``"\\ud800"``):
+    JSON lets the escape through, but no UTF-8 text, database or JSON encoder takes it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
@@ -85,7 +101,7 @@ def _parse(body: bytes) -> tuple[Any, HttpResponse | None]:
             400,
         )
     try:
-        return json.loads(text, parse_constant=_reject_constant), None
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         if isinstance(exc, json.JSONDecodeError):
             message = gettext(
@@ -98,6 +114,20 @@ def _parse(body: bytes) -> tuple[Any, HttpResponse | None]:
         else:
             message = gettext("The request body is not valid JSON.")
         return None, _error("malformed_request", message, 400)
+    try:
+        lone_surrogate = _has_lone_surrogate(value)
+    except RecursionError:
+        lone_surrogate = True
+    if lone_surrogate:
+        # orjson refused it above; echoing it back in an error would fail too: a 400 of its own.
+        return None, _error(
+            "invalid_text",
+            gettext(
+                "The request body has a lone UTF-16 surrogate (\\ud800 to \\udfff) in a string; send valid Unicode text."
+            ),
+            400,
+        )
+    return value, None
 
 
 @contextmanager
@@ -116,7 +146,16 @@ def _no_cycle_collection():
 
 
 def _is_json(content_type: str) -> bool:
-    return not content_type or content_type == _JSON or content_type.endswith("+json")
+    """JSON media type (``application/json`` or ``*+json``, any case), with no charset or UTF-8."""
+    media_type, _, params = content_type.partition(";")
+    media_type = media_type.strip().lower()
+    if media_type and media_type != _JSON and not media_type.endswith("+json"):
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
 
 
 class PartnerAPIView(APIView):
