@@ -4,9 +4,6 @@ groups nothing), and dates and times as the admin shows them; the rest falls bac
 THOUSAND_SEPARATOR = ","
 NUMBER_GROUPING = 3
 
-# Instants with the billing time zone's name, as in English (config/formats/en/formats.py).
-DATE_FORMAT = "Y-m-d"
-SHORT_DATE_FORMAT = "Y-m-d"
-DATETIME_FORMAT = "Y-m-d H:i T"
+# Instants with the billing time zone's name (dates stay Django's 2026年12月1日).
+DATETIME_FORMAT = "Y年n月j日 H:i T"
 SHORT_DATETIME_FORMAT = "Y-m-d H:i T"
-TIME_FORMAT = "H:i"
