@@ -10,6 +10,7 @@ from apps.api.v1.views.billing import (
     InvoiceViewSet,
     UpcomingInvoiceView,
 )
+from apps.api.v1.views.contract_lines import ContractLineView
 from apps.api.v1.views.contracts import ContractViewSet
 from apps.api.v1.views.customers import CustomerViewSet
 from apps.api.v1.views.inventory import GpuModelViewSet, ServerCardViewSet, ServerViewSet
@@ -56,6 +57,11 @@ urlpatterns = [
         rf"^customers/{_PARENT.format('customer_pk')}/credit/$",
         CustomerCreditView.as_view(),
         name="customer-credit",
+    ),
+    re_path(
+        rf"^contracts/{_PARENT.format('pk')}/lines/{_PARENT.format('line_pk')}/$",
+        ContractLineView.as_view(),
+        name="contract-line",
     ),
     re_path(
         rf"^price-lists/{_PARENT.format('price_list_pk')}/items/$", price_list_items, name="price-list-items"
