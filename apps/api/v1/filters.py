@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import django_filters as filters
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db.models import Exists, Q
+from django.utils.translation import gettext, gettext_lazy
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
 
-from apps.contracts.models import PriceList, PriceListItem
+from apps.contracts.models import Allocation, PriceList, PriceListItem
 from apps.core.choices import Currency, LeaseTerm, ResourceKind
 from apps.customers.models import Customer, InvoiceType
+from apps.core.periods import Period
 from apps.inventory.models import GpuModel, HardwareStatus, Server
+from apps.inventory.services import card_uuid_normalize
+from apps.metering import selectors as metering_selectors
+from apps.metering.models import UsageRecord
 from apps.providers.models import HubRegion, Provider, ProviderType, Site
+
+_BOOLEAN_VALUES = {"true", "false", "1", "0"}
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """django-filter, refusing a junk boolean (``?verified=maybe``) with a 400 instead of ignoring it
+    (django-filter reads anything but true/false/1/0 as "no filter")."""
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is None:
+            return None
+        errors = {}
+        for name, flt in filterset.filters.items():
+            if not isinstance(flt, filters.BooleanFilter):
+                continue
+            for value in request.query_params.getlist(name):
+                if value.strip().lower() not in _BOOLEAN_VALUES and value != "":
+                    errors[name] = [gettext("Expected true or false.")]
+        if errors:
+            raise ValidationError(errors)
+        return filterset
 
 
 class ProviderFilter(filters.FilterSet):
@@ -82,3 +114,51 @@ class PriceListItemFilter(filters.FilterSet):
     class Meta:
         model = PriceListItem
         fields = ["gpu_model", "resource", "term", "tax_category"]
+
+
+class UsageRecordFilter(filters.FilterSet):
+    """Filters of ``GET /api/v1/usage/``; each is served by an index of ``metering_usagerecord``
+    (provider, card or server with the start, or the primary key the pages follow)."""
+
+    period = filters.CharFilter(
+        method="filter_period",
+        validators=[RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", gettext_lazy("Give the period as YYYY-MM."))],
+        help_text="Billing period YYYY-MM: records overlapping it (billing time zone).",
+    )
+    provider = filters.CharFilter(field_name="provider__code", help_text="Provider code.")
+    card = filters.CharFilter(method="filter_card", help_text="Card UUID: the card's records.")
+    server = filters.CharFilter(
+        method="filter_server", help_text="Server serial: its whole-server records and its cards' records."
+    )
+    contract = filters.NumberFilter(
+        method="filter_contract",
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="Contract id: records its firm allocations cover.",
+    )
+    rated = filters.BooleanFilter(
+        method="filter_rated", help_text="true: a firm allocation covers it; false: none does (unrated)."
+    )
+    voided = filters.BooleanFilter(field_name="voided_at", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = UsageRecord
+        fields = ["period", "provider", "card", "server", "contract", "rated", "voided"]
+
+    def filter_period(self, queryset, name, value):
+        start, end = Period.parse(value).bounds(settings.BILLING_TIME_ZONE)
+        return metering_selectors.usage_overlapping(queryset, start, end)
+
+    def filter_card(self, queryset, name, value):
+        return queryset.filter(card__uuid=card_uuid_normalize(uuid=value))
+
+    def filter_server(self, queryset, name, value):
+        return queryset.filter(Q(server__serial=value) | Q(card__server__serial=value))
+
+    def filter_contract(self, queryset, name, value):
+        held = Allocation.objects.filter(line__contract_id=int(value))
+        return queryset.filter(Exists(metering_selectors.covering_allocations(held)))
+
+    def filter_rated(self, queryset, name, value):
+        rated = metering_selectors.rated_usage_condition()
+        return queryset.filter(rated if value else ~rated)

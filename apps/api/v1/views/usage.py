@@ -50,6 +50,7 @@ from apps.metering import services, validation
 from apps.metering.validation import MAX_BATCH_RECORDS
 
 from .base import ERROR
+from .usage_reads import UsageListMixin
 
 _JSON = "application/json"
 
@@ -171,9 +172,9 @@ class PartnerAPIView(APIView):
         super().permission_denied(request, message=message, code=code)
 
 
-class UsageView(PartnerAPIView):
+class UsageView(UsageListMixin, PartnerAPIView):
     """Partner systems push usage records here (docs/usage-api.md#batch-rules): one record, or
-    a list of up to 10,000.
+    a list of up to 10,000. ``GET`` lists records (``UsageListMixin``, docs/api.md#usage-reads).
 
     The batch is atomic. A record whose event id is already stored with the same content is a
     duplicate (counted, not stored again); with other content it is a conflict. Records may name
