@@ -72,7 +72,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Under /api/: one language per response, from Accept-Language or the caller (docs/api.md#language).
     "apps.api.language.ApiLanguageMiddleware",
+    # Bodies over the limits answer 413 before anything reads them (docs/api.md#request-size-limits).
+    "apps.api.throttling.RequestSizeLimitMiddleware",
     "apps.api.middleware.ApiNotFoundMiddleware",  # unknown /api/ URLs answer JSON, not HTML
+    # POSTs with an Idempotency-Key run once per principal and key (docs/api.md#idempotency-keys).
+    "apps.api.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -140,6 +144,10 @@ USE_TZ = True
 # 3 MB from the agent; this leaves room for long event ids, serials and extra telemetry. Larger
 # bodies are refused before they are read (the usage API answers 413 payload_too_large).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Every other API request body (docs/api.md#request-size-limits): 413 request_too_large above it.
+API_MAX_BODY_SIZE = int(env("API_MAX_BODY_SIZE", str(1024 * 1024)))
+# Outside /api/ (admin uploads, portal forms): any request body above it answers 413.
+MAX_REQUEST_BODY_SIZE = int(env("MAX_REQUEST_BODY_SIZE", str(32 * 1024 * 1024)))
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -172,7 +180,22 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.api.exceptions.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
+    # Fair shares per partner key, user and anonymous IP (docs/api.md#throttling-and-lockout).
+    "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttling.PrincipalRateThrottle"],
+    # Proxies in front of the web processes that append to X-Forwarded-For (0: REMOTE_ADDR is the client).
+    "NUM_PROXIES": int(env("API_NUM_PROXIES", "0")),
 }
+# Requests per principal ("600/min", "20/s", "10000/h"); counted in the cache (CACHES).
+API_THROTTLE_RATES = {
+    "user": env("API_THROTTLE_USER", "600/min"),
+    "partner": env("API_THROTTLE_PARTNER", "1200/min"),
+    "anon": env("API_THROTTLE_ANON", "60/min"),
+    "login": env("API_THROTTLE_LOGIN", "10/min"),
+}
+# Idempotency keys: how long a racing duplicate waits for the first answer, and after how long
+# a key whose request never answered (a killed worker) may be taken over.
+API_IDEMPOTENCY_WAIT_SECONDS = float(env("API_IDEMPOTENCY_WAIT_SECONDS", "2"))
+API_IDEMPOTENCY_LOCK_SECONDS = int(env("API_IDEMPOTENCY_LOCK_SECONDS", "300"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Suanli API",
     "DESCRIPTION": "Billing and contracts for GPU compute leasing: catalogue, contracts, usage, invoices.",
@@ -229,6 +252,10 @@ CACHES = {
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = env("STRIPE_API_BASE", "")  # where the client sends requests; empty: Stripe itself
+
+# Outgoing webhooks (docs/webhooks.md#rotation): after a secret is rotated, the previous one keeps
+# signing deliveries (a second v1= in Suanli-Signature) for this many hours.
+WEBHOOK_SECRET_ROTATION_GRACE_HOURS = int(env("WEBHOOK_SECRET_ROTATION_GRACE_HOURS", "24"))
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False

@@ -36,3 +36,11 @@ if STRIPE_SECRET_KEY and not STRIPE_API_BASE.startswith("http://127.0.0.1:"):
     raise RuntimeError("Tests talk to the local fake Stripe only: set STRIPE_API_BASE to it.")
 # Dashboard figures computed on every request, so a test sees what it just wrote.
 PORTAL_DASHBOARD_CACHE_SECONDS = int(env("PORTAL_DASHBOARD_CACHE_SECONDS", "0"))
+# API throttles out of the way of the rest of the suite (one demo user makes thousands of calls);
+# tests/api/v1/test_throttling.py sets low rates with override_settings.
+API_THROTTLE_RATES = {
+    "user": "100000/min",
+    "partner": "100000/min",
+    "anon": "100000/min",
+    "login": "100000/min",
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
@@ -9,6 +10,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 
+from apps.api.exceptions import error_response
+from apps.api.throttling import LoginRateThrottle
 from apps.api.v1.serializers.auth import TokenRequestSerializer, TokenSerializer
 from apps.core.errors import DomainError
 
@@ -20,11 +23,12 @@ class ObtainTokenView(ObtainAuthToken):
 
     authentication_classes = ()  # a browser session must not turn this into a CSRF check
     serializer_class = TokenRequestSerializer
+    throttle_classes = [LoginRateThrottle]  # guesses per IP address (docs/api.md#throttling-and-lockout)
 
     @extend_schema(
         operation_id="auth_token_create",
         request=TokenRequestSerializer,
-        responses={200: TokenSerializer, 400: ERROR},
+        responses={200: TokenSerializer, 400: ERROR, 413: ERROR, 429: ERROR},
         auth=[],
         tags=["auth"],
     )
@@ -36,6 +40,18 @@ class ObtainTokenView(ObtainAuthToken):
             username=serializer.validated_data["username"],
             password=serializer.validated_data["password"],
         )
+        if getattr(request, "axes_locked_out", False):
+            # django-axes: too many failures for this username and IP address; even the right
+            # password is refused until the cool-off has passed (docs/api.md#throttling-and-lockout).
+            cool_off = int(settings.AXES_COOLOFF_TIME.total_seconds())
+            response = error_response(
+                "locked_out",
+                gettext("Too many failed logins for this username: try again in %(minutes)s minutes.")
+                % {"minutes": max(cool_off // 60, 1)},
+                getattr(settings, "AXES_HTTP_RESPONSE_CODE", 429),
+            )
+            response["Retry-After"] = str(cool_off)
+            return response
         if user is None:  # wrong password, unknown user or inactive user: one answer for all
             raise DomainError(
                 gettext("Unable to log in with the username and password given."), code="invalid_credentials"
