@@ -12,8 +12,8 @@ from rest_framework.exceptions import ValidationError
 
 from apps.contracts.models import Allocation, PriceList, PriceListItem
 from apps.core.choices import Currency, LeaseTerm, ResourceKind
-from apps.customers.models import Customer, InvoiceType
 from apps.core.periods import Period
+from apps.customers.models import Customer, InvoiceType
 from apps.inventory.models import GpuModel, HardwareStatus, Server
 from apps.inventory.services import card_uuid_normalize
 from apps.metering import selectors as metering_selectors

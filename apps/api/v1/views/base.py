@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import OrderingFilter
 
 from apps.api.filters import SearchFilter
+from apps.api.v1.filters import StrictFilterBackend
 from apps.api.v1.serializers.common import ErrorSerializer
 
 # Updates are PATCH only: a partial update says exactly what changes.
@@ -26,7 +26,7 @@ class ApiViewSet(viewsets.ModelViewSet):
     """A model viewset with filtering, search and ordering; PATCH is the only update."""
 
     http_method_names = READ_WRITE_METHODS
-    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filter_backends = [StrictFilterBackend, SearchFilter, OrderingFilter]
 
 
 def parent_pk(value: str) -> int:

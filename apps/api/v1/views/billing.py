@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.api.filters import SearchFilter
+from apps.api.v1.filters import StrictFilterBackend
 from apps.api.v1.serializers.billing import (
     BankTransferSerializer,
     BillingRunCreateSerializer,
@@ -177,7 +178,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "payments": ["billing.record_payment"],
     }
     filterset_class = InvoiceFilter
-    filter_backends = [filters.rest_framework.DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filter_backends = [StrictFilterBackend, SearchFilter, OrderingFilter]
     search_fields = ["number", "customer__code", "customer__name"]
     ordering_fields = ["period", "number", "issued_on", "due_on", "total_amount"]
     ordering = ["-period", "customer__code", "currency", "pk"]
@@ -278,7 +279,7 @@ class CreditNoteViewSet(
         "create": ["billing.add_creditnote"],
     }
     filterset_class = CreditNoteFilter
-    filter_backends = [filters.rest_framework.DjangoFilterBackend, OrderingFilter]
+    filter_backends = [StrictFilterBackend, OrderingFilter]
     ordering_fields = ["issued_at", "number"]
     ordering = ["-issued_at", "-pk"]
 
@@ -337,7 +338,7 @@ class BillingRunViewSet(
         "create": ["billing.add_billingrun"],
     }
     filterset_class = BillingRunFilter
-    filter_backends = [filters.rest_framework.DjangoFilterBackend, OrderingFilter]
+    filter_backends = [StrictFilterBackend, OrderingFilter]
     ordering_fields = ["created_at", "period"]
     ordering = ["-created_at", "-pk"]
 

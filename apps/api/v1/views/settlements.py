@@ -16,6 +16,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
+from apps.api.v1.filters import StrictFilterBackend
 from apps.api.v1.serializers.settlements import (
     MarginReportSerializer,
     SettlementBuildResultSerializer,
@@ -68,7 +69,7 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         "pay": ["billing.pay_settlementstatement"],
     }
     filterset_class = SettlementFilter
-    filter_backends = [filters.rest_framework.DjangoFilterBackend, OrderingFilter]
+    filter_backends = [StrictFilterBackend, OrderingFilter]
     ordering_fields = ["period", "cost_amount", "margin_amount"]
     ordering = ["-period", "provider__code", "currency"]
 

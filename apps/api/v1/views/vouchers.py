@@ -21,6 +21,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from apps.api.filters import SearchFilter
+from apps.api.v1.filters import StrictFilterBackend
 from apps.api.v1.serializers.vouchers import (
     ClaimSerializer,
     RedemptionReportSerializer,
@@ -70,7 +71,7 @@ class VoucherFilter(filters.FilterSet):
         fields = ["customer", "programme", "status", "number"]
 
 
-FILTER_BACKENDS = [filters.rest_framework.DjangoFilterBackend, SearchFilter, OrderingFilter]
+FILTER_BACKENDS = [StrictFilterBackend, SearchFilter, OrderingFilter]
 PERIOD_PARAMETERS = [
     OpenApiParameter("period", str, description="YYYY-MM (or give date_from and date_to)."),
     OpenApiParameter("date_from", OpenApiTypes.DATE),
