@@ -373,6 +373,18 @@ def test_the_demo_records_nothing_after_now(demo):
     assert numbers == [f"INV-2026-{n:06d}" for n in range(1, len(numbers) + 1)]  # gapless
 
 
+def test_the_demo_dates_each_billing_run_when_it_ran_before_its_invoices_were_issued(demo):
+    from apps.billing.models import BillingRun, Invoice
+
+    runs = list(BillingRun.objects.order_by("period"))
+    assert [run.period for run in runs] == ["2026-09", "2026-10"]
+    for run in runs:
+        issued = Invoice.objects.filter(period=run.period).exclude(issued_at=None)
+        first_issue = min(issued.values_list("issued_at", flat=True))
+        assert run.created_at == run.started_at == run.finished_at == run.as_of
+        assert run.finished_at <= first_issue
+
+
 def test_the_demo_mails_no_customer_about_its_history(demo):
     from apps.billing.notices.models import Notice
 
