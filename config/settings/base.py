@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.api",
     "apps.portal",
+    "apps.audit",
     "apps.demo",
 ]
 

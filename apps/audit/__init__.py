@@ -1,0 +1,1 @@
+"""The audit trail of money-relevant changes (docs/security.md#audit-trail)."""
