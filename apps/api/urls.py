@@ -20,6 +20,7 @@ from apps.api.v1.views.providers import ProviderViewSet, SiteViewSet
 from apps.api.v1.views.settlements import SettlementViewSet
 from apps.api.v1.views.usage import UsageRecordView, UsageView
 from apps.api.v1.views.vouchers import VoucherProgrammeViewSet, VoucherViewSet
+from apps.api.v1.views.webhooks import WebhookEndpointViewSet
 
 router = DefaultRouter()
 router.register("providers", ProviderViewSet, basename="provider")
@@ -35,6 +36,7 @@ router.register("contracts", ContractViewSet, basename="contract")
 router.register("voucher-programmes", VoucherProgrammeViewSet, basename="voucher-programme")
 router.register("vouchers", VoucherViewSet, basename="voucher")
 router.register("settlements", SettlementViewSet, basename="settlement")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 
 _PARENT = r"(?P<{}>[^/.]+)"
 server_cards = ServerCardViewSet.as_view({"get": "list", "post": "create"})

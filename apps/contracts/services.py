@@ -18,6 +18,7 @@ from django.db.models import Max, Q
 from django.utils.translation import gettext
 
 from apps.core.errors import Conflict, DomainError, InvalidState
+from apps.core.events import event_publish
 from apps.core.money import decimal_text
 from apps.core.numbering import next_number
 from apps.core.periods import Period
@@ -663,6 +664,8 @@ def contract_activate(*, contract: Contract, actor, now: datetime.datetime) -> C
     contract.status = ContractStatus.ACTIVE
     contract.activated_at = now
     _save(contract, actor, reason=reason)
+    # Webhooks (docs/webhooks.md): the customer hears of it.
+    event_publish("contract.activated", owner=contract.customer, subject=contract, now=now)
     return contract
 
 

@@ -26,6 +26,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext, ngettext
 
 from apps.core.errors import Conflict, DomainError
+from apps.core.events import event_publish
 
 from . import selectors, validation
 from .models import PartnerAPIKey, UsageRecord
@@ -131,6 +132,7 @@ def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.
                 provider_id=provider.pk, event_ids=[row.event_id for row in batch.rows]
             )
         )
+        _publish_rejected(provider, payload_records, batch.error_list(), received_at)
         raise UsageRejected(batch.error_list())
     if not batch.rows:
         return IngestResult(accepted=0, duplicates=len(payload_records))
@@ -140,12 +142,22 @@ def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.
             with transaction.atomic():
                 accepted = _store(batch, provider_id=provider.pk, received_at=received_at)
             break
+        except UsageRejected as rejected:  # conflicts found while storing: the batch is rolled back
+            _publish_rejected(provider, payload_records, rejected.errors, received_at)
+            raise
         except OperationalError as exc:
             sqlstate = getattr(exc.__cause__, "sqlstate", None)
             if sqlstate not in _RETRYABLE_SQLSTATES or attempt == _ATTEMPTS or connection.in_atomic_block:
                 raise
             logger.warning("usage batch of provider %s: %s; retrying (attempt %d)", provider.pk, exc, attempt)
     return IngestResult(accepted=accepted, duplicates=len(payload_records) - accepted)
+
+
+def _publish_rejected(provider, records, errors: list[dict], received_at: datetime.datetime) -> None:
+    """``usage.rejected`` for the provider's webhooks (docs/webhooks.md#usage-rejected): published
+    outside the batch's (rolled back) transaction, so the event stays though nothing was stored."""
+    rejection = {"records": len(records), "errors": errors, "received_at": received_at}
+    event_publish("usage.rejected", owner=provider, subject=rejection, now=received_at)
 
 
 def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.datetime) -> int:

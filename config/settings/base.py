@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.contracts",
     "apps.metering",
     "apps.billing",
+    "apps.webhooks",
     "apps.api",
     "apps.portal",
     "apps.audit",

@@ -11,6 +11,7 @@ from django.utils.translation import gettext
 from apps.billing.invoicing.models import Invoice, InvoiceStatus, Payment, PaymentMethod
 from apps.billing.invoicing.services.steps import invoicing_steps_run
 from apps.core.errors import DomainError, InvalidState
+from apps.core.events import event_publish
 from apps.core.money import ZERO, round_money
 
 
@@ -20,6 +21,7 @@ def invoice_settle_status(*, invoice: Invoice, now: datetime.datetime) -> Invoic
         invoice.status = InvoiceStatus.PAID
         invoice.paid_at = now
         invoice.save(update_fields=["status", "paid_at", "updated_at"])
+        event_publish("invoice.paid", owner=invoice.customer, subject=invoice, now=now)  # docs/webhooks.md
     return invoice
 
 

@@ -16,6 +16,7 @@ from apps.billing.settlements.models import SettlementLine, SettlementStatement,
 from apps.billing.settlements.services._period import parse_period
 from apps.billing.settlements.services.planning import Planner
 from apps.core.errors import DomainError, InvalidState
+from apps.core.events import event_publish
 from apps.core.money import ZERO
 from apps.core.periods import Period
 from apps.providers.models import Provider
@@ -221,6 +222,8 @@ def settlement_confirm(
     statement.confirmed_at = now
     statement.confirmed_by = actor
     statement.save(update_fields=["status", "confirmed_at", "confirmed_by", "updated_at"])
+    # Webhooks (docs/webhooks.md): the provider hears of it.
+    event_publish("settlement.confirmed", owner=statement.provider, subject=statement, now=now)
     return statement
 
 
