@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, user_logged_in
 from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.models import Token
@@ -56,5 +56,7 @@ class ObtainTokenView(ObtainAuthToken):
             raise DomainError(
                 gettext("Unable to log in with the username and password given."), code="invalid_credentials"
             )
+        # As a login does: django-axes clears the username's failures (AXES_RESET_ON_SUCCESS).
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
