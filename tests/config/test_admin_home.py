@@ -47,6 +47,12 @@ def test_account_manager_home(demo, client, django_assert_max_num_queries):
         results(client, f"/admin/contracts/contract/?status__exact=draft&account_manager__id__exact={am1.pk}")
         == 0
     )
+    # The demo's qingluan contract (October to December) ends within 60 days of November 28.
+    ending = re.search(
+        r'<a href="([^"]+)">Ending in the next 60 days 60天内到期</a></th><td[^>]*>(\d+)<', html
+    )
+    assert ending and ending.group(2) == "1"
+    assert results(client, ending.group(1)) == 1
 
 
 def test_sales_manager_home_lists_the_approval_queue(demo, client, django_assert_max_num_queries):
@@ -125,5 +131,5 @@ def test_account_manager_counts_follow_their_contracts(demo, client, django_asse
     ending = re.search(
         r'<a href="([^"]+)">Ending in the next 60 days 60天内到期</a></th><td[^>]*>(\d+)<', html
     )
-    assert ending and ending.group(2) == "1"
-    assert results(client, ending.group(1)) == 1
+    assert ending and ending.group(2) == "2"  # this one and the demo's qingluan contract
+    assert results(client, ending.group(1)) == 2

@@ -204,10 +204,11 @@ CONTRACTS: list[ContractSpec] = [
     ContractSpec(
         "qingluan-p-monthly",
         "qingluan",
-        "Ascend 910B P-units by the month.",
+        "Ascend 910B P-units by the month, for October to December: ends within 60 days.",
         OCT_1,
         (LineSpec("p_unit", ASCEND, "monthly", servers=1, list_unit_price=Decimal("17500.00")),),
         price_list=STANDARD,
+        end=datetime.datetime(2027, 1, 1, tzinfo=OCT_1.tzinfo),
     ),
     ContractSpec(
         "chuyun-pending-approval",
