@@ -21,6 +21,7 @@ from apps.billing.invoicing.selectors import finance_home
 from apps.billing.payments.selectors import credit_balances
 from apps.contracts.models import ContractStatus
 from apps.contracts.selectors import account_manager_home, approval_queue, contract_list
+from apps.core.money import decimal_text
 from apps.core.periods import local_time_text
 from apps.inventory.selectors import free_capacity_by_hub, servers_without_supply
 from apps.metering.selectors import unrated_usage_counts, unrated_usage_customers
@@ -102,14 +103,14 @@ def sales_manager_panel(user, now: datetime.datetime) -> dict:
     for row in queue["rows"]:
         contract = row["contract"]
         margin = (
-            "no supply cost"
+            "no supply price yet 暂无供货价"
             if row["margin_amount"] is None
             else _money(contract.currency, row["margin_amount"])
         )
         items.append(
             _item(
                 f"{contract.number} · {contract.customer.name}",
-                f"discount {row['discount_percent']}% · value {_money(contract.currency, row['value_amount'])}/month"
+                f"discount {decimal_text(row['discount_percent'])}% · value {_money(contract.currency, row['value_amount'])}/month"
                 f" · margin {margin}",
                 reverse("admin:contracts_contract_change", args=[contract.pk]),
             )

@@ -60,7 +60,7 @@ def test_sales_manager_home_lists_the_approval_queue(demo, client, django_assert
     assert panels_in(html) == ["panel-sales-manager"]
     assert 'href="/admin/contracts/contract/approvals/">Waiting for approval 待审批</a>' in html
     assert "C-2026-000014 · 楚云智造科技有限公司" in html
-    assert "discount 23.50% · value CNY 148,938.05/month" in html
+    assert "discount 23.5% · value CNY 148,938.05/month" in html
 
 
 def test_finance_home(demo, client, django_assert_max_num_queries):
