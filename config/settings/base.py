@@ -207,6 +207,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation's error answers (400 filters, 401, 403, 404, 413, 415, 429) with the error body.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.v1.schema.add_common_answers",
+    ],
     # Several models have a ``status``; name each choice set so they do not clash.
     "ENUM_NAME_OVERRIDES": {
         "HardwareStatusEnum": "apps.inventory.models.HardwareStatus",

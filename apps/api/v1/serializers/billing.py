@@ -111,7 +111,9 @@ class PaymentCreateSerializer(serializers.Serializer):
 class PaymentSerializer(serializers.ModelSerializer):
     invoice = serializers.IntegerField(source="invoice_id", read_only=True)
     amount = _money()
-    recorded_by = serializers.CharField(source="recorded_by.username", read_only=True, default=None)
+    recorded_by = serializers.CharField(
+        source="recorded_by.username", read_only=True, allow_null=True, default=None
+    )
 
     class Meta:
         model = Payment
@@ -123,14 +125,22 @@ class BankTransferSerializer(serializers.Serializer):
     """A recorded bank transfer: the payment it made (empty when nothing was due) and the part
     that exceeded the amount due, now the customer's credit (docs/invoices.md#bank-transfers)."""
 
-    id = serializers.IntegerField(source="payment.id", read_only=True, default=None)
-    invoice = serializers.IntegerField(source="payment.invoice_id", read_only=True, default=None)
-    method = serializers.CharField(source="payment.method", read_only=True, default=None)
+    id = serializers.IntegerField(source="payment.id", read_only=True, allow_null=True, default=None)
+    invoice = serializers.IntegerField(
+        source="payment.invoice_id", read_only=True, allow_null=True, default=None
+    )
+    method = serializers.CharField(source="payment.method", read_only=True, allow_null=True, default=None)
     amount = _money(source="payment.amount", default=None)
-    currency = serializers.CharField(source="payment.currency", read_only=True, default=None)
-    reference = serializers.CharField(source="payment.reference", read_only=True, default=None)
-    received_at = serializers.DateTimeField(source="payment.received_at", read_only=True, default=None)
-    recorded_by = serializers.CharField(source="payment.recorded_by.username", read_only=True, default=None)
+    currency = serializers.CharField(source="payment.currency", read_only=True, allow_null=True, default=None)
+    reference = serializers.CharField(
+        source="payment.reference", read_only=True, allow_null=True, default=None
+    )
+    received_at = serializers.DateTimeField(
+        source="payment.received_at", read_only=True, allow_null=True, default=None
+    )
+    recorded_by = serializers.CharField(
+        source="payment.recorded_by.username", read_only=True, allow_null=True, default=None
+    )
     credit_amount = _money(
         source="credit.amount", default=Decimal("0.00"), help_text="Became customer credit."
     )
@@ -205,8 +215,10 @@ class BillingRunCreateSerializer(serializers.Serializer):
 
 
 class BillingRunSerializer(serializers.ModelSerializer):
-    customer = serializers.CharField(source="customer.code", read_only=True, default=None)
-    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+    customer = serializers.CharField(source="customer.code", read_only=True, allow_null=True, default=None)
+    requested_by = serializers.CharField(
+        source="requested_by.username", read_only=True, allow_null=True, default=None
+    )
     progress_percent = serializers.IntegerField(read_only=True)
 
     class Meta:

@@ -16,9 +16,13 @@ def _money(**kwargs) -> DecimalStringField:
 class CreditEntrySerializer(serializers.ModelSerializer):
     amount = _money(help_text="Signed: + adds to the balance, − takes from it.")
     balance_after = _money()
-    invoice = serializers.CharField(source="invoice.number", read_only=True, default=None)
-    credit_note = serializers.CharField(source="credit_note.number", read_only=True, default=None)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    invoice = serializers.CharField(source="invoice.number", read_only=True, allow_null=True, default=None)
+    credit_note = serializers.CharField(
+        source="credit_note.number", read_only=True, allow_null=True, default=None
+    )
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True, default=None
+    )
 
     class Meta:
         model = CreditEntry

@@ -61,8 +61,10 @@ class SettlementSerializer(serializers.ModelSerializer):
     cost_amount = _money(help_text="What the platform owes the provider.")
     revenue_net_amount = _money()
     margin_amount = _money()
-    confirmed_by = serializers.CharField(source="confirmed_by.username", read_only=True, default=None)
-    paid_by = serializers.CharField(source="paid_by.username", read_only=True, default=None)
+    confirmed_by = serializers.CharField(
+        source="confirmed_by.username", read_only=True, allow_null=True, default=None
+    )
+    paid_by = serializers.CharField(source="paid_by.username", read_only=True, allow_null=True, default=None)
 
     class Meta:
         model = SettlementStatement
