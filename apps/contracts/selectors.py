@@ -71,6 +71,7 @@ class CapacityOption:
     net_unit_price: Decimal
     margin_unit: Decimal | None
     cost_source: str | None = None
+    line_resource: str = "p_unit"
 
     @property
     def label(self) -> str:
@@ -78,8 +79,9 @@ class CapacityOption:
 
     @property
     def cost_derived(self) -> bool:
-        """A P-unit cost worked out from the provider's card or server agreement."""
-        return self.cost_source in ("card", "server")
+        """A P-unit cost worked out from the provider's card or server agreement (a card or
+        server line's cost comes from its own resource's agreement: not derived)."""
+        return self.line_resource == "p_unit" and self.cost_source in ("card", "server")
 
     @property
     def cost_amount(self) -> Decimal | None:
@@ -210,6 +212,7 @@ def capacity_find(
             net_unit_price=net_price,
             margin_unit=None if cost is None else net_price - cost,
             cost_source=source,
+            line_resource=line.resource,
         )
 
     if line.resource == "card":

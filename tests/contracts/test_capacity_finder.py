@@ -230,3 +230,25 @@ def test_allocating_from_the_finder_keeps_its_filters(am_client, am):
 )
 def test_money_template_filters_print_numbers_as_people_write_them(template, value, shown):
     assert Template("{% load money %}" + template).render(Context({"v": value})) == shown
+
+
+def test_a_server_lines_own_server_price_is_not_marked_derived(am_client, am):
+    site = SiteFactory(hub="jingjinji")
+    ServerFactory(site=site, gpu_model=gpu_model(A100_80))
+    SupplyAgreement.objects.create(
+        provider=site.provider,
+        gpu_model=gpu_model(A100_80),
+        resource="server",
+        term="monthly",
+        cost_unit_price=Decimal("98000.00"),
+        valid_from=datetime.date(2026, 1, 1),
+    )
+    contract = draft(
+        CustomerFactory(), am, [_line("server", "1", "monthly", "140000.00")], prices_include_tax=False
+    )
+
+    response, page = _finder(am_client, contract)
+
+    assert "98,000.00" in _results_table(page) and "98,000.00 *" not in _results_table(page)
+    assert 'id="capacity-derived-note"' not in page
+    assert response.context["options"][0].margin_unit == Decimal("42000.00")
