@@ -115,7 +115,7 @@ def test_issue_selected_in_bulk(finance_client, am):
     confirm = finance_client.post(reverse(CHANGELIST), {"action": "issue_selected", "_selected_action": ids})
     html = confirm.content.decode()
     total = sum(Invoice.objects.values_list("total_amount", flat=True))
-    assert "Issue <b>3</b> draft invoice(s)" in html and f"<b>{total} CNY</b>" in html, html
+    assert "Issue <b>3</b> draft invoice(s)" in html and f"<b>{total:,.2f} CNY</b>" in html, html
     assert "early_reason" not in html  # November has ended: no reason asked
     assert set(Invoice.objects.values_list("status", flat=True)) == {"draft"}
     response = finance_client.post(
