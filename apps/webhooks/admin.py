@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.validators import URLValidator
 from django.utils import timezone
 from django.utils.html import format_html_join
 
@@ -28,7 +29,11 @@ def _when(value) -> str:
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(
-        label="URL", max_length=500, assume_scheme="https", help_text="http(s) only; redirects are not followed."
+        label="URL",
+        max_length=500,
+        assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="http(s) only; redirects are not followed.",
     )
     event_types = forms.MultipleChoiceField(
         label="events 事件",
