@@ -191,3 +191,18 @@ def test_sales_managers_and_partner_keys_are_refused(client_as, customer):
     partner = APIClient()
     response = partner.get(URL, HTTP_AUTHORIZATION=f"Api-Key {raw}")
     assert response.status_code == 403
+
+
+def test_lists_filter_by_owner_code_and_refuse_a_junk_boolean(client_as, customer, other_endpoint):
+    mine, _ = services.webhook_endpoint_create(owner=customer, url="https://erp.acme.example/h", enabled=False)
+    client = client_as(roles.FINANCE)
+
+    def ids(query: str) -> list[int]:
+        body = client.get(f"{URL}?{query}").json()
+        return [row["id"] for row in (body["results"] if isinstance(body, dict) else body)]
+
+    assert ids("customer=acme") == [mine.pk]
+    assert ids("customer=globex") == [other_endpoint.pk]
+    assert ids("enabled=false") == [mine.pk]
+    assert ids("provider=bj-idc") == []
+    assert_error(client.get(f"{URL}?enabled=maybe"), 400, "invalid", "enabled")

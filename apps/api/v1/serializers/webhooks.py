@@ -24,6 +24,8 @@ class EventListField(serializers.ListField):
 
 
 class WebhookEndpointSerializer(ImmutableFieldsMixin, ModelSerializer):
+    """A webhook endpoint of one customer or one provider (docs/webhooks.md#endpoints)."""
+
     customer = NaturalKeyField(
         noun="customer",
         slug_field="code",
@@ -82,6 +84,8 @@ class WebhookEndpointSerializer(ImmutableFieldsMixin, ModelSerializer):
 
 
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
+    """A new webhook endpoint, with its signing secret (shown in this answer only)."""
+
     secret = serializers.SerializerMethodField(
         help_text="The signing secret (whsec_…): shown in this answer only. Keep it."
     )
@@ -95,6 +99,8 @@ class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
 
 
 class WebhookSecretSerializer(serializers.Serializer):
+    """A rotated signing secret (shown in this answer only)."""
+
     secret = serializers.CharField(help_text="The new signing secret: shown in this answer only.")
     previous_secret_expires_at = serializers.DateTimeField(
         help_text="Until then deliveries carry a second v1= signature made with the previous secret."

@@ -8,6 +8,7 @@ keys, are refused (403). A foreign id answers 404.
 
 from __future__ import annotations
 
+import django_filters as filters
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
@@ -28,6 +29,15 @@ from apps.webhooks import selectors, services
 from apps.webhooks.models import WebhookEndpoint
 
 from .base import READ_ERRORS, WRITE_ERRORS, ApiViewSet
+
+
+class WebhookEndpointFilter(filters.FilterSet):
+    customer = filters.CharFilter(field_name="customer__code", help_text="Customer code.")
+    provider = filters.CharFilter(field_name="provider__code", help_text="Provider code.")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["customer", "provider", "enabled"]
 
 
 class WebhookEndpointPermissions(BasePermission):
@@ -73,7 +83,7 @@ class WebhookEndpointViewSet(ApiViewSet):
 
     serializer_class = WebhookEndpointSerializer
     permission_classes = [WebhookEndpointPermissions]
-    filterset_fields = {"customer__code": ["exact"], "provider__code": ["exact"], "enabled": ["exact"]}
+    filterset_class = WebhookEndpointFilter
     search_fields = ["url", "description"]
     ordering_fields = ["id", "created_at", "updated_at"]
     ordering = ["id"]
