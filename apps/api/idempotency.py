@@ -189,6 +189,43 @@ def idempotency_keys_purge(*, now: datetime.datetime) -> int:
     return deleted
 
 
+_SCHEMA_HEADER = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    "description": (
+        "Send the request again with the same key and body within 24 hours to get the first answer "
+        "(with `Idempotent-Replayed: true`) instead of running it twice (docs/api.md#idempotency-keys)."
+    ),
+}
+_SCHEMA_ANSWERS = {
+    "409": "A request with this `Idempotency-Key` is still running (`idempotency_request_in_progress`), "
+    "or the request conflicts with the object's state.",
+    "422": "This `Idempotency-Key` was used for another request (`idempotency_key_reused`).",
+}
+
+
+def document_idempotency_key(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the header and its answers on every authenticated POST."""
+    error = {"$ref": "#/components/schemas/Error"}
+    if "Error" not in result.get("components", {}).get("schemas", {}):
+        return result
+    for methods in result.get("paths", {}).values():
+        operation = methods.get("post")
+        if operation is None or not operation.get("security"):
+            continue  # the token login: nobody to keep a key for
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("in") == "header" and p.get("name") == HEADER for p in parameters):
+            parameters.append(dict(_SCHEMA_HEADER))
+        responses = operation.setdefault("responses", {})
+        for status, description in _SCHEMA_ANSWERS.items():
+            responses.setdefault(
+                status, {"description": description, "content": {"application/json": {"schema": error}}}
+            )
+    return result
+
+
 class IdempotencyMiddleware:
     """Runs POSTs under ``/api/`` that carry an ``Idempotency-Key`` at most once per principal and key."""
 

@@ -211,6 +211,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.api.v1.schema.add_common_answers",
+        "apps.api.idempotency.document_idempotency_key",  # the Idempotency-Key header on POSTs
     ],
     # Several models have a ``status``; name each choice set so they do not clash.
     "ENUM_NAME_OVERRIDES": {

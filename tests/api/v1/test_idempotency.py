@@ -376,3 +376,24 @@ def test_six_identical_customer_posts_racing_with_one_key_create_one_customer(ma
     )
     assert sum(1 for r in outcomes if r.status_code == 201 and "Idempotent-Replayed" not in r) == 1
     assert Customer.objects.count() == 1
+
+
+# -- the OpenAPI document ------------------------------------------------------------------------
+def test_the_schema_documents_the_header_and_its_answers_on_every_authenticated_post(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    posts = {path: methods["post"] for path, methods in schema["paths"].items() if "post" in methods}
+    documented = {
+        path
+        for path, operation in posts.items()
+        if any(
+            p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation.get("parameters", [])
+        )
+    }
+    assert documented == set(posts) - {"/api/v1/auth/token/"}
+    assert {"/api/v1/usage/", "/api/v1/customers/", "/api/v1/contracts/{id}/activate/"} <= documented
+    for path in documented:
+        assert {"409", "422"} <= set(posts[path]["responses"]), path
+    assert posts["/api/v1/customers/"]["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
