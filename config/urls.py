@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.billing.payments.views import stripe_webhook
 from config import admin_home
+from config.api_docs import DocsView, SchemaView
 
 admin.site.site_header = "算力 Suanli · GPU compute leasing"
 admin.site.site_title = "Suanli admin"
@@ -18,6 +18,7 @@ urlpatterns = [
     path("portal/", include("apps.portal.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("payments/stripe/webhook/", stripe_webhook, name="stripe-webhook"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Behind a login where API_DOCS_REQUIRE_LOGIN says so (production; docs/security.md).
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -170,6 +170,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        # Partner API keys: 403 except where a view serves partners (docs/security.md#roles).
+        "apps.api.permissions.PartnerKeyGate",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.api.permissions.StaffModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
@@ -204,6 +206,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI and ReDoc served from the installed sidecar package: /api/docs/ works offline.
+    # The partner-key gate (apps.api.permissions.PartnerKeyGate) only refuses keys: not a scheme.
+    "AUTHENTICATION_WHITELIST": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "apps.api.authentication.PartnerAPIKeyAuthentication",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.api.filters import SearchFilter
+from apps.api.permissions import is_partner
 from apps.api.v1.filters import StrictFilterBackend
 from apps.api.v1.serializers.billing import (
     BankTransferSerializer,
@@ -58,16 +59,25 @@ from .base import READ_ERRORS, WRITE_ERRORS, parent_pk
 # ------------------------------------------------------------------------------------ permissions
 
 
+PARTNER_ACTIONS = {"list", "retrieve"}
+
+
 class BillingPermissions(BasePermission):
     """Staff: the permissions the view names for the action (``action_permissions``); an action
     not named is refused. Customer portal users (members of a customer): reads only, and only on
     views that serve them (``portal_readable``); which rows they see is the view's queryset.
+    Partner systems: list and detail on views that serve them (``partner_readable``), their own
+    provider's rows only (the view's queryset).
     """
 
     def has_permission(self, request, view) -> bool:
         user = request.user
         if not (user and user.is_authenticated):
             return False
+        if is_partner(request):
+            return (
+                getattr(view, "partner_readable", False) and getattr(view, "action", None) in PARTNER_ACTIONS
+            )
         if user.is_staff:
             action = getattr(view, "action", None)
             perms = view.action_permissions.get(action, [] if action == "metadata" else None)
@@ -184,7 +194,10 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     ordering = ["-period", "customer__code", "currency", "pk"]
 
     def get_queryset(self):
-        return selectors.invoice_list(user=self.request.user)
+        invoices = selectors.invoice_list(user=self.request.user)
+        if not self.request.user.is_staff:  # drafts change until issued: customers get 404
+            invoices = invoices.exclude(status=InvoiceStatus.DRAFT)
+        return invoices
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "today": _today()}

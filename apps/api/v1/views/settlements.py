@@ -1,7 +1,9 @@
 """Provider settlement statements (docs/settlements.md#statements): list, detail with lines,
 build, confirm, pay, margins.
 
-Staff only for now (partner API keys may later read their own provider's statements).
+Staff by their permissions; a partner system (API key) lists and reads its own provider's
+statements, without the platform's revenue and margin or the names of staff
+(docs/security.md#roles).
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
+from apps.api.authentication import PartnerAPIKeyAuthentication
+from apps.api.permissions import is_partner
 from apps.api.v1.filters import StrictFilterBackend
 from apps.api.v1.serializers.settlements import (
     MarginReportSerializer,
@@ -35,6 +40,19 @@ from .base import READ_ERRORS, WRITE_ERRORS
 from .billing import BillingPermissions
 
 VIEW = ["billing.view_settlementstatement"]
+# What a provider does not see of its own statements: the platform's side and staff names.
+PARTNER_HIDDEN = {"revenue_net_amount", "margin_amount", "confirmed_by", "paid_by"}
+PARTNER_HIDDEN_LINE = {"revenue_net_amount", "margin_amount", "invoice"}
+
+
+def _for_partner(data: dict) -> dict:
+    shown = {key: value for key, value in data.items() if key not in PARTNER_HIDDEN}
+    if "lines" in shown:
+        shown["lines"] = [
+            {key: value for key, value in line.items() if key not in PARTNER_HIDDEN_LINE}
+            for line in shown["lines"]
+        ]
+    return shown
 
 
 class SettlementFilter(filters.FilterSet):
@@ -60,6 +78,8 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     serializer_class = SettlementSerializer
     permission_classes = [BillingPermissions]
+    partner_readable = True  # list and retrieve, the key's provider only
+    authentication_classes = [TokenAuthentication, SessionAuthentication, PartnerAPIKeyAuthentication]
     action_permissions = {
         "list": VIEW,
         "retrieve": VIEW,
@@ -74,7 +94,18 @@ class SettlementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     ordering = ["-period", "provider__code", "currency"]
 
     def get_queryset(self):
-        return settlement_list(with_lines=self.action == "retrieve")
+        statements = settlement_list(with_lines=self.action == "retrieve")
+        if is_partner(self.request):
+            statements = statements.filter(provider=self.request.user.provider)
+        return statements
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if is_partner(request) and response.status_code == 200 and isinstance(response.data, dict):
+            if self.action == "list":
+                response.data["results"] = [_for_partner(row) for row in response.data["results"]]
+            elif self.action == "retrieve":
+                response.data = _for_partner(response.data)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_serializer_class(self):
         return SettlementDetailSerializer if self.action == "retrieve" else SettlementSerializer
