@@ -68,7 +68,11 @@ def request_principal(request, view_func) -> str | None:
     view_class = getattr(view_func, "cls", None)
     if view_class is None or not issubclass(view_class, APIView):
         return None
-    authenticators = [authenticator() for authenticator in view_class.authentication_classes]
+    # An @action may bring its own authentication classes (they arrive as initkwargs).
+    classes = getattr(view_func, "initkwargs", {}).get(
+        "authentication_classes", view_class.authentication_classes
+    )
+    authenticators = [authenticator() for authenticator in classes]
     if not authenticators:
         return None
     saved_user = request.__dict__.get("user")  # DRF's Request sets request.user; leave it as it was

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import threading
 from collections import Counter
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -19,11 +20,14 @@ from rest_framework.test import APIClient
 from apps.accounts import roles
 from apps.api.models import IdempotencyKey
 from apps.api.tasks import purge_idempotency_keys_task
+from apps.billing.invoicing.models import Payment
+from apps.billing.invoicing.services.issuing import invoice_issue
 from apps.customers.models import Customer
 from apps.metering import services as metering_services
 from apps.metering.models import UsageRecord
 from tests.api.helpers import assert_error
 from tests.factories.catalogue import ServerFactory, valid_uscc
+from tests.factories.invoices import ISSUED_AT, metered_invoice
 from tests.factories.metering import MINUTE, NOW, card_record, partner_key
 
 pytestmark = pytest.mark.django_db
@@ -125,6 +129,26 @@ def test_a_created_customer_replayed_gets_the_same_201_and_no_second_customer(ma
     assert again.json()["code"] == "acme"
     assert again["Idempotent-Replayed"] == "true"
     assert Customer.objects.count() == 1
+
+
+def test_a_payment_replayed_with_its_key_is_recorded_once(client_as, make_staff):
+    account_manager = make_staff(roles.ACCOUNT_MANAGER, username="am1")
+    with time_machine.travel(ISSUED_AT, tick=False):
+        invoice = invoice_issue(invoice=metered_invoice(account_manager), now=ISSUED_AT)  # 245.16
+        finance = client_as(roles.FINANCE)
+        url = f"/api/v1/invoices/{invoice.pk}/payments/"
+        body = {"amount": "100.00", "reference": "ICBC-9"}
+
+        first = finance.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="erp-pay-9")
+        again = finance.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="erp-pay-9")
+
+    assert first.status_code == 201, first.content
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Payment.objects.filter(invoice=invoice).count() == 1
+    invoice.refresh_from_db()
+    assert invoice.amount_due == Decimal("145.16")
 
 
 def test_a_client_error_is_stored_and_replayed_too(manager_client):
