@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import groupby
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
@@ -91,6 +92,8 @@ def invoice_detail(request, pk: int):
             "payments": invoice.payments.all(),
             "overdue": invoice.is_overdue(today),
             "show_pay": payable and request.portal.may_pay and stripe_configured(),
+            # Admins and billing members pay; they get the seller's account and the reference to quote.
+            "bank_transfer": settings.SELLER if payable and request.portal.may_pay else None,
         },
     )
 
