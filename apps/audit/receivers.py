@@ -10,7 +10,9 @@
 - Staff roles: a user's groups changing, and ``is_staff`` / ``is_superuser`` / ``is_active``.
 
 ``QuerySet.update`` and ``bulk_create`` send no signals: code that changes an audited row that way
-calls ``apps.audit.services.audit_record`` itself.
+calls ``apps.audit.services.audit_record`` itself. One such change is caught from the admin's own
+log: revoking partner API keys (an admin action over ``QuerySet.update``) writes a log entry per
+key, and that entry becomes the audit event.
 """
 
 from __future__ import annotations
@@ -217,6 +219,27 @@ def _groups_changed(sender, instance, action, reverse, model, pk_set, **kwargs):
         )
 
 
+# Admin actions that change rows with QuerySet.update and log each row: model label → field set.
+ADMIN_LOGGED = {"metering.partnerapikey": {"Revoked.": {"revoked": [False, True]}}}
+
+
+def _admin_logged(sender, instance, created, raw=False, **kwargs):
+    if raw or not created or instance.content_type_id is None:
+        return
+    label = f"{instance.content_type.app_label}.{instance.content_type.model}"
+    changes = ADMIN_LOGGED.get(label, {}).get(instance.change_message)
+    if changes is None:
+        return
+    obj = instance.get_edited_object()
+    audit_record(
+        obj=obj,
+        action=AuditAction.CHANGED,
+        changes=changes,
+        actor=instance.user,
+        reason=instance.change_message,
+    )
+
+
 def connect() -> None:
     for label in HISTORY_MODELS:
         _history_labels.add(label)
@@ -233,4 +256,5 @@ def connect() -> None:
         post_save.connect(_after_save, sender=model, dispatch_uid=f"audit-post-{model._meta.label}")
         post_delete.connect(_after_delete, sender=model, dispatch_uid=f"audit-del-{model._meta.label}")
     post_create_historical_record.connect(_after_history, dispatch_uid="audit-history")
+    post_save.connect(_admin_logged, sender=apps.get_model("admin.LogEntry"), dispatch_uid="audit-admin-log")
     m2m_changed.connect(_groups_changed, sender=user_model.groups.through, dispatch_uid="audit-groups")

@@ -16,7 +16,7 @@ from apps.accounts.models import CustomerMembership
 from apps.audit.models import AuditAction, AuditEvent
 from apps.audit.services import audit_context, object_key
 from apps.billing.invoicing.services.issuing import credit_note_create, invoice_void
-from apps.billing.models import CreditNote, Invoice, Payment
+from apps.billing.models import CreditNote, Invoice, Payment, SettlementStatement
 from apps.billing.payments.services.credit import bank_transfer_record
 from apps.billing.vouchers.models import VoucherProgramme
 from apps.billing.vouchers.services.ledger import voucher_issue
@@ -24,6 +24,8 @@ from apps.contracts import services as contract_services
 from apps.contracts.models import Contract, PriceListItem
 from apps.metering.models import PartnerAPIKey
 from apps.metering.services import partner_key_create
+from apps.providers.models import SupplyAgreement
+from apps.webhooks.models import WebhookEndpoint
 from tests.factories.billing_flows import issued_invoice
 from tests.factories.catalogue import CustomerFactory, ServerFactory
 
@@ -176,3 +178,66 @@ def test_without_a_person_the_actor_is_system(world):
     contract.save()
     assert events(contract, AuditAction.CHANGED)[-1].actor_label == "system"
     assert Invoice.objects.filter(pk=invoice.pk).exists()
+
+
+def test_revoking_partner_keys_in_the_admin_is_recorded(world, client, make_staff):
+    provider = world.acme.contracts.get().lines.get().allocations.first().card.server.provider
+    key, _ = partner_key_create(provider=provider, name="old scheduler")
+    ops = make_staff(roles.OPERATIONS, username="ops1")
+    client.force_login(ops)
+    response = client.post(
+        "/admin/metering/partnerapikey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    key.refresh_from_db()
+    assert key.revoked
+    change = events(key, AuditAction.CHANGED)[-1]
+    assert (change.actor, change.changes, change.reason) == (ops, {"revoked": [False, True]}, "Revoked.")
+
+
+def test_webhook_endpoints_are_recorded_without_their_secret(world, make_staff, api_client):
+    finance = world.finance
+    api_client.force_authenticate(finance)
+    created = api_client.post(
+        "/api/v1/webhook-endpoints/",
+        {"customer": world.acme.code, "url": "https://erp.acme.example/suanli"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    secret = created.json()["secret"]
+    endpoint_id = created.json()["id"]
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    event = events(endpoint, AuditAction.CREATED)[0]
+    assert event.actor == finance and event.via == "POST /api/v1/webhook-endpoints/"
+    assert event.changes["url"] == "https://erp.acme.example/suanli"
+    assert event.changes["secret"] == "(hidden)"
+    rotated = api_client.post(f"/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret/").json()["secret"]
+    change = events(endpoint, AuditAction.CHANGED)[-1]
+    assert change.actor == finance and change.changes["secret"] == ["(hidden)", "(hidden)"]
+    trail = str(list(AuditEvent.objects.values_list("changes", "object_repr", "reason")))
+    assert secret not in trail and rotated not in trail
+
+
+def test_confirming_a_settlement_through_the_api_is_recorded(world, api_client):
+    provider = world.acme.contracts.get().lines.get().allocations.first().card.server.provider
+    agreement = SupplyAgreement(
+        provider=provider,
+        gpu_model=world.acme.contracts.get().lines.get().gpu_model,
+        resource="card",
+        term="hourly",
+        cost_unit_price=Decimal("6.00"),
+        valid_from=datetime.date(2026, 1, 1),
+    )
+    agreement._history_user = world.finance
+    agreement.save()
+    assert events(agreement, AuditAction.CREATED)[0].actor == world.finance
+    api_client.force_authenticate(world.finance)
+    built = api_client.post("/api/v1/settlements/build/", {"period": "2026-11"}, format="json")
+    assert built.status_code == 200, built.content
+    statement = SettlementStatement.objects.get(provider=provider)
+    assert events(statement, AuditAction.CREATED)[0].actor == world.finance
+    confirmed = api_client.post(f"/api/v1/settlements/{statement.pk}/confirm/")
+    assert confirmed.status_code == 200, confirmed.content
+    change = events(statement, AuditAction.CHANGED)[-1]
+    assert change.actor == world.finance
+    assert change.changes["status"] == ["draft", "confirmed"]
