@@ -12,7 +12,10 @@ A record::
         "utilization_percent": 0–100, "memory_used_bytes": int ≥ 0, "energy_mj": int ≥ 0,
         other keys: scalars kept as evidence}
 
-Rules: exactly one of card/server; end > start; end ≤ now + 5 minutes; end − start ≤ 31 days.
+Rules: exactly one of card/server; end > start; end ≤ now + 5 minutes; end − start ≤ 31 days;
+end after the usage horizon (``usage_oldest_accepted``: the start of the billing period
+``USAGE_MAX_AGE_MONTHS`` months before now's, billing's late-usage look-back), else the record's
+code is ``usage_too_old`` (billing would never look at it).
 
 Storage: the three known telemetry values go to their typed columns; the ``telemetry`` JSON
 column keeps only the other keys (NULL when there are none), so nothing is stored twice.
@@ -33,7 +36,10 @@ from typing import Any
 
 import msgspec
 import orjson
+from django.conf import settings
 from django.utils.translation import gettext, gettext_noop
+
+from apps.core.periods import Period
 
 MAX_BATCH_RECORDS = 10_000
 MAX_FUTURE = timedelta(minutes=5)
@@ -54,6 +60,7 @@ ENERGY = "energy_mj"
 
 CODE_INVALID = "invalid"
 CODE_CONFLICT = "conflict"
+CODE_TOO_OLD = "usage_too_old"
 
 REQUIRED = gettext_noop("This field is required.")
 NOT_YOURS_CARD = gettext_noop("No card with this UUID among your provider's hardware.")
@@ -195,6 +202,25 @@ def error_entry(index: int, event_id: Any, errors: dict[str, list[str]]) -> dict
 
 def conflict_entry(index: int, event_id: str, message: str) -> dict[str, Any]:
     return {"index": index, "event_id": event_id, "code": CODE_CONFLICT, "errors": {"event_id": [message]}}
+
+
+def usage_oldest_accepted(now: datetime) -> datetime:
+    """Records ending at or before this instant are refused (``usage_too_old``): the start of the
+    billing period ``USAGE_MAX_AGE_MONTHS`` months before ``now``'s period, the oldest period a
+    billing run still bills late usage for."""
+    period = Period.containing(now, settings.BILLING_TIME_ZONE)
+    for _ in range(settings.USAGE_MAX_AGE_MONTHS):
+        period = period.previous()
+    return period.bounds(settings.BILLING_TIME_ZONE)[0].astimezone(UTC)
+
+
+def too_old_problem(oldest: datetime) -> dict[str, list[str]]:
+    return {
+        "end": [
+            gettext("Too old: billing does not look back before %(oldest)s; records must end after it.")
+            % {"oldest": oldest.isoformat()}
+        ]
+    }
 
 
 # -- timestamps ----------------------------------------------------------------------------------
@@ -379,6 +405,8 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
     rows = batch.rows
     errors = batch.errors
     horizon = now + MAX_FUTURE
+    oldest = usage_oldest_accepted(now)
+    oldest_text = oldest.isoformat()  # UTC ISO 8601 texts compare as the instants do
     fields = RECORD_FIELDS
     uuids: dict[str, str] = {}  # as sent → normalised
     intervals: dict[tuple[str, str], tuple[str | None, str | None, dict[str, list[str]] | None]] = {}
@@ -446,8 +474,12 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
         else:
             checked = check_interval(start_value, end_value, horizon)
         start_text, end_text, interval_problems = checked
+        too_old = False
         if interval_problems:
             problems.update(interval_problems)
+        elif end_text <= oldest_text:
+            too_old = True
+            problems.update(too_old_problem(oldest))
 
         utilization = memory = energy = telemetry_json = extras_json = None
         telemetry = record.get("telemetry")
@@ -478,6 +510,8 @@ def validate_records(records: list[Any], *, now: datetime) -> Batch:
 
         if problems:
             errors[index] = error_entry(index, event_id, problems)
+            if too_old and set(problems) == {"end"}:
+                errors[index]["code"] = CODE_TOO_OLD
             continue
 
         content = f"{'card' if is_card else 'server'}\x1f{ident}\x1f{start_text}\x1f{end_text}\x1f{telemetry_json or ''}"
@@ -563,6 +597,7 @@ def validate_agent_records(records: AgentBatch, *, now: datetime) -> Batch:
     batch = Batch()
     rows = batch.rows
     horizon = now + MAX_FUTURE
+    oldest_text = usage_oldest_accepted(now).isoformat()
     uuids: dict[str, str] = {}
     intervals: dict[tuple[str, str], tuple[str | None, str | None, dict[str, list[str]] | None]] = {}
     seen: dict[str, str] = {}
@@ -582,7 +617,7 @@ def validate_agent_records(records: AgentBatch, *, now: datetime) -> Batch:
         if checked is None:
             checked = intervals[pair] = check_interval(record.start, record.end, horizon)
         start_text, end_text, problems = checked
-        if problems:
+        if problems or end_text <= oldest_text:
             return _general(records, now)
         telemetry = record.telemetry
         if telemetry is None:

@@ -146,6 +146,9 @@ USE_TZ = True
 # 3 MB from the agent; this leaves room for long event ids, serials and extra telemetry. Larger
 # bodies are refused before they are read (the usage API answers 413 payload_too_large).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Usage ending before the billing period this many months before the current one is refused
+# (usage_too_old): billing's late-usage look-back (docs/usage-api.md#answers-and-error-codes).
+USAGE_MAX_AGE_MONTHS = int(env("USAGE_MAX_AGE_MONTHS", "12"))
 # Every other API request body (docs/api.md#request-size-limits): 413 request_too_large above it.
 API_MAX_BODY_SIZE = int(env("API_MAX_BODY_SIZE", str(1024 * 1024)))
 # Outside /api/ (admin uploads, portal forms): any request body above it answers 413.

@@ -40,12 +40,12 @@ class UsageIngestResultSerializer(serializers.Serializer):
 class UsageRecordErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position in the batch (0 for a single record).")
     event_id = serializers.CharField(allow_null=True)
-    code = serializers.CharField(help_text="`invalid` or `conflict`.")
+    code = serializers.CharField(help_text="`invalid`, `conflict` or `usage_too_old`.")
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
 class UsageBatchErrorSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="invalid_batch, invalid or usage_conflict.")
+    code = serializers.CharField(help_text="invalid_batch, invalid, usage_too_old or usage_conflict.")
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.JSONField())
     errors = UsageRecordErrorSerializer(many=True)

@@ -12,8 +12,9 @@ Answers of the POST:
   provider already sent with the same content (also when that record was voided since: it stays
   voided), or that repeats an earlier record of the same batch.
 - 400 ``invalid_batch`` (a list) or ``invalid`` (one object): nothing stored; ``errors`` lists
-  ``{"index", "event_id", "code": "invalid" | "conflict", "errors": {field: [message]}}`` per bad
-  record (``fields`` holds the errors of a single object).
+  ``{"index", "event_id", "code": "invalid" | "conflict" | "usage_too_old", "errors": {field: [message]}}``
+  per bad record (``fields`` holds the errors of a single object). A single record older than
+  billing looks back (``USAGE_MAX_AGE_MONTHS``) answers 400 ``usage_too_old``.
 - 409 ``usage_conflict``: a single object whose event id is stored with other content.
 - 413 ``batch_too_large`` (over 10,000 records) or ``payload_too_large`` (body over
   ``DATA_UPLOAD_MAX_MEMORY_SIZE``); 400 ``malformed_request`` (not JSON, not UTF-8, empty);
@@ -50,7 +51,7 @@ from apps.metering import services, validation
 from apps.metering.validation import MAX_BATCH_RECORDS
 
 from .base import ERROR
-from .usage_reads import UsageListMixin
+from .usage_reads import USAGE_BATCH_EXAMPLE, UsageListMixin
 
 _JSON = "application/json"
 
@@ -183,7 +184,9 @@ class UsageView(UsageListMixin, PartnerAPIView):
 
     @extend_schema(
         operation_id="usage_create",
-        request=UsageRecordInSerializer(many=True),
+        # The view parses the body itself (no DRF parser), so the media type is named here.
+        request={_JSON: UsageRecordInSerializer(many=True)},
+        examples=[USAGE_BATCH_EXAMPLE],
         responses={
             200: OpenApiResponse(UsageIngestResultSerializer, description="Every record was a duplicate."),
             201: OpenApiResponse(UsageIngestResultSerializer, description="New records stored."),
@@ -265,8 +268,15 @@ class UsageView(UsageListMixin, PartnerAPIView):
                 {"code": "usage_conflict", "message": message, "fields": fields, "errors": rejected.errors},
                 409,
             )
+        code = rejected.errors[0]["code"]  # usage_too_old, or invalid
         return _json(
-            {"code": "invalid", "message": message, "fields": fields, "errors": rejected.errors}, 400
+            {
+                "code": code if code == validation.CODE_TOO_OLD else "invalid",
+                "message": message,
+                "fields": fields,
+                "errors": rejected.errors,
+            },
+            400,
         )
 
 

@@ -10,7 +10,7 @@ same URL, each method with its own authentication and permissions.
 from __future__ import annotations
 
 from django.db.models import Exists, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
@@ -27,6 +27,20 @@ from apps.metering.models import UsageRecord
 from .base import ERROR
 
 VIEW_USAGE = "metering.view_usagerecord"
+
+# The example of ``POST /api/v1/usage/`` in the OpenAPI document: a batch (list) of one card minute;
+# a batch holds up to 10,000 records, and one object alone is accepted too.
+USAGE_BATCH_EXAMPLE = OpenApiExample(
+    "One card minute",
+    request_only=True,
+    value={
+        "event_id": "GPU-5f1a0c3e-6b1d-4c2e-9a8f-0123456789ab:2026-11-20T01:59:00+00:00",
+        "card": "GPU-5f1a0c3e-6b1d-4c2e-9a8f-0123456789ab",
+        "start": "2026-11-20T09:59:00+08:00",
+        "end": "2026-11-20T10:00:00+08:00",
+        "telemetry": {"utilization_percent": 87.5, "memory_used_bytes": 34359738368, "energy_mj": 1200000},
+    },
+)
 
 
 class UsageCursorPagination(CursorPagination):

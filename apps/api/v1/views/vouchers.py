@@ -237,7 +237,15 @@ class VoucherViewSet(
         return response
 
     @extend_schema(
-        request=ClaimSerializer, responses={201: VoucherLedgerEntrySerializer(many=True), **WRITE_ERRORS}
+        request=ClaimSerializer,
+        # A plain list (not a page): the ledger entries the claim wrote.
+        responses={
+            201: OpenApiResponse(
+                {"type": "array", "items": {"$ref": "#/components/schemas/VoucherLedgerEntry"}},
+                description="The ledger entries the claim wrote, one per invoice.",
+            ),
+            **WRITE_ERRORS,
+        },
     )
     @action(detail=True, methods=["post"])
     def claims(self, request, pk=None):
