@@ -15,7 +15,12 @@ from apps.core.periods import local_time_text
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, GuardedAdmin):
     list_display = ("when", "actor_label", "action", "content_type", "object_repr", "reason", "via")
-    list_filter = ("content_type", "action", ("actor", admin.RelatedOnlyFieldListFilter), "occurred_at")
+    list_filter = (
+        ("content_type", admin.RelatedOnlyFieldListFilter),
+        "action",
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "occurred_at",
+    )
     search_fields = ("object_repr", "object_id", "actor_label", "reason")
     date_hierarchy = "occurred_at"
     list_select_related = ("content_type",)

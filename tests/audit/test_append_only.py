@@ -83,6 +83,8 @@ def test_finance_reads_and_filters_the_trail_account_managers_do_not(client, mak
     url = reverse("admin:audit_auditevent_changelist")
     by_actor = client.get(url, {"actor__id__exact": event.actor_id})
     assert by_actor.status_code == 200 and "credit limit agreed" in by_actor.content.decode()
+    by_model = client.get(url, {"content_type__id__exact": event.content_type_id})
+    assert "credit limit agreed" in by_model.content.decode()
     by_search = client.get(url, {"q": "Acme X"})
     assert "credit limit agreed" in by_search.content.decode()
     assert "credit limit agreed" not in client.get(url, {"q": "nobody-here"}).content.decode()
