@@ -17,6 +17,12 @@ from apps.api.v1.views.inventory import GpuModelViewSet, ServerCardViewSet, Serv
 from apps.api.v1.views.payments import CustomerCreditView
 from apps.api.v1.views.pricing import PriceListItemViewSet, PriceListViewSet
 from apps.api.v1.views.providers import ProviderViewSet, SiteViewSet
+from apps.api.v1.views.resources import (
+    CreditEntryViewSet,
+    MembershipViewSet,
+    PaymentViewSet,
+    SupplyAgreementViewSet,
+)
 from apps.api.v1.views.settlements import SettlementViewSet
 from apps.api.v1.views.usage import UsageRecordView, UsageView
 from apps.api.v1.views.vouchers import VoucherProgrammeViewSet, VoucherViewSet
@@ -36,6 +42,10 @@ router.register("contracts", ContractViewSet, basename="contract")
 router.register("voucher-programmes", VoucherProgrammeViewSet, basename="voucher-programme")
 router.register("vouchers", VoucherViewSet, basename="voucher")
 router.register("settlements", SettlementViewSet, basename="settlement")
+router.register("supply-agreements", SupplyAgreementViewSet, basename="supply-agreement")
+router.register("payments", PaymentViewSet, basename="payment")
+router.register("credit-entries", CreditEntryViewSet, basename="credit-entry")
+router.register("memberships", MembershipViewSet, basename="membership")
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 
 _PARENT = r"(?P<{}>[^/.]+)"
