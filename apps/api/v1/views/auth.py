@@ -43,6 +43,8 @@ class ObtainTokenView(ObtainAuthToken):
         if getattr(request, "axes_locked_out", False):
             # django-axes: too many failures for this username and IP address; even the right
             # password is refused until the cool-off has passed (docs/api.md#throttling-and-lockout).
+            # Axes flags DRF's Request, not the Django request, so AxesMiddleware leaves this JSON
+            # answer alone instead of swapping in its HTML lockout page.
             cool_off = int(settings.AXES_COOLOFF_TIME.total_seconds())
             response = error_response(
                 "locked_out",
