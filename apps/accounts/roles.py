@@ -38,6 +38,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "billing.voucherprogramme": VIEW,
         "billing.voucher": VIEW,
         "billing.voucherledgerentry": VIEW,
+        # Their own customers' webhook endpoints and delivery log, read-only (docs/webhooks.md).
+        "webhooks.webhookendpoint": VIEW,
+        "webhooks.webhookdelivery": VIEW,
     },
     SALES_MANAGER: {
         "customers.customer": VIEW,
@@ -85,6 +88,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "billing.notice": VIEW,
         "billing.creditentry": ["view", "refund_credit"],
         "billing.stripeevent": VIEW,
+        "webhooks.webhookendpoint": ALL,
+        "webhooks.webhookdelivery": ["view", "resend_webhookdelivery"],
     },
     OPERATIONS: {
         "providers.provider": ALL,
@@ -102,6 +107,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "metering.usagerecord": VIEW,
         "billing.settlementstatement": VIEW,
         "billing.settlementline": VIEW,
+        "webhooks.webhookendpoint": ALL,
+        "webhooks.webhookdelivery": ["view", "resend_webhookdelivery"],
     },
 }
 

@@ -1,7 +1,7 @@
 """Where webhook events come from (docs/webhooks.md#events), wired at start-up by ``apps.py``.
 
 - ``apps.core.events``: every ``event_publish`` of a domain service reaches
-  ``services.webhook_event_record`` (contract activated, settlement confirmed, invoice paid and
+  ``services.webhook_events_record`` (contract activated, settlement confirmed, invoice paid and
   overdue, usage batch refused).
 - Invoicing's steps registry: issuing an invoice and writing a credit note publish
   ``invoice.issued`` and ``credit_note.issued`` from here, so invoicing needs no line of its own.

@@ -10,8 +10,10 @@ again by a task; only the re-send action sends a delivered event again (receiver
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import logging
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import requests
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -203,29 +206,53 @@ def _data(name: str, owner, subject) -> dict:
     return payloads.usage_rejected_data(subject, owner)
 
 
-def webhook_event_record(
-    *, name: str, owner, subject, now: datetime.datetime | None = None, **_extra
-) -> WebhookEvent | None:
-    """The ``apps.core.events`` subscriber: write the event and one delivery per enabled endpoint of
-    ``owner`` that subscribes to it, in the caller's transaction; queue the deliveries after commit.
+def webhook_events_record(
+    *, name: str, events: list[tuple[object, object]], now: datetime.datetime | None = None, **_extra
+) -> list[WebhookEvent]:
+    """The ``apps.core.events`` subscriber: for each ``(owner, subject)``, write the event and one
+    delivery per enabled endpoint of the owner that subscribes to it, in the caller's transaction;
+    queue the deliveries after commit. One look-up finds the endpoints of all the owners.
 
-    Nothing is written when no endpoint wants the event, or when a once-per-object event was
-    written before. Unknown event names are ignored.
+    Nothing is written for an owner without such an endpoint, or for a once-per-object event
+    written before. Unknown event names, and owners that are neither customers nor providers, are
+    ignored.
     """
-    if name not in EventType.values or not isinstance(owner, Customer | Provider):
-        return None
-    owner_fields = _owner_fields(owner)
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(enabled=True, **owner_fields)
-        if endpoint.receives(name)
-    ]
-    if not endpoints:
-        return None
+    if name not in EventType.values:
+        return []
+    customer_ids = {owner.pk for owner, _ in events if isinstance(owner, Customer)}
+    provider_ids = {owner.pk for owner, _ in events if isinstance(owner, Provider)}
+    if not customer_ids and not provider_ids:
+        return []
+    wanted: dict[tuple[str, int], list[WebhookEndpoint]] = {}
+    for endpoint in WebhookEndpoint.objects.filter(enabled=True).filter(
+        Q(customer_id__in=customer_ids) | Q(provider_id__in=provider_ids)
+    ):
+        if endpoint.receives(name):
+            key = (
+                ("customer", endpoint.customer_id)
+                if endpoint.customer_id
+                else ("provider", endpoint.provider_id)
+            )
+            wanted.setdefault(key, []).append(endpoint)
+    if not wanted:
+        return []
     now = now or timezone.now()
+    written = []
+    for owner, subject in events:
+        kind = "customer" if isinstance(owner, Customer) else "provider"
+        endpoints = wanted.get((kind, owner.pk))
+        if endpoints:
+            event = _event_write(name=name, owner=owner, subject=subject, endpoints=endpoints, now=now)
+            if event is not None:
+                written.append(event)
+    return written
+
+
+def _event_write(*, name: str, owner, subject, endpoints: list[WebhookEndpoint], now) -> WebhookEvent | None:
     once_key = f"{name}:{subject.pk}" if name in _ONCE else None
     if once_key and WebhookEvent.objects.filter(once_key=once_key).exists():
         return None
+    owner_fields = _owner_fields(owner)
     try:
         with transaction.atomic():  # a savepoint: a racing job's same event loses cleanly
             event = WebhookEvent.objects.create(
@@ -284,10 +311,33 @@ class Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def private_address_refusal(url: str) -> str:
+    """Why ``url`` may not be POSTed to (its host resolves to a loopback, private, link-local or
+    reserved address), or "" when it may. ``WEBHOOK_ALLOW_PRIVATE_ADDRESSES`` lifts the rule."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        return ""
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except (OSError, UnicodeError) as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global or address.is_multicast:
+            return gettext("%(host)s resolves to %(address)s, a private address: not sent.") % {
+                "host": parts.hostname,
+                "address": address,
+            }
+    return ""
+
+
 def _post(url: str, *, body: bytes, headers: dict[str, str]) -> Answer:
     """POST once, never following a redirect; the answer's first 1 KB, or what went wrong."""
     started = time.monotonic()
     status_code, snippet, error = None, "", ""
+    refusal = private_address_refusal(url)
+    if refusal:
+        return Answer(status_code=None, snippet="", error=refusal, duration_ms=0)
     try:
         with requests.post(
             url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True
@@ -388,8 +438,6 @@ def webhook_delivery_send(*, delivery_id: int, now: datetime.datetime) -> Webhoo
 
 def webhook_deliveries_due(*, now: datetime.datetime, limit: int = 500) -> list[int]:
     """Ids of pending deliveries due at ``now`` (the sweeper's list: a queued retry that was lost)."""
-    from django.db.models import Q
-
     return list(
         WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))

@@ -275,6 +275,10 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", "")  # where the client sends requests;
 # Outgoing webhooks (docs/webhooks.md#rotation): after a secret is rotated, the previous one keeps
 # signing deliveries (a second v1= in Suanli-Signature) for this many hours.
 WEBHOOK_SECRET_ROTATION_GRACE_HOURS = int(env("WEBHOOK_SECRET_ROTATION_GRACE_HOURS", "24"))
+# Whether deliveries may go to loopback, private, link-local or reserved addresses (a receiver on
+# this machine or the office network). Off: such a delivery fails without being sent, so an
+# endpoint cannot reach the platform's own network (docs/webhooks.md#endpoints).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False

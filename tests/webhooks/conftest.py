@@ -105,3 +105,9 @@ def provider_endpoint(provider, url: str):
     made, secret = services.webhook_endpoint_create(owner=provider, url=url)
     made.plain_secret = secret
     return made
+
+
+@pytest.fixture(autouse=True)
+def _local_receivers_allowed(settings):
+    """The receiver listens on 127.0.0.1, which production refuses (test_private_addresses.py)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True

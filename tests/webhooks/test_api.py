@@ -194,7 +194,9 @@ def test_sales_managers_and_partner_keys_are_refused(client_as, customer):
 
 
 def test_lists_filter_by_owner_code_and_refuse_a_junk_boolean(client_as, customer, other_endpoint):
-    mine, _ = services.webhook_endpoint_create(owner=customer, url="https://erp.acme.example/h", enabled=False)
+    mine, _ = services.webhook_endpoint_create(
+        owner=customer, url="https://erp.acme.example/h", enabled=False
+    )
     client = client_as(roles.FINANCE)
 
     def ids(query: str) -> list[int]:
@@ -206,3 +208,14 @@ def test_lists_filter_by_owner_code_and_refuse_a_junk_boolean(client_as, custome
     assert ids("enabled=false") == [mine.pk]
     assert ids("provider=bj-idc") == []
     assert_error(client.get(f"{URL}?enabled=maybe"), 400, "invalid", "enabled")
+
+
+def test_refusals_speak_the_callers_language(client_as, customer):
+    client = client_as(roles.FINANCE)
+    response = client.post(
+        URL, {"customer": "acme", "url": "ftp://x.example/"}, format="json", HTTP_ACCEPT_LANGUAGE="zh-CN"
+    )
+    body = assert_error(response, 400, "invalid_url", "url")
+    assert body["message"] == "回调地址须为完整的 http:// 或 https:// 网址。"
+    english = client.post(URL, {"customer": "acme", "url": "ftp://x.example/"}, format="json")
+    assert english.json()["message"] == "Webhook URLs must be absolute http:// or https:// URLs."

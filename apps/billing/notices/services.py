@@ -35,7 +35,7 @@ from apps.billing.invoicing.selectors import (
     invoices_overdue,
 )
 from apps.billing.notices.models import Notice, NoticeKind, NoticeStatus
-from apps.core.events import event_publish
+from apps.core.events import event_publish_many
 from apps.customers.models import Customer, Language
 
 logger = logging.getLogger(__name__)
@@ -231,8 +231,11 @@ def notice_queue_reminders(*, now: datetime.datetime) -> int:
         for invoice in invoices_overdue(on=today)
     ]
     queued = _claim_and_queue(notices)
-    for overdue in (notice.invoice for notice in notices if notice.kind == NoticeKind.OVERDUE):  # once each
-        event_publish("invoice.overdue", owner=overdue.customer, subject=overdue, now=now)  # docs/webhooks.md
+    # Webhooks, once per invoice (docs/webhooks.md): one look-up of endpoints for all of them.
+    overdue = [
+        (notice.invoice.customer, notice.invoice) for notice in notices if notice.kind == NoticeKind.OVERDUE
+    ]
+    event_publish_many("invoice.overdue", events=overdue, now=now)
     reminded = [notice.invoice_id for notice in queued if notice.kind == NoticeKind.OVERDUE]
     if reminded:  # the invoice page shows the last overdue reminder
         Invoice.objects.filter(pk__in=reminded).update(reminder_sent_on=today, updated_at=now)
