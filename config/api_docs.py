@@ -1,5 +1,5 @@
 """The OpenAPI schema (/api/schema/) and Swagger UI (/api/docs/), behind a login where
-``API_DOCS_REQUIRE_LOGIN`` says so (on in production; docs/security.md#api-schema-and-docs).
+``API_DOCS_REQUIRE_LOGIN`` says so (on in production; docs/security.md#hardening).
 
 The schema answers a signed-in session or an API token (401/403 in the error shape otherwise);
 the docs page sends an anonymous browser to the admin login and comes back. Swagger UI's

@@ -57,6 +57,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "contracts.contractline": VIEW,
         "contracts.linetier": VIEW,
         "contracts.allocation": VIEW,
+        "audit.auditevent": VIEW,
     },
     FINANCE: {
         "customers.customer": ["view", "change"],
@@ -90,6 +91,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "billing.stripeevent": VIEW,
         "webhooks.webhookendpoint": ALL,
         "webhooks.webhookdelivery": ["view", "resend_webhookdelivery"],
+        "audit.auditevent": VIEW,
     },
     OPERATIONS: {
         "providers.provider": ALL,
@@ -109,6 +111,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "billing.settlementline": VIEW,
         "webhooks.webhookendpoint": ALL,
         "webhooks.webhookdelivery": ["view", "resend_webhookdelivery"],
+        "audit.auditevent": VIEW,
     },
 }
 
