@@ -48,7 +48,9 @@ class UsageBatchErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="invalid_batch, invalid, usage_too_old or usage_conflict.")
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.JSONField())
-    errors = UsageRecordErrorSerializer(many=True)
+    errors = UsageRecordErrorSerializer(
+        many=True, required=False, help_text="Per bad record; absent when the body itself is refused."
+    )
 
 
 class UsageVoidSerializer(serializers.Serializer):
