@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils.functional import Promise
 
 from apps.core.money import round_money
 
@@ -34,6 +35,8 @@ def _text(value: Any, limit: int = 200) -> Any:
     """A sender's value as JSON the database stores: lone surrogates and NUL escaped, cut at ``limit``."""
     if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, Promise):  # a lazy translation
+        value = str(value)
     text = value if isinstance(value, str) else repr(value)
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:limit]
 
