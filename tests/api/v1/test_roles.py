@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts import roles
 from apps.accounts.models import CustomerMembership
+from apps.audit.models import AuditEvent
 from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 from apps.billing.models import Invoice, InvoiceStatus, SettlementStatement
 from apps.billing.settlements.services import settlement_build
@@ -209,3 +210,29 @@ def test_a_bad_key_is_still_401_not_403(world):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Api-Key nope.nope")
     assert_error(client.get("/api/v1/customers/"), 401, "authentication_failed")
+
+
+@pytest.mark.parametrize(("role", "manages"), [("admin", True), ("billing", False), ("viewer", False)])
+def test_only_customer_admins_manage_portal_users_and_webhook_endpoints(
+    world, django_capture_on_commit_callbacks, role, manages
+):
+    client = as_member(world, role)
+    with django_capture_on_commit_callbacks(execute=True):
+        invited = client.post(
+            "/api/v1/memberships/", {"email": f"new-{role}@acme-r.example", "role": "viewer"}, format="json"
+        )
+    endpoint = client.post(
+        "/api/v1/webhook-endpoints/",
+        {"customer": "acme-r", "url": "https://erp.acme-r.example/hooks"},
+        format="json",
+    )
+    made = CustomerMembership.objects.filter(user__email=f"new-{role}@acme-r.example")
+    if manages:
+        assert (invited.status_code, endpoint.status_code) == (201, 201), (invited.content, endpoint.content)
+        event = AuditEvent.objects.get(
+            content_type__model="customermembership", object_id=str(made.get().pk), action="created"
+        )
+        assert event.actor == world["members"][role]
+    else:
+        assert (invited.status_code, endpoint.status_code) == (403, 403)
+        assert not made.exists()
