@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on every POST under ``/api/`` (SPEC §9, docs/api.md#idempotency-keys).
+"""``Idempotency-Key`` on every POST under ``/api/`` (docs/api.md#idempotency-keys).
 
 A client that sends ``Idempotency-Key: <key>`` with a POST may send the same request again (a
 timeout, a lost answer, a crashed worker) without doing the thing twice:
