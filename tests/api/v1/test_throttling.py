@@ -134,3 +134,26 @@ def test_the_rates_come_from_the_settings(manager):
     client = client_of(manager)
 
     assert {client.get("/api/v1/customers/").status_code for _ in range(10)} == {200}
+
+
+def test_anonymous_callers_have_a_budget_per_ip_address():
+    assert [Client(REMOTE_ADDR="10.0.0.1").get("/api/docs/").status_code for _ in range(3)] == [200] * 3
+
+    refused = Client(REMOTE_ADDR="10.0.0.1").get("/api/docs/")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "60"
+
+    assert Client(REMOTE_ADDR="10.0.0.2").get("/api/docs/").status_code == 200
+
+
+def test_a_forwarded_for_header_does_not_buy_a_fresh_budget(manager):
+    def login(forwarded_for: str):
+        return APIClient().post(
+            "/api/v1/auth/token/",
+            {"username": manager.username, "password": PASSWORD},
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
+
+    assert [login(f"192.0.2.{n}").status_code for n in range(2)] == [200, 200]
+    assert_throttled(login("192.0.2.99"))
