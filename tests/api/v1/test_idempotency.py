@@ -11,6 +11,7 @@ from decimal import Decimal
 import orjson
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client, override_settings
 from django_celery_beat.models import PeriodicTask
@@ -186,6 +187,23 @@ def test_a_server_error_is_not_stored_so_the_same_key_can_be_retried(server, key
     assert retried.json() == {"accepted": 3, "duplicates": 0}
     assert "Idempotent-Replayed" not in retried
     assert UsageRecord.objects.count() == 3
+
+
+def test_a_throttled_answer_is_not_stored_so_the_key_works_after_the_wait(manager_client, frozen_clock):
+    cache.clear()
+    with override_settings(API_THROTTLE_RATES={"user": "1/min"}):
+        assert manager_client.get(CUSTOMERS).status_code == 200  # the minute's one request
+        throttled = manager_client.post(CUSTOMERS, customer(), format="json", HTTP_IDEMPOTENCY_KEY="crm-slow")
+        assert_error(throttled, 429, "throttled")
+        assert IdempotencyKey.objects.count() == 0
+
+        frozen_clock.shift(61)
+        created = manager_client.post(CUSTOMERS, customer(), format="json", HTTP_IDEMPOTENCY_KEY="crm-slow")
+    cache.clear()
+
+    assert created.status_code == 201, created.content
+    assert "Idempotent-Replayed" not in created
+    assert Customer.objects.count() == 1
 
 
 # -- the same key for something else -------------------------------------------------------------
