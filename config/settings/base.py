@@ -218,6 +218,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A writable string field that refuses an empty value says minLength 1.
+    "ENFORCE_NON_BLANK_FIELDS": True,
     # Request and response shapes apart (``…Request`` components): a field that refuses an empty
     # string says minLength 1 where it is sent, and read-only fields stay out of request bodies.
     "COMPONENT_SPLIT_REQUEST": True,

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from apps.metering.models import UsageRecord
 from tests.api.helpers import assert_error
-from tests.factories.catalogue import ServerFactory
+from tests.factories.catalogue import ServerFactory, valid_uscc
 from tests.factories.metering import MINUTE, NOW, SHANGHAI, card_record, partner_key
 
 ERROR_REF = "#/components/schemas/Error"
@@ -64,6 +64,35 @@ def test_the_usage_list_is_documented_with_its_filters_and_cursor(document):
 )
 def test_fields_that_can_be_null_are_nullable(document, component, field):
     assert _component(document, component)["properties"][field].get("nullable") is True
+
+
+def test_strings_that_refuse_an_empty_value_say_so(document):
+    customer = _component(document, "Customer")["properties"]
+    assert customer["name"]["minLength"] == 1
+    assert customer["billing_address"].get("minLength") is None  # may be left empty
+    line = _component(document, "LineInput")["properties"]
+    assert line["gpu_model"]["minLength"] == 1
+    assert _component(document, "AllocationInput")["properties"]["card"]["minLength"] == 1
+
+
+@pytest.mark.django_db
+def test_an_empty_string_is_refused_only_where_the_schema_says_min_length_1(make_staff):
+    client = APIClient()
+    client.force_authenticate(make_staff(superuser=True))
+    body = {
+        "code": "blank-test",
+        "name": "",
+        "tax_id": valid_uscc(515151),
+        "invoice_type": "vat_special",
+        "currency": "CNY",
+        "billing_address": "",
+        "phone": "",
+        "billing_email": "",
+    }
+    assert_error(client.post("/api/v1/customers/", body, format="json"), 400, "invalid", "name")
+    response = client.post("/api/v1/customers/", {**body, "name": "Blank Test"}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["billing_address"], response.json()["billing_email"]) == ("", "")
 
 
 def test_contract_notes_are_not_required_since_customers_do_not_get_them(document):

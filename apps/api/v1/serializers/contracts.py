@@ -69,7 +69,9 @@ class AwareDateTimeField(serializers.DateTimeField):
         return result
 
 
-@extend_schema_field({"type": "string", "example": "GPU-5f1a0c3e-6b1d-4c2e-9a8f-0123456789ab"})
+@extend_schema_field(
+    {"type": "string", "minLength": 1, "example": "GPU-5f1a0c3e-6b1d-4c2e-9a8f-0123456789ab"}
+)
 class CardKeyField(NaturalKeyField):
     """A card by its NVML UUID, in any letter case (stored in lower case, as NVML prints it)."""
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Model, QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -40,7 +39,7 @@ class DecimalStringField(serializers.DecimalField):
         return decimal_string(Decimal(value), min_places=self.min_places)
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field({"type": "string", "minLength": 1})  # an empty key names nothing
 class NaturalKeyField(serializers.SlugRelatedField):
     """A relation written and read by its natural key (provider ``code``, GPU model ``name``, …).
 
