@@ -21,6 +21,12 @@ from apps.metering.models import UsageRecord
 from apps.providers.models import HubRegion, Provider, ProviderType, Site
 
 _BOOLEAN_VALUES = {"true", "false", "1", "0"}
+PERIOD_VALIDATOR = RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", gettext_lazy("Give the period as YYYY-MM."))
+
+
+def period_filter(**kwargs) -> filters.CharFilter:
+    """A ``YYYY-MM`` filter that answers 400 for anything else (``?period=last-month``)."""
+    return filters.CharFilter(validators=[PERIOD_VALIDATOR], **{"help_text": "YYYY-MM", **kwargs})
 
 
 class StrictFilterBackend(DjangoFilterBackend):
@@ -120,9 +126,8 @@ class UsageRecordFilter(filters.FilterSet):
     """Filters of ``GET /api/v1/usage/``; each is served by an index of ``metering_usagerecord``
     (provider, card or server with the start, or the primary key the pages follow)."""
 
-    period = filters.CharFilter(
+    period = period_filter(
         method="filter_period",
-        validators=[RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", gettext_lazy("Give the period as YYYY-MM."))],
         help_text="Billing period YYYY-MM: records overlapping it (billing time zone).",
     )
     provider = filters.CharFilter(field_name="provider__code", help_text="Provider code.")

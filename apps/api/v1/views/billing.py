@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from apps.api.filters import SearchFilter
 from apps.api.permissions import is_partner
-from apps.api.v1.filters import StrictFilterBackend
+from apps.api.v1.filters import StrictFilterBackend, period_filter
 from apps.api.v1.serializers.billing import (
     BankTransferSerializer,
     BillingRunCreateSerializer,
@@ -124,7 +124,7 @@ def _today():
 
 class InvoiceFilter(filters.FilterSet):
     customer = filters.CharFilter(field_name="customer__code", help_text="Customer code.")
-    period = filters.CharFilter(help_text="YYYY-MM")
+    period = period_filter()
     status = filters.ChoiceFilter(choices=InvoiceStatus.choices)
     overdue = filters.BooleanFilter(method="filter_overdue", help_text="Issued, unpaid, past due.")
     currency = filters.ChoiceFilter(choices=Currency.choices)
@@ -150,7 +150,7 @@ class CreditNoteFilter(filters.FilterSet):
 
 
 class BillingRunFilter(filters.FilterSet):
-    period = filters.CharFilter(help_text="YYYY-MM")
+    period = period_filter()
     status = filters.ChoiceFilter(choices=BillingRunStatus.choices)
 
     class Meta:

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from apps.api.authentication import PartnerAPIKeyAuthentication
 from apps.api.permissions import is_partner
-from apps.api.v1.filters import StrictFilterBackend
+from apps.api.v1.filters import StrictFilterBackend, period_filter
 from apps.api.v1.serializers.settlements import (
     MarginReportSerializer,
     SettlementBuildResultSerializer,
@@ -57,7 +57,7 @@ def _for_partner(data: dict) -> dict:
 
 class SettlementFilter(filters.FilterSet):
     provider = filters.CharFilter(field_name="provider__code", help_text="Provider code.")
-    period = filters.CharFilter(help_text="YYYY-MM")
+    period = period_filter()
     status = filters.ChoiceFilter(choices=SettlementStatus.choices)
     currency = filters.ChoiceFilter(choices=Currency.choices)
 
