@@ -223,3 +223,15 @@ class TestUsageHorizon:
             self.post(server, card_record(uuid, datetime.datetime(2026, 11, 1, tzinfo=SHANGHAI))).status_code
             == 201
         )
+
+
+@pytest.mark.django_db
+def test_the_new_refusals_speak_chinese_when_asked(make_staff):
+    client = APIClient()
+    client.force_authenticate(make_staff(superuser=True))
+
+    boolean = client.get("/api/v1/gpu-models/?verified=maybe", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    period = client.get("/api/v1/invoices/?period=last-month", HTTP_ACCEPT_LANGUAGE="zh-CN")
+
+    assert assert_error(boolean, 400, "invalid")["fields"] == {"verified": ["应为 true 或 false。"]}
+    assert assert_error(period, 400, "invalid")["fields"] == {"period": ["账期格式应为 YYYY-MM。"]}
