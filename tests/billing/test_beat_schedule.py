@@ -17,9 +17,13 @@ def test_every_scheduled_job_is_a_registered_task_in_the_billing_time_zone():
         "billing.daily_overdue",
         "contracts.expire_due",
         "billing.monthly_settlements",
+        "api.purge_idempotency_keys",
+        "webhooks.deliver_due",
     } <= set(jobs)
     for name, job in jobs.items():
         assert name in app.tasks, name
         assert job.enabled and str(job.crontab.timezone) == "Asia/Shanghai"
+    sweeper = jobs["webhooks.deliver_due"].crontab
+    assert (sweeper.minute, sweeper.hour) == ("*", "*")  # every minute
     monthly = jobs["billing.run_monthly"].crontab
     assert (monthly.minute, monthly.hour, monthly.day_of_month) == ("0", "2", "1")
