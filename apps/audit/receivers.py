@@ -138,7 +138,8 @@ def _after_save(sender, instance, created, raw=False, **kwargs):
         if not changes:
             return
         action = AuditAction.CHANGED
-    reason_source = {k: (v[1] if isinstance(v, list) else v) for k, v in changes.items()}
+    # A change is [before, after]; a created row's values are as they are (a list value too).
+    reason_source = {k: v[1] for k, v in changes.items()} if action == AuditAction.CHANGED else changes
     audit_record(
         obj=instance,
         action=action,
