@@ -189,3 +189,25 @@ def test_a_customer_admin_invites_a_colleague_and_others_may_not(demo, django_ca
         "invalid",
         "customer",
     )
+
+
+@pytest.mark.parametrize(
+    "username, url",
+    [
+        ("ops1", "/api/v1/supply-agreements/"),
+        ("finance1", "/api/v1/payments/"),
+        ("finance1", "/api/v1/credit-entries/"),
+        ("am1", "/api/v1/memberships/"),
+        ("acme-user", "/api/v1/payments/"),
+    ],
+)
+def test_lists_take_a_constant_number_of_queries(demo, django_assert_max_num_queries, username, url):
+    acme = Customer.objects.get(code="acme")
+    for amount, balance in (("10.00", "10.00"), ("5.00", "15.00")):  # the demo has no credit movements
+        CreditEntry.objects.create(
+            customer=acme, kind="adjustment", amount=amount, balance_after=balance, created_at=demo
+        )
+    client = _as(username)
+    with django_assert_max_num_queries(6):  # permissions (2), membership or count, the page
+        rows = _all(client, url)
+    assert rows
