@@ -220,9 +220,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # A writable string field that refuses an empty value says minLength 1.
     "ENFORCE_NON_BLANK_FIELDS": True,
-    # Request and response shapes apart (``…Request`` components): a field that refuses an empty
-    # string says minLength 1 where it is sent, and read-only fields stay out of request bodies.
-    "COMPONENT_SPLIT_REQUEST": True,
     # Every operation's error answers (400 filters, 401, 403, 404, 413, 415, 429) with the error body.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
