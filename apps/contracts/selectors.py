@@ -241,7 +241,9 @@ def approval_queue(*, user, limit: int = APPROVAL_QUEUE_LIMIT) -> dict:
     """Contracts waiting for a sales manager, oldest submission first, with the largest discount,
     the monthly value and margin of the quote; at most ``limit`` rows are priced (a constant
     number of queries per page), ``total`` counts them all."""
-    pending = contract_list(user=user).filter(status=ContractStatus.PENDING_APPROVAL, approved_at__isnull=True)
+    pending = contract_list(user=user).filter(
+        status=ContractStatus.PENDING_APPROVAL, approved_at__isnull=True
+    )
     total = pending.count()
     rows = []
     for contract in pending.order_by("submitted_at", "pk").prefetch_related("lines")[:limit]:

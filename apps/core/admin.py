@@ -51,7 +51,11 @@ def _changes(*, older, newer) -> list[dict]:
             continue
         if getattr(older, field.attname) != getattr(newer, field.attname):
             changes.append(
-                {"field": capfirst(field.verbose_name), "old": _shown(older, field), "new": _shown(newer, field)}
+                {
+                    "field": capfirst(field.verbose_name),
+                    "old": _shown(older, field),
+                    "new": _shown(newer, field),
+                }
             )
     return changes
 

@@ -50,7 +50,9 @@ class SupplyAgreementFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "none":
-            return queryset.filter(pk__in=selectors.servers_without_supply(on=timezone.localdate()).values("pk"))
+            return queryset.filter(
+                pk__in=selectors.servers_without_supply(on=timezone.localdate()).values("pk")
+            )
         return queryset
 
 

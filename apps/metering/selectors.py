@@ -161,8 +161,12 @@ def unrated_usage_customers(*, contracts: QuerySet) -> list[dict]:
     customers: dict[int, tuple[str, str]] = {}
     for server_id, customer_id, code, name in (
         Allocation.objects.filter(line__contract__in=contracts)
-        .values_list("server_id", "line__contract__customer_id", "line__contract__customer__code",
-                     "line__contract__customer__name")
+        .values_list(
+            "server_id",
+            "line__contract__customer_id",
+            "line__contract__customer__code",
+            "line__contract__customer__name",
+        )
         .distinct()
     ):
         servers.setdefault(server_id, set()).add(customer_id)
@@ -182,7 +186,12 @@ def unrated_usage_customers(*, contracts: QuerySet) -> list[dict]:
         for customer_id in servers[row["hardware_server_id"]]:
             records[customer_id] = records.get(customer_id, 0) + row["records"]
     rows = [
-        {"customer_id": pk, "customer_code": customers[pk][0], "customer_name": customers[pk][1], "records": n}
+        {
+            "customer_id": pk,
+            "customer_code": customers[pk][0],
+            "customer_name": customers[pk][1],
+            "records": n,
+        }
         for pk, n in records.items()
     ]
     return sorted(rows, key=lambda row: row["customer_code"])

@@ -244,7 +244,9 @@ def customer_daily_card_hours(*, customer, now: datetime.datetime, days: int = C
         covered=covered_sql,
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"tz": _tz(), "first": first, "last": last, **dict(zip(names, covered_params, strict=True))})
+        cursor.execute(
+            sql, {"tz": _tz(), "first": first, "last": last, **dict(zip(names, covered_params, strict=True))}
+        )
         rows = cursor.fetchall()
     hours = {(day, model): round_hours(Decimal(value)) for day, model, value in rows}
     return DailyCardHours(
