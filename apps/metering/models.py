@@ -61,7 +61,14 @@ class UsageRecord(models.Model):
     )
     start_at = models.DateTimeField()
     end_at = models.DateTimeField()
-    utilization_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    utilization_percent = models.DecimalField(
+        "utilisation % (telemetry.utilization_percent)",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Sent by the partner as telemetry.utilization_percent (docs/usage-api.md).",
+    )
     memory_used_bytes = models.BigIntegerField(null=True, blank=True)
     energy_mj = models.BigIntegerField("energy (mJ)", null=True, blank=True)
     telemetry = models.JSONField(null=True, blank=True)

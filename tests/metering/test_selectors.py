@@ -290,3 +290,13 @@ def test_the_usage_admin_is_read_only(ops_client, fleet):
     assert ops_client.get(f"{URL}{record.pk}/change/").status_code == 200
     assert ops_client.get(f"{URL}add/").status_code == 403
     assert ops_client.post(f"{URL}{record.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_the_usage_admin_names_utilisation_as_the_api_knows_it(ops_client, fleet):
+    s, _, _ = fleet
+    record = stored_usage(card=card(s, 0), start=at(10), end=at(11))
+    listing = ops_client.get(URL).content.decode()
+    page = ops_client.get(f"{URL}{record.pk}/change/").content.decode()
+    for html in (listing, page):
+        assert "telemetry.utilization_percent" in html
+        assert "Utilization percent" not in html

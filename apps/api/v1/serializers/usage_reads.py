@@ -31,7 +31,12 @@ class UsageRecordSerializer(serializers.ModelSerializer):
     start = serializers.DateTimeField(source="start_at", read_only=True)
     end = serializers.DateTimeField(source="end_at", read_only=True)
     utilization_percent = DecimalStringField(
-        max_digits=5, decimal_places=2, min_places=0, allow_null=True, read_only=True
+        max_digits=5,
+        decimal_places=2,
+        min_places=0,
+        allow_null=True,
+        read_only=True,
+        help_text="telemetry.utilization_percent of the posted record.",
     )
     telemetry = serializers.JSONField(allow_null=True, read_only=True, help_text="As the partner sent it.")
     rated = serializers.BooleanField(read_only=True, help_text="A firm allocation covers it.")
