@@ -25,7 +25,7 @@ from apps.core.periods import local_range_text
 from apps.providers.models import HubRegion, Site
 
 from . import selectors, services
-from .admin_drafting import DraftingAdminMixin
+from .admin_drafting import LINE_FIELDS, DraftingAdminMixin
 from .models import (
     Allocation,
     Contract,
@@ -112,20 +112,7 @@ class DraftOnlyInlineMixin:
 class ContractLineForm(forms.ModelForm):
     class Meta:
         model = ContractLine
-        fields = (
-            "position",
-            "resource",
-            "gpu_model",
-            "quantity",
-            "term",
-            "list_unit_price",
-            "term_discount_percent",
-            "discount_percent",
-            "tax_category",
-            "start_at",
-            "end_at",
-            "yearly_billing",
-        )
+        fields = ("position", *LINE_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,32 +1,11 @@
 """Idempotency keys of API POSTs (docs/api.md#idempotency-keys), and the hourly job that deletes
 those older than 24 hours (docs/operations.md#beat-schedule)."""
 
-from django.conf import settings
 from django.db import migrations, models
 
+from apps.core.beat import beat_schedule
+
 SCHEDULE = [("Hourly idempotency-key cleanup 幂等键清理", "api.purge_idempotency_keys", "17", "*", "*")]
-
-
-def schedule(apps, schema_editor):
-    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, minute, hour, day in SCHEDULE:
-        crontab, _ = CrontabSchedule.objects.get_or_create(
-            minute=minute,
-            hour=hour,
-            day_of_month=day,
-            month_of_year="*",
-            day_of_week="*",
-            timezone=settings.BILLING_TIME_ZONE,
-        )
-        PeriodicTask.objects.update_or_create(
-            name=name, defaults={"task": task, "crontab": crontab, "enabled": True}
-        )
-
-
-def unschedule(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, *_ in SCHEDULE]).delete()
 
 
 class Migration(migrations.Migration):
@@ -64,5 +43,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunPython(schedule, unschedule),
+        migrations.RunPython(*beat_schedule(SCHEDULE)),
     ]

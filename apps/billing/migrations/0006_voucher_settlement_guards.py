@@ -8,8 +8,9 @@
 - The daily voucher-expiry job joins the beat schedule.
 """
 
-from django.conf import settings
 from django.db import migrations
+
+from apps.core.beat import beat_schedule
 
 SQL = r"""
 CREATE OR REPLACE FUNCTION billing_voucherledger_append_only() RETURNS trigger AS $$
@@ -136,28 +137,6 @@ DROP FUNCTION IF EXISTS billing_voucherledger_append_only();
 SCHEDULE = [("Daily voucher expiry 算力券到期", "billing.expire_vouchers", "10", "0", "*")]
 
 
-def schedule(apps, schema_editor):
-    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, minute, hour, day in SCHEDULE:
-        crontab, _ = CrontabSchedule.objects.get_or_create(
-            minute=minute,
-            hour=hour,
-            day_of_month=day,
-            month_of_year="*",
-            day_of_week="*",
-            timezone=settings.BILLING_TIME_ZONE,
-        )
-        PeriodicTask.objects.update_or_create(
-            name=name, defaults={"task": task, "crontab": crontab, "enabled": True}
-        )
-
-
-def unschedule(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, *_ in SCHEDULE]).delete()
-
-
 class Migration(migrations.Migration):
     dependencies = [("billing", "0005_vouchers_settlements"), ("django_celery_beat", "0019_alter_periodictasks_options")]
-    operations = [migrations.RunSQL(SQL, REVERSE_SQL), migrations.RunPython(schedule, unschedule)]
+    operations = [migrations.RunSQL(SQL, REVERSE_SQL), migrations.RunPython(*beat_schedule(SCHEDULE))]
