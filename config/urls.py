@@ -13,6 +13,7 @@ admin_home.install(admin.site)  # the role home pages, above the app list
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/reports/", include("apps.reports.urls")),  # finance reports (docs/reports.md)
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.api.urls")),
     path("portal/", include("apps.portal.urls")),

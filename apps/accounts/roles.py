@@ -58,6 +58,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "contracts.linetier": VIEW,
         "contracts.allocation": VIEW,
         "audit.auditevent": VIEW,
+        "reports.report": ["view_reports"],
     },
     FINANCE: {
         "customers.customer": ["view", "change"],
@@ -92,6 +93,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "webhooks.webhookendpoint": ALL,
         "webhooks.webhookdelivery": ["view", "resend_webhookdelivery"],
         "audit.auditevent": VIEW,
+        "reports.report": ["view_reports"],
     },
     OPERATIONS: {
         "providers.provider": ALL,

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.api",
     "apps.portal",
     "apps.audit",
+    "apps.reports",
     "apps.demo",
 ]
 

@@ -1,0 +1,356 @@
+"""The finance reports as reads (docs/reports.md): SQL aggregation, a constant number of queries
+per report whatever the number of invoices, servers or records.
+
+Every report takes a period range ``[first, last]`` of billing months (both included). Amounts
+are summed per currency; nothing converts between currencies.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Case, Count, DecimalField, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import Greatest
+
+from apps.billing.models import Invoice, InvoiceLine, InvoiceStatus, SettlementStatement
+from apps.contracts.models import Allocation
+from apps.core.periods import Period
+from apps.core.units import TFLOPS_PER_P
+from apps.inventory.models import HardwareStatus, Server
+from apps.metering.selectors import unrated_usage_counts
+from apps.reports.economics import annualise, margin_per_p_year, payback_months
+
+ZERO = Decimal("0.00")
+MONEY = DecimalField(max_digits=16, decimal_places=2)
+# Revenue is what was invoiced: issued invoices, paid ones included; drafts and void ones are not.
+BILLED = [InvoiceStatus.ISSUED, InvoiceStatus.PAID]
+
+
+@dataclass(frozen=True)
+class PeriodRange:
+    first: Period
+    last: Period
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError("the range ends before it starts")
+
+    @property
+    def periods(self) -> list[Period]:
+        out, period = [], self.first
+        while period <= self.last:
+            out.append(period)
+            period = period.next()
+        return out
+
+    @property
+    def months(self) -> int:
+        return (self.last.year - self.first.year) * 12 + self.last.month - self.first.month + 1
+
+    @property
+    def texts(self) -> list[str]:
+        return [str(period) for period in self.periods]
+
+    def bounds(self) -> tuple[datetime.datetime, datetime.datetime]:
+        start, _ = self.first.bounds(settings.BILLING_TIME_ZONE)
+        _, end = self.last.bounds(settings.BILLING_TIME_ZONE)
+        return start, end
+
+    def __str__(self) -> str:
+        return f"{self.first} – {self.last}"
+
+
+def _billed(period_range: PeriodRange):
+    return Invoice.objects.filter(
+        status__in=BILLED, period__gte=str(period_range.first), period__lte=str(period_range.last)
+    )
+
+
+# -- 1. revenue ---------------------------------------------------------------------------------
+
+
+def revenue_by_month(*, period_range: PeriodRange) -> list[dict]:
+    """``{"period", "currency", "invoices", "net_amount"}`` for every month of the range and every
+    currency billed in it (a month without invoices shows 0); one query."""
+    sums = {
+        (row["period"], row["currency"]): row
+        for row in _billed(period_range)
+        .order_by()
+        .values("period", "currency")
+        .annotate(invoices=Count("pk"), net_amount=Sum("net_amount"))
+    }
+    currencies = sorted({currency for _, currency in sums}) or [settings.DEFAULT_CURRENCY]
+    rows = []
+    for currency in currencies:
+        for period in period_range.texts:
+            row = sums.get((period, currency), {})
+            rows.append(
+                {
+                    "period": period,
+                    "currency": currency,
+                    "invoices": row.get("invoices", 0),
+                    "net_amount": row.get("net_amount") or ZERO,
+                }
+            )
+    return rows
+
+
+def revenue_by_customer(*, period_range: PeriodRange) -> list[dict]:
+    """``{"customer_code", "customer_name", "currency", "invoices", "net_amount"}``, largest first;
+    one query."""
+    return list(
+        _billed(period_range)
+        .order_by()
+        .values("currency", customer_code=F("customer__code"), customer_name=F("customer__name"))
+        .annotate(invoices=Count("pk"), net_amount=Sum("net_amount"))
+        .order_by("currency", "-net_amount", "customer_code")
+    )
+
+
+# -- 2. AR aging ---------------------------------------------------------------------------------
+
+BUCKETS = [
+    ("current", "Current 未到期"),
+    ("1-30", "1–30 days 1–30天"),
+    ("31-60", "31–60 days 31–60天"),
+    ("61-90", "61–90 days 61–90天"),
+    ("90+", "Over 90 days 90天以上"),
+]
+
+
+def _amount_due():
+    """What the customer still owes, as SQL: total − voucher − credited − paid, never below zero
+    (Invoice.amount_due)."""
+    return Greatest(
+        F("total_amount") - F("voucher_amount") - F("credited_amount") - F("paid_amount"),
+        Value(ZERO),
+        output_field=MONEY,
+    )
+
+
+def ar_aging(*, today: datetime.date) -> list[dict]:
+    """Issued, unpaid invoices' amount due (total − voucher − credited − paid) by days past due on
+    ``today`` (a billing-zone date): one row per bucket and currency with its customers, largest
+    first; one query."""
+    due = _amount_due()
+
+    def days(n: int) -> datetime.date:
+        return today - datetime.timedelta(days=n)
+
+    bucket = Case(
+        When(Q(due_on__isnull=True) | Q(due_on__gte=today), then=Value(0)),
+        When(due_on__gte=days(30), then=Value(1)),
+        When(due_on__gte=days(60), then=Value(2)),
+        When(due_on__gte=days(90), then=Value(3)),
+        default=Value(4),
+        output_field=IntegerField(),
+    )
+    rows = (
+        Invoice.objects.filter(status=InvoiceStatus.ISSUED)
+        .annotate(due=due, bucket=bucket)
+        .filter(due__gt=0)
+        .order_by()
+        .values("bucket", "currency", customer_code=F("customer__code"), customer_name=F("customer__name"))
+        .annotate(invoices=Count("pk"), amount=Sum("due"))
+        .order_by("bucket", "currency", "-amount", "customer_code")
+    )
+    out: dict[tuple[int, str], dict] = {}
+    for row in rows:
+        key, label = BUCKETS[row["bucket"]]
+        entry = out.setdefault(
+            (row["bucket"], row["currency"]),
+            {
+                "bucket": key,
+                "label": label,
+                "currency": row["currency"],
+                "invoices": 0,
+                "amount": ZERO,
+                "customers": [],
+            },
+        )
+        entry["invoices"] += row["invoices"]
+        entry["amount"] += row["amount"]
+        entry["customers"].append(
+            {
+                "customer_code": row["customer_code"],
+                "customer_name": row["customer_name"],
+                "invoices": row["invoices"],
+                "amount": row["amount"],
+            }
+        )
+    currencies = sorted({currency for _, currency in out}) or [settings.DEFAULT_CURRENCY]
+    return [
+        out.get(
+            (index, currency),
+            {
+                "bucket": key,
+                "label": label,
+                "currency": currency,
+                "invoices": 0,
+                "amount": ZERO,
+                "customers": [],
+            },
+        )
+        for currency in currencies
+        for index, (key, label) in enumerate(BUCKETS)
+    ]
+
+
+# -- 3. payback of platform-owned servers ------------------------------------------------------
+
+
+def server_revenue(*, servers, period_range: PeriodRange) -> dict[tuple[int, str], Decimal]:
+    """Billed net revenue of ``servers`` over the range, ``{(server_id, currency): amount}``: each
+    invoice line goes to the servers its contract line was allocated, in equal shares; two queries."""
+    lines = Allocation.objects.filter(server__in=servers).values("line_id")
+    servers_of: dict[int, set[int]] = {}
+    for line_id, server_id in (
+        Allocation.objects.filter(line_id__in=lines).values_list("line_id", "server_id").distinct()
+    ):
+        servers_of.setdefault(line_id, set()).add(server_id)
+    out: dict[tuple[int, str], Decimal] = {}
+    for row in (
+        InvoiceLine.objects.filter(
+            contract_line_id__in=lines,
+            invoice__status__in=BILLED,
+            invoice__period__gte=str(period_range.first),
+            invoice__period__lte=str(period_range.last),
+        )
+        .order_by()
+        .values("contract_line_id", currency=F("invoice__currency"))
+        .annotate(net_amount=Sum("net_amount"))
+    ):
+        shared = servers_of.get(row["contract_line_id"], set())
+        for server_id in shared:
+            key = (server_id, row["currency"])
+            out[key] = out.get(key, ZERO) + row["net_amount"] / len(shared)
+    return out
+
+
+def server_payback(*, period_range: PeriodRange) -> list[dict]:
+    """Platform-owned servers (those with a purchase cost): revenue over the range, annualised,
+    their annual cash cost and payback months; three queries."""
+    servers = list(
+        Server.objects.filter(purchase_cost_amount__isnull=False)
+        .select_related("provider", "gpu_model")
+        .order_by("serial")
+    )
+    revenue = server_revenue(servers=servers, period_range=period_range)
+    rows = []
+    for server in servers:
+        earned = revenue.get((server.pk, server.currency), ZERO)
+        annual = annualise(earned, period_range.months)
+        cash_cost = server.annual_cash_cost_amount or ZERO
+        rows.append(
+            {
+                "serial": server.serial,
+                "provider_code": server.provider.code,
+                "gpu_model": server.gpu_model.name,
+                "currency": server.currency,
+                "purchase_amount": server.purchase_cost_amount,
+                "revenue_amount": earned.quantize(Decimal("0.01")),
+                "annual_revenue_amount": annual.quantize(Decimal("0.01")),
+                "annual_cash_cost_amount": cash_cost,
+                "payback_months": payback_months(
+                    purchase_amount=server.purchase_cost_amount,
+                    annual_revenue=annual,
+                    annual_cash_cost=cash_cost,
+                ),
+            }
+        )
+    return rows
+
+
+# -- 4. light-asset margin per P-year ------------------------------------------------------------
+
+
+def provider_p_year_margin(*, period_range: PeriodRange) -> list[dict]:
+    """Per provider and currency, from its settlement statements over the range: customer net
+    revenue and provider cost, annualised and divided by the provider's P capacity (its servers
+    not retired); two queries."""
+    capacity = {
+        row["provider_id"]: row["p_capacity"]
+        for row in Server.objects.exclude(status=HardwareStatus.RETIRED)
+        .order_by()
+        .values("provider_id")
+        .annotate(p_capacity=Sum(F("gpu_model__fp16_dense_tflops") * F("card_count")) / Value(TFLOPS_PER_P))
+    }
+    rows = []
+    for row in (
+        SettlementStatement.objects.filter(
+            period__gte=str(period_range.first), period__lte=str(period_range.last)
+        )
+        .order_by()
+        .values(
+            "provider_id", "currency", provider_code=F("provider__code"), provider_name=F("provider__name")
+        )
+        .annotate(revenue=Sum("revenue_net_amount"), cost=Sum("cost_amount"))
+        .order_by("provider_code", "currency")
+    ):
+        p_capacity = capacity.get(row["provider_id"]) or Decimal(0)
+        result = None
+        if p_capacity > 0:
+            result = margin_per_p_year(
+                annual_revenue=annualise(row["revenue"], period_range.months),
+                p_capacity=p_capacity,
+                cost_per_p_year=annualise(row["cost"], period_range.months) / p_capacity,
+            )
+        rows.append(
+            {
+                "provider_code": row["provider_code"],
+                "provider_name": row["provider_name"],
+                "currency": row["currency"],
+                "revenue_amount": row["revenue"],
+                "cost_amount": row["cost"],
+                "p_capacity": p_capacity,
+                "revenue_per_p_year": result.revenue_per_p_year if result else None,
+                "cost_per_p_year": result.cost_per_p_year if result else None,
+                "margin_per_p_year": result.margin_per_p_year if result else None,
+            }
+        )
+    return rows
+
+
+# -- 5. unrated usage ----------------------------------------------------------------------------
+
+
+def unrated_by_provider(*, period_range: PeriodRange) -> list[dict]:
+    """Usage records no firm allocation covers, per provider, overlapping the range; one query."""
+    start, end = period_range.bounds()
+    return unrated_usage_counts(start=start, end=end)
+
+
+# -- the landing page ----------------------------------------------------------------------------
+
+
+def month_figures(*, period: Period, today: datetime.date) -> dict:
+    """The key figures of ``period`` (the last closed month) on ``today``: billed net revenue per
+    currency, what is receivable and how much of it is overdue, unrated usage records in the
+    month; three queries."""
+    month = PeriodRange(period, period)
+    revenue = list(
+        _billed(month)
+        .order_by()
+        .values("currency")
+        .annotate(invoices=Count("pk"), net_amount=Sum("net_amount"))
+        .order_by("currency")
+    )
+    due = _amount_due()
+    receivable = list(
+        Invoice.objects.filter(status=InvoiceStatus.ISSUED)
+        .annotate(due=due)
+        .filter(due__gt=0)
+        .order_by()
+        .values("currency")
+        .annotate(
+            invoices=Count("pk"),
+            amount=Sum("due"),
+            overdue_amount=Sum("due", filter=Q(due_on__lt=today), default=ZERO),
+        )
+        .order_by("currency")
+    )
+    unrated = sum(row["records"] for row in unrated_by_provider(period_range=month))
+    return {"period": str(period), "revenue": revenue, "receivable": receivable, "unrated_records": unrated}

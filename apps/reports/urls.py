@@ -1,0 +1,18 @@
+"""/admin/reports/…: each view behind the admin site's login (``admin_view``) and the report
+permission (apps.reports.views.report_view)."""
+
+from django.contrib import admin
+from django.urls import path
+
+from apps.reports import views
+
+app_name = "reports"
+
+urlpatterns = [
+    path("", admin.site.admin_view(views.index), name="index"),
+    path("revenue/", admin.site.admin_view(views.revenue), name="revenue"),
+    path("ar-aging/", admin.site.admin_view(views.ar_aging), name="ar-aging"),
+    path("payback/", admin.site.admin_view(views.payback), name="payback"),
+    path("p-year-margin/", admin.site.admin_view(views.p_year_margin), name="p-year-margin"),
+    path("unrated-usage/", admin.site.admin_view(views.unrated), name="unrated"),
+]

@@ -1,0 +1,380 @@
+"""The finance reports' admin pages (docs/reports.md): parse the period range, call one selector,
+render a chart and a table, or the same rows as CSV (``?format=csv``).
+
+Mounted under /admin/reports/ by config/urls.py, each view wrapped in the admin site's
+``admin_view`` (staff login); reading needs ``reports.view_reports`` (finance, sales managers,
+superusers), anyone else gets 403.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.billing.invoicing.selectors import billing_today
+from apps.core.money import decimal_text
+from apps.core.periods import Period
+from apps.reports import selectors
+from apps.reports.charts import bar_chart
+from apps.reports.selectors import PeriodRange
+
+PERMISSION = "reports.view_reports"
+DEFAULT_MONTHS = 12
+CENT = Decimal("0.01")
+
+
+def money(amount: Decimal | None) -> str:
+    return "—" if amount is None else f"{amount.quantize(CENT):,}"
+
+
+def cell_text(value) -> str:
+    """A table cell as people read it: amounts (2 places) with thousands separators, other
+    numbers through decimal_text, a missing figure as a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, Decimal):
+        return money(value) if value.as_tuple().exponent == -2 else decimal_text(value)
+    return str(value)
+
+
+def csv_cell(value) -> str:
+    if value is None:
+        return ""
+    return decimal_text(value) if isinstance(value, Decimal) else str(value)
+
+
+def report_view(view):
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.has_perm(PERMISSION):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def period_range_from(request) -> tuple[PeriodRange, list[str]]:
+    """``?from=YYYY-MM&to=YYYY-MM``; by default the twelve months ending with this one. A bad
+    value is reported and the default used."""
+    this_month = Period.containing(timezone.now(), settings.BILLING_TIME_ZONE)
+    first = this_month
+    for _ in range(DEFAULT_MONTHS - 1):
+        first = first.previous()
+    default = PeriodRange(first, this_month)
+    try:
+        return PeriodRange(
+            Period.parse(request.GET["from"]) if request.GET.get("from") else first,
+            Period.parse(request.GET["to"]) if request.GET.get("to") else this_month,
+        ), []
+    except ValueError as error:
+        return default, [f"{error}; showing {default} 已显示默认区间"]
+
+
+def csv_response(filename: str, header: list[str], rows: list[list]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_cell(cell) for cell in row])
+    return response
+
+
+def render_report(request, *, title: str, slug: str, period_range, errors, header, rows, charts, extra=None):
+    """The same rows as a page (chart + table) or, with ``?format=csv``, as CSV."""
+    if request.GET.get("format") == "csv":
+        suffix = f"-{period_range.first}-{period_range.last}" if period_range else ""
+        return csv_response(f"{slug}{suffix}.csv", header, rows)
+    query = request.GET.copy()
+    query["format"] = "csv"
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "period_range": period_range,
+        "errors": errors,
+        "header": header,
+        "rows": [[cell_text(cell) for cell in row] for row in rows],
+        "charts": charts,
+        "csv_url": f"?{query.urlencode()}",
+        "reports_url": reverse("reports:index"),
+        **(extra or {}),
+    }
+    return TemplateResponse(request, "admin/reports/report.html", context)
+
+
+def _range_text(period_range: PeriodRange) -> str:
+    return f"{period_range.first}–{period_range.last}"
+
+
+@report_view
+def revenue(request):
+    period_range, errors = period_range_from(request)
+    by_month = selectors.revenue_by_month(period_range=period_range)
+    by_customer = selectors.revenue_by_customer(period_range=period_range)
+    charts = [
+        bar_chart(
+            [
+                (row["period"], row["net_amount"], money(row["net_amount"]))
+                for row in by_month
+                if row["currency"] == currency
+            ],
+            title=f"Net revenue by month 月度净收入 ({currency}, {_range_text(period_range)})",
+        )
+        for currency in sorted({row["currency"] for row in by_month})
+    ]
+    header = [
+        "by 维度",
+        "period or customer 期间或客户",
+        "currency 币种",
+        "invoices 发票数",
+        "net amount 不含税金额",
+    ]
+    rows = [
+        ["month 月份", row["period"], row["currency"], row["invoices"], row["net_amount"]] for row in by_month
+    ]
+    rows += [
+        [
+            "customer 客户",
+            f"{row['customer_code']} {row['customer_name']}",
+            row["currency"],
+            row["invoices"],
+            row["net_amount"],
+        ]
+        for row in by_customer
+    ]
+    return render_report(
+        request,
+        title="Revenue by month and customer 收入(按月、按客户)",
+        slug="revenue",
+        period_range=period_range,
+        errors=errors,
+        header=header,
+        rows=rows,
+        charts=charts,
+        extra={
+            "note": "Issued and paid invoices' net amounts (excluding VAT) by billing period. 已开具及已支付发票的不含税金额。"
+        },
+    )
+
+
+@report_view
+def ar_aging(request):
+    today = billing_today(timezone.now())
+    buckets = selectors.ar_aging(today=today)
+    charts = [
+        bar_chart(
+            [
+                (row["label"], row["amount"], money(row["amount"]))
+                for row in buckets
+                if row["currency"] == currency
+            ],
+            title=f"Amount due by days past due 按逾期天数的应收 ({currency}, {today.isoformat()})",
+        )
+        for currency in sorted({row["currency"] for row in buckets})
+    ]
+    header = ["bucket 账龄", "currency 币种", "customer 客户", "invoices 发票数", "amount due 应收金额"]
+    rows = []
+    for row in buckets:
+        rows.append([row["label"], row["currency"], "all 全部", row["invoices"], row["amount"]])
+        rows.extend(
+            [
+                row["label"],
+                row["currency"],
+                f"{customer['customer_code']} {customer['customer_name']}",
+                customer["invoices"],
+                customer["amount"],
+            ]
+            for customer in row["customers"]
+        )
+    return render_report(
+        request,
+        title="Accounts receivable aging 应收账龄",
+        slug=f"ar-aging-{today.isoformat()}",
+        period_range=None,
+        errors=[],
+        header=header,
+        rows=rows,
+        charts=charts,
+        extra={
+            "note": f"Issued, unpaid invoices' amount due (total − voucher − credited − paid) by days past due on {today.isoformat()} ({settings.BILLING_TIME_ZONE}). 截至当日的未付发票应收金额。"
+        },
+    )
+
+
+@report_view
+def payback(request):
+    period_range, errors = period_range_from(request)
+    servers = selectors.server_payback(period_range=period_range)
+    charts = [
+        bar_chart(
+            [
+                (
+                    row["serial"],
+                    row["payback_months"] or Decimal(0),
+                    decimal_text(row["payback_months"])
+                    if row["payback_months"] is not None
+                    else "never 无法回本",
+                )
+                for row in servers
+            ],
+            title=f"Payback months per platform-owned server 自有服务器回本月数 ({_range_text(period_range)})",
+        )
+    ]
+    header = [
+        "server 服务器",
+        "provider 供应商",
+        "GPU model 显卡型号",
+        "currency 币种",
+        "purchase cost 采购成本",
+        "revenue in range 区间收入",
+        "annual revenue 年化收入",
+        "annual cash cost 年现金成本",
+        "payback months 回本月数",
+    ]
+    rows = [
+        [
+            row["serial"],
+            row["provider_code"],
+            row["gpu_model"],
+            row["currency"],
+            row["purchase_amount"],
+            row["revenue_amount"],
+            row["annual_revenue_amount"],
+            row["annual_cash_cost_amount"],
+            row["payback_months"],
+        ]
+        for row in servers
+    ]
+    return render_report(
+        request,
+        title="Payback per platform-owned server 自有服务器回本周期",
+        slug="payback",
+        period_range=period_range,
+        errors=errors,
+        header=header,
+        rows=rows,
+        charts=charts,
+        extra={
+            "note": "Payback months = purchase cost / (annual revenue − annual cash cost) × 12; annual revenue is the range's billed net revenue of the server × 12 / months in the range. 回本月数 = 采购成本 / (年化收入 − 年现金成本) × 12。"
+        },
+    )
+
+
+@report_view
+def p_year_margin(request):
+    period_range, errors = period_range_from(request)
+    providers = selectors.provider_p_year_margin(period_range=period_range)
+    charts = [
+        bar_chart(
+            [
+                (
+                    row["provider_code"],
+                    max(row["margin_per_p_year"] or Decimal(0), Decimal(0)),
+                    money(row["margin_per_p_year"]),
+                )
+                for row in providers
+                if row["currency"] == currency
+            ],
+            title=f"Margin per P-year by provider 每P年毛利(按供应商) ({currency}, {_range_text(period_range)})",
+        )
+        for currency in sorted({row["currency"] for row in providers})
+    ]
+    header = [
+        "provider 供应商",
+        "currency 币种",
+        "net revenue 净收入",
+        "provider cost 供应商成本",
+        "P capacity P算力",
+        "revenue per P-year 每P年收入",
+        "cost per P-year 每P年成本",
+        "margin per P-year 每P年毛利",
+    ]
+    rows = [
+        [
+            f"{row['provider_code']} {row['provider_name']}",
+            row["currency"],
+            row["revenue_amount"],
+            row["cost_amount"],
+            row["p_capacity"],
+            row["revenue_per_p_year"],
+            row["cost_per_p_year"],
+            row["margin_per_p_year"],
+        ]
+        for row in providers
+    ]
+    return render_report(
+        request,
+        title="Light-asset margin per P-year 轻资产每P年毛利",
+        slug="p-year-margin",
+        period_range=period_range,
+        errors=errors,
+        header=header,
+        rows=rows,
+        charts=charts,
+        extra={
+            "note": "From provider settlement statements in the range: annualised customer net revenue and provider cost, each divided by the provider's P capacity (servers not retired). 基于供应商结算单。"
+        },
+    )
+
+
+@report_view
+def unrated(request):
+    period_range, errors = period_range_from(request)
+    providers = selectors.unrated_by_provider(period_range=period_range)
+    charts = [
+        bar_chart(
+            [(row["provider_code"], Decimal(row["records"]), str(row["records"])) for row in providers],
+            title=f"Unrated usage records by provider 未计费用量(按供应商) ({_range_text(period_range)})",
+        )
+    ]
+    return render_report(
+        request,
+        title="Unrated usage by provider 未计费用量",
+        slug="unrated-usage",
+        period_range=period_range,
+        errors=errors,
+        header=["provider 供应商", "records 记录数"],
+        rows=[[row["provider_code"], row["records"]] for row in providers],
+        charts=charts,
+        extra={
+            "note": "Usage records (not voided) that no firm allocation covers, overlapping the range. 没有分配覆盖的用量记录。"
+        },
+    )
+
+
+REPORTS = [
+    ("reports:revenue", "Revenue by month and customer 收入"),
+    ("reports:ar-aging", "Accounts receivable aging 应收账龄"),
+    ("reports:payback", "Payback per platform-owned server 自有服务器回本周期"),
+    ("reports:p-year-margin", "Light-asset margin per P-year 轻资产每P年毛利"),
+    ("reports:unrated", "Unrated usage by provider 未计费用量"),
+]
+
+
+@report_view
+def index(request):
+    now = timezone.now()
+    figures = selectors.month_figures(
+        period=Period.containing(now, settings.BILLING_TIME_ZONE).previous(), today=billing_today(now)
+    )
+    for row in figures["revenue"]:
+        row["net_amount_text"] = money(row["net_amount"])
+    for row in figures["receivable"]:
+        row["amount_text"] = money(row["amount"])
+        row["overdue_text"] = money(row["overdue_amount"])
+    context = {
+        **admin.site.each_context(request),
+        "title": "Finance reports 财务报表",
+        "figures": figures,
+        "reports": [{"url": reverse(name), "label": label} for name, label in REPORTS],
+    }
+    return TemplateResponse(request, "admin/reports/index.html", context)
