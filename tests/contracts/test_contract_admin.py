@@ -133,6 +133,7 @@ def test_draft_three_lines_quote_allocate_with_capacity_finder_and_activate(am_c
     assert by_position[3].amount == Decimal("35360.00")
     assert quote.amount == Decimal("187179.20")
     assert b"187,179.20" in response.content
+    assert "1440 card-hour 卡时 × 20.43" in response.content.decode()  # no 1440.000000 card_hour
     half = am_client.get(reverse("admin:contracts_contract_quote", args=[contract.pk]), {"utilisation": "50"})
     assert half.context["quote"].lines[0].amount == Decimal("14709.60")
 
