@@ -168,6 +168,7 @@ def finance_panel(user, now: datetime.datetime) -> dict:
             home["runs_with_errors"],
             _url("billing_billingrun_changelist", status__in="done_with_errors,failed"),
         ),
+        _item("Finance reports 财务报表", "revenue, AR aging, payback, margin", reverse("reports:index")),
     ]
     return {"key": "finance", "title": "Finance 财务", "items": items}
 

@@ -49,7 +49,9 @@ def cell_text(value) -> str:
 def csv_cell(value) -> str:
     if value is None:
         return ""
-    return decimal_text(value) if isinstance(value, Decimal) else str(value)
+    if isinstance(value, Decimal):
+        return str(value) if value.as_tuple().exponent == -2 else decimal_text(value)
+    return str(value)
 
 
 def report_view(view):

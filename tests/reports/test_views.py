@@ -1,0 +1,111 @@
+"""The finance report pages on the demo: who may read them, the chart, the table, the period
+filter and the CSV export of the same rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+
+from apps.accounts.models import User
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    "/admin/reports/",
+    "/admin/reports/revenue/",
+    "/admin/reports/ar-aging/",
+    "/admin/reports/payback/",
+    "/admin/reports/p-year-margin/",
+    "/admin/reports/unrated-usage/",
+]
+
+
+def login(client, username):
+    client.force_login(User.objects.get(username=username))
+    return client
+
+
+def csv_rows(response):
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+@pytest.mark.parametrize("username", ["finance1", "sales1", "admin"])
+def test_finance_sales_managers_and_superusers_read_every_report(demo, client, username):
+    login(client, username)
+    for url in PAGES:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        if url != "/admin/reports/":
+            html = response.content.decode()
+            assert "<svg" in html and 'id="report-table"' in html, url
+            assert "Download CSV 导出CSV" in html
+
+
+@pytest.mark.parametrize("username", ["am1", "ops1"])
+def test_other_staff_are_refused(demo, client, username):
+    login(client, username)
+    for url in PAGES:
+        assert client.get(url).status_code == 403, url
+        assert client.get(url + "?format=csv").status_code == 403, url
+
+
+def test_a_customer_user_is_sent_to_the_login_page(demo, client):
+    login(client, "acme-user")
+    response = client.get("/admin/reports/revenue/?format=csv")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_revenue_csv_has_the_rows_the_table_shows(demo, client):
+    login(client, "finance1")
+    page = client.get("/admin/reports/revenue/?from=2026-01&to=2026-11").content.decode()
+    rows = csv_rows(client.get("/admin/reports/revenue/?from=2026-01&to=2026-11&format=csv"))
+    assert rows[0] == [
+        "by 维度",
+        "period or customer 期间或客户",
+        "currency 币种",
+        "invoices 发票数",
+        "net amount 不含税金额",
+    ]
+    months = [row for row in rows[1:] if row[0] == "month 月份"]
+    assert [row[1] for row in months] == [f"2026-{m:02d}" for m in range(1, 12)]
+    assert [row[4] for row in months[8:]] == ["669968.20", "1595379.75", "0.00"]  # the demo's history
+    customers = [row for row in rows[1:] if row[0] == "customer 客户"]
+    # each customer total is the sum of its months, and the table shows the same figures
+    assert sum(Decimal(row[4]) for row in months) == sum(Decimal(row[4]) for row in customers)
+    for row in customers:
+        assert row[1] in page
+        assert f"{Decimal(row[4]):,.2f}" in page
+
+
+def test_a_bad_period_is_reported_and_the_default_range_shown(demo, client):
+    login(client, "finance1")
+    html = client.get("/admin/reports/revenue/?from=2026-13").content.decode()
+    assert "period must look like YYYY-MM" in html or "invalid period" in html
+    assert 'value="2025-12"' in html and 'value="2026-11"' in html  # twelve months to the demo's November
+
+
+def test_ar_aging_csv_lists_each_bucket_and_its_customers(demo, client):
+    login(client, "finance1")
+    rows = csv_rows(client.get("/admin/reports/ar-aging/?format=csv"))
+    buckets = [row[0] for row in rows[1:] if row[2] == "all 全部"]
+    assert buckets == [
+        "Current 未到期",
+        "1–30 days 1–30天",
+        "31–60 days 31–60天",
+        "61–90 days 61–90天",
+        "Over 90 days 90天以上",
+    ]
+
+
+def test_the_landing_page_links_every_report_and_the_finance_home_links_it(demo, client):
+    login(client, "finance1")
+    html = client.get("/admin/reports/").content.decode()
+    assert "Key figures of the last closed month 上月关键数据 · 2026-10" in html
+    for url in PAGES[1:]:
+        assert f'href="{url}"' in html
+    assert 'href="/admin/reports/"' in client.get("/admin/").content.decode()
