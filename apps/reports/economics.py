@@ -1,5 +1,5 @@
 """The server economics of the reports as plain Decimal math (no ORM): payback of a
-platform-owned server and the light-asset margin per P-year (SPEC §4 worked examples)."""
+platform-owned server and the light-asset margin per P-year (docs/reports.md#payback-per-platform-owned-server)."""
 
 from __future__ import annotations
 
