@@ -81,7 +81,7 @@ class Worker:
     def start(self) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.starts += 1
-        log = open(LOG_DIR / f"{self.name}-worker.log", "a")  # noqa: SIM115 (closed with the process)
+        log = open(LOG_DIR / f"{self.name}-worker.log", "a")
         concurrency = os.environ.get("DRILLS_WORKER_CONCURRENCY", "2")
         self.proc = subprocess.Popen(
             [
@@ -103,6 +103,16 @@ class Worker:
             start_new_session=True,
         )
         log.close()
+
+    def wait_ready(self, timeout: float = 60) -> bool:
+        """Until the worker logs ``<node> ready.`` (connected to the broker, consuming)."""
+        node = f"drill-{self.name}-{self.starts}@"
+        path = LOG_DIR / f"{self.name}-worker.log"
+
+        def ready() -> bool:
+            return any(node in line and " ready." in line for line in path.read_text().splitlines())
+
+        return wait_until(ready, timeout=timeout)
 
     def kill9(self) -> None:
         """SIGKILL the worker and its pool children at once (a machine that dies)."""

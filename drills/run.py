@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drills.common import (  # noqa: E402
+from drills.common import (
     BIN,
     ROOT,
     drop_database,
@@ -29,7 +29,7 @@ from drills.common import (  # noqa: E402
     redis_flush,
     scratch_database,
 )
-from drills.data import load_monthly_customers  # noqa: E402
+from drills.data import load_monthly_customers
 
 # name, what it proves, customers to load
 DRILLS = [
