@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: install run test lint fmt lock migrate demo clean
+.PHONY: install run test lint fmt lock migrate demo clean drills
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py loaddemo
 	$(BIN)/python manage.py runsuanli
+
+# Fault drills (not part of `make test`): real worker, gunicorn and PostgreSQL faults; README "Fault drills".
+drills: install
+	$(BIN)/python drills/run.py
 
 clean:
 	rm -rf $(VENV) var

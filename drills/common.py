@@ -16,6 +16,7 @@ PG_ADMIN_URL = os.environ.get("DRILLS_DATABASE_URL", "postgres://postgres@127.0.
 REDIS_DB = int(os.environ.get("DRILLS_REDIS_DB", "13"))
 BROKER_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 LOG_DIR = ROOT / "var" / "drills"
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or "whsec_drill_" + secrets.token_hex(8)
 
 
 def env_int(name: str, default: int) -> int:
@@ -51,6 +52,9 @@ def process_env(database_url: str) -> dict[str, str]:
         "SECRET_KEY": os.environ.get("DRILLS_SECRET_KEY", "drills-" + secrets.token_hex(24)),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
+        "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        "STRIPE_SECRET_KEY": "sk_test_drill",  # the webhook answers only when Stripe is configured
+        "STRIPE_API_BASE": "http://127.0.0.1:9",  # nothing in the drills calls Stripe; never the internet
     }
 
 

@@ -11,6 +11,8 @@ exits 0 only if every drill held. Sizes come from the environment (README, "Faul
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,14 +33,51 @@ from drills.common import (
 )
 from drills.data import load_monthly_customers
 
-# name, what it proves, customers to load
+# name, child module, what it proves, customers to load
 DRILLS = [
-    ("worker_kill", "kill -9 the Celery worker mid billing run", env_int("DRILL_KILL_CUSTOMERS", 2000)),
-    ("monthly_twice", "billing.run_monthly sent twice at once", env_int("DRILL_MONTHLY_CUSTOMERS", 500)),
+    (
+        "worker_kill",
+        "billing_drills",
+        "kill -9 the Celery worker mid billing run",
+        env_int("DRILL_KILL_CUSTOMERS", 2000),
+    ),
+    (
+        "concurrent_posts",
+        "http_drills",
+        "50 concurrent posts of one batch, 50 concurrent issues of one draft",
+        10,
+    ),
+    ("stripe_webhook", "http_drills", "the Stripe webhook delivered 3 times, out of order", 10),
+    (
+        "monthly_twice",
+        "billing_drills",
+        "billing.run_monthly sent twice at once",
+        env_int("DRILL_MONTHLY_CUSTOMERS", 500),
+    ),
+    ("pg_restart", "pg_restart", "a private PostgreSQL restarted while usage batches stream", 0),
 ]
 
 
-def run_drill(name: str, customers: int) -> dict:
+def child_result(args: list[str], env: dict) -> dict:
+    """Run a drill's child process; its ``RESULT`` line. Stopped with its process group on failure."""
+    child = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, _ = child.communicate()
+    except BaseException:
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait()
+        raise
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    return {"tries": 1, "held": 0, "notes": [f"the drill exited with {child.returncode} and no result"]}
+
+
+def run_drill(name: str, module: str, customers: int) -> dict:
+    if module == "pg_restart":  # its own private cluster; nothing on the shared one
+        return child_result([str(BIN / "python"), "-m", "drills.pg_restart"], process_env(""))
     db_name, url = scratch_database()
     try:
         redis_flush()
@@ -46,27 +85,7 @@ def run_drill(name: str, customers: int) -> dict:
         migrate(url)
         load_monthly_customers(url, customers)
         log(f"{name}: {db_name} migrated and loaded in {time.monotonic() - t0:.1f} s")
-        child = subprocess.Popen(
-            [str(BIN / "python"), "-m", "drills.billing_drills", name],
-            cwd=ROOT,
-            env=process_env(url),
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            out, _ = child.communicate()
-        except BaseException:
-            import os
-            import signal
-
-            os.killpg(child.pid, signal.SIGTERM)
-            child.wait()
-            raise
-        for line in out.splitlines():
-            if line.startswith("RESULT "):
-                return json.loads(line[len("RESULT ") :])
-        return {"tries": 1, "held": 0, "notes": [f"the drill exited with {child.returncode} and no result"]}
+        return child_result([str(BIN / "python"), "-m", f"drills.{module}", name], process_env(url))
     finally:
         redis_flush()
         drop_database(db_name)
@@ -76,13 +95,13 @@ def main() -> int:
     wanted = sys.argv[1:]
     rows = []
     started = time.monotonic()
-    for name, what, customers in DRILLS:
+    for name, module, what, customers in DRILLS:
         if wanted and name not in wanted:
             continue
         t0 = time.monotonic()
         log(f"{name}: {what}")
         try:
-            result = run_drill(name, customers)
+            result = run_drill(name, module, customers)
         except Exception as exc:  # a drill that cannot run does not hold
             result = {"tries": 1, "held": 0, "notes": [f"{type(exc).__name__}: {exc}"]}
         result["seconds"] = time.monotonic() - t0
