@@ -13,9 +13,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Case, Count, DecimalField, F, IntegerField, Q, Sum, Value, When
-from django.db.models.functions import Greatest
+from django.db.models.functions import Coalesce, Greatest
 
-from apps.billing.models import Invoice, InvoiceLine, InvoiceStatus, SettlementStatement
+from apps.billing.models import Invoice, InvoiceLine, InvoiceStatus, SettlementStatement, VoucherLedgerEntry
+from apps.billing.vouchers.models import LedgerKind
 from apps.contracts.models import Allocation
 from apps.core.periods import Period
 from apps.core.units import TFLOPS_PER_P
@@ -321,6 +322,39 @@ def unrated_by_provider(*, period_range: PeriodRange) -> list[dict]:
     """Usage records no firm allocation covers, per provider, overlapping the range; one query."""
     start, end = period_range.bounds()
     return unrated_usage_counts(start=start, end=end)
+
+
+# -- 6. voucher redemptions ---------------------------------------------------------------------
+
+
+def voucher_redemptions(*, period_range: PeriodRange) -> list[dict]:
+    """Compute-voucher money per programme in the range, from the append-only voucher ledger:
+    redeemed (redemptions, as positive amounts), reversed (redemptions given back when an invoice
+    was voided), net = redeemed − reversed, and the number of redemptions; one query."""
+    start, end = period_range.bounds()
+    redeem, reverse = Q(kind=LedgerKind.REDEEM), Q(kind=LedgerKind.REVERSE)
+    rows = (
+        VoucherLedgerEntry.objects.filter(
+            created_at__gte=start,
+            created_at__lt=end,
+            kind__in=[
+                LedgerKind.REDEEM,
+                LedgerKind.REVERSE,
+            ],
+        )
+        .values(
+            code=F("voucher__programme__code"),
+            name=F("voucher__programme__name"),
+            currency=F("voucher__programme__currency"),
+        )
+        .annotate(
+            redeemed=Coalesce(Sum(-F("amount"), filter=redeem), ZERO, output_field=MONEY),
+            reversed=Coalesce(Sum("amount", filter=reverse), ZERO, output_field=MONEY),
+            redemptions=Count("pk", filter=redeem),
+        )
+        .order_by("code")
+    )
+    return [{**row, "net": row["redeemed"] - row["reversed"]} for row in rows]
 
 
 # -- the landing page ----------------------------------------------------------------------------

@@ -15,4 +15,5 @@ urlpatterns = [
     path("payback/", admin.site.admin_view(views.payback), name="payback"),
     path("p-year-margin/", admin.site.admin_view(views.p_year_margin), name="p-year-margin"),
     path("unrated-usage/", admin.site.admin_view(views.unrated), name="unrated"),
+    path("voucher-redemptions/", admin.site.admin_view(views.vouchers), name="vouchers"),
 ]

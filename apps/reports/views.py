@@ -353,12 +353,58 @@ def unrated(request):
     )
 
 
+@report_view
+def vouchers(request):
+    period_range, errors = period_range_from(request)
+    rows = selectors.voucher_redemptions(period_range=period_range)
+    charts = [
+        bar_chart(
+            [(row["code"], max(row["net"], Decimal(0)), money(row["net"])) for row in rows],
+            title=f"Net voucher redemptions by programme 算力券净核销(按项目) ({_range_text(period_range)})",
+        )
+    ]
+    return render_report(
+        request,
+        title="Voucher redemptions per programme 算力券核销",
+        slug="voucher-redemptions",
+        period_range=period_range,
+        errors=errors,
+        header=[
+            "programme 项目",
+            "name 名称",
+            "currency 币种",
+            "redemptions 核销笔数",
+            "redeemed 核销金额",
+            "reversed 冲回金额",
+            "net 净核销",
+        ],
+        rows=[
+            [
+                row["code"],
+                row["name"],
+                row["currency"],
+                row["redemptions"],
+                row["redeemed"],
+                row["reversed"],
+                row["net"],
+            ]
+            for row in rows
+        ],
+        charts=charts,
+        extra={
+            "note": "From the voucher ledger: redemptions entered in the range, less redemptions given back "
+            "when their invoice was voided. 来自算力券流水：区间内核销减去因发票作废冲回的金额。"
+        },
+    )
+
+
 REPORTS = [
     ("reports:revenue", "Revenue by month and customer 收入"),
     ("reports:ar-aging", "Accounts receivable aging 应收账龄"),
     ("reports:payback", "Payback per platform-owned server 自有服务器回本周期"),
     ("reports:p-year-margin", "Light-asset margin per P-year 轻资产每P年毛利"),
     ("reports:unrated", "Unrated usage by provider 未计费用量"),
+    ("reports:vouchers", "Voucher redemptions per programme 算力券核销"),
 ]
 
 
