@@ -42,6 +42,7 @@ class _ScopedRateThrottle(SimpleRateThrottle):
         self.rate = None
 
     def scope_and_ident(self, request) -> tuple[str, str]:
+        """Whose budget this request spends: each subclass answers (an abstract hook, not a stub)."""
         raise NotImplementedError
 
     def allow_request(self, request, view) -> bool:

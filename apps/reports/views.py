@@ -117,22 +117,34 @@ def _range_text(period_range: PeriodRange) -> str:
     return f"{period_range.first}–{period_range.last}"
 
 
+def charts_per_currency(rows: list[dict], *, label: str, value: str, title: str) -> list[dict]:
+    """One bar chart per currency of ``rows`` (amounts never add across currencies): bars named by
+    ``row[label]``, as high as ``row[value]`` (none or below zero: no bar, the figure still shown);
+    ``title`` is formatted with the currency."""
+    return [
+        bar_chart(
+            [
+                (row[label], max(row[value] or Decimal(0), Decimal(0)), money(row[value]))
+                for row in rows
+                if row["currency"] == currency
+            ],
+            title=title.format(currency=currency),
+        )
+        for currency in sorted({row["currency"] for row in rows})
+    ]
+
+
 @report_view
 def revenue(request):
     period_range, errors = period_range_from(request)
     by_month = selectors.revenue_by_month(period_range=period_range)
     by_customer = selectors.revenue_by_customer(period_range=period_range)
-    charts = [
-        bar_chart(
-            [
-                (row["period"], row["net_amount"], money(row["net_amount"]))
-                for row in by_month
-                if row["currency"] == currency
-            ],
-            title=f"Net revenue by month 月度净收入 ({currency}, {_range_text(period_range)})",
-        )
-        for currency in sorted({row["currency"] for row in by_month})
-    ]
+    charts = charts_per_currency(
+        by_month,
+        label="period",
+        value="net_amount",
+        title=f"Net revenue by month 月度净收入 ({{currency}}, {_range_text(period_range)})",
+    )
     header = [
         "by 维度",
         "period or customer 期间或客户",
@@ -172,17 +184,12 @@ def revenue(request):
 def ar_aging(request):
     today = billing_today(timezone.now())
     buckets = selectors.ar_aging(today=today)
-    charts = [
-        bar_chart(
-            [
-                (row["label"], row["amount"], money(row["amount"]))
-                for row in buckets
-                if row["currency"] == currency
-            ],
-            title=f"Amount due by days past due 按逾期天数的应收 ({currency}, {today.isoformat()})",
-        )
-        for currency in sorted({row["currency"] for row in buckets})
-    ]
+    charts = charts_per_currency(
+        buckets,
+        label="label",
+        value="amount",
+        title=f"Amount due by days past due 按逾期天数的应收 ({{currency}}, {today.isoformat()})",
+    )
     header = ["bucket 账龄", "currency 币种", "customer 客户", "invoices 发票数", "amount due 应收金额"]
     rows = []
     for row in buckets:
@@ -275,21 +282,12 @@ def payback(request):
 def p_year_margin(request):
     period_range, errors = period_range_from(request)
     providers = selectors.provider_p_year_margin(period_range=period_range)
-    charts = [
-        bar_chart(
-            [
-                (
-                    row["provider_code"],
-                    max(row["margin_per_p_year"] or Decimal(0), Decimal(0)),
-                    money(row["margin_per_p_year"]),
-                )
-                for row in providers
-                if row["currency"] == currency
-            ],
-            title=f"Margin per P-year by provider 每P年毛利(按供应商) ({currency}, {_range_text(period_range)})",
-        )
-        for currency in sorted({row["currency"] for row in providers})
-    ]
+    charts = charts_per_currency(
+        providers,
+        label="provider_code",
+        value="margin_per_p_year",
+        title=f"Margin per P-year by provider 每P年毛利(按供应商) ({{currency}}, {_range_text(period_range)})",
+    )
     header = [
         "provider 供应商",
         "currency 币种",
@@ -357,12 +355,12 @@ def unrated(request):
 def vouchers(request):
     period_range, errors = period_range_from(request)
     rows = selectors.voucher_redemptions(period_range=period_range)
-    charts = [
-        bar_chart(
-            [(row["code"], max(row["net"], Decimal(0)), money(row["net"])) for row in rows],
-            title=f"Net voucher redemptions by programme 算力券净核销(按项目) ({_range_text(period_range)})",
-        )
-    ]
+    charts = charts_per_currency(
+        rows,
+        label="code",
+        value="net",
+        title=f"Net voucher redemptions by programme 算力券净核销(按项目) ({{currency}}, {_range_text(period_range)})",
+    )
     return render_report(
         request,
         title="Voucher redemptions per programme 算力券核销",
