@@ -54,6 +54,12 @@ DRILLS = [
         "billing.run_monthly sent twice at once",
         env_int("DRILL_MONTHLY_CUSTOMERS", 500),
     ),
+    (
+        "billing_timeout",
+        "billing_drills",
+        "a billing run while statement_timeout cancels some customers' writes, then requested again",
+        env_int("DRILL_TIMEOUT_CUSTOMERS", 300),
+    ),
     ("pg_restart", "pg_restart", "a private PostgreSQL restarted while usage batches stream", 0),
 ]
 
