@@ -16,4 +16,6 @@ urlpatterns = [
     path("p-year-margin/", admin.site.admin_view(views.p_year_margin), name="p-year-margin"),
     path("unrated-usage/", admin.site.admin_view(views.unrated), name="unrated"),
     path("voucher-redemptions/", admin.site.admin_view(views.vouchers), name="vouchers"),
+    path("margin/", admin.site.admin_view(views.margin), name="margin"),
+    path("utilisation/", admin.site.admin_view(views.utilisation_report), name="utilisation"),
 ]

@@ -23,7 +23,7 @@ from django.utils import timezone
 from apps.billing.invoicing.selectors import billing_today
 from apps.core.money import decimal_text
 from apps.core.periods import Period
-from apps.reports import selectors
+from apps.reports import attribution, selectors, utilisation
 from apps.reports.charts import bar_chart
 from apps.reports.selectors import PeriodRange
 
@@ -137,6 +137,10 @@ def charts_per_currency(rows: list[dict], *, label: str, value: str, title: str)
 @report_view
 def revenue(request):
     period_range, errors = period_range_from(request)
+    by, by_errors = dimension_from(request, default="")
+    if by:
+        return _revenue_by(request, period_range, errors, by)
+    errors += by_errors
     by_month = selectors.revenue_by_month(period_range=period_range)
     by_customer = selectors.revenue_by_customer(period_range=period_range)
     charts = charts_per_currency(
@@ -175,7 +179,8 @@ def revenue(request):
         rows=rows,
         charts=charts,
         extra={
-            "note": "Issued and paid invoices' net amounts (excluding VAT) by billing period. 已开具及已支付发票的不含税金额。"
+            "note": "Issued and paid invoices' net amounts (excluding VAT) by billing period. 已开具及已支付发票的不含税金额。",
+            "dimensions": dimension_links(request, "", REVENUE_DIMENSIONS),
         },
     )
 
@@ -396,13 +401,234 @@ def vouchers(request):
     )
 
 
+# -- revenue and margin by dimension (docs/reports.md#revenue-and-margin-by-dimension) ----------
+
+# the revenue page's dimensions: "" is month and customer together, as it always was
+REVENUE_DIMENSIONS = [
+    ("", "month and customer 按月、按客户"),
+    ("gpu-model", "GPU model 显卡型号"),
+    ("provider", "provider 供应商"),
+    ("hub", "hub 枢纽"),
+]
+MARGIN_DIMENSIONS = [(key, label) for key, (label, *_) in attribution.DIMENSIONS.items()]
+
+
+def dimension_from(request, *, default: str) -> tuple[str, list[str]]:
+    """``?by=`` one of attribution.DIMENSIONS; a bad one is reported and ``default`` used."""
+    by = request.GET.get("by", default)
+    if by == default or by in attribution.DIMENSIONS:
+        return by, []
+    return default, [f"unknown dimension {by!r}; showing {default or 'month and customer'} 未知维度"]
+
+
+def dimension_links(request, current: str, dimensions: list[tuple[str, str]]) -> list[dict]:
+    """The ``by=`` choices as links that keep the period range."""
+    links = []
+    for key, label in dimensions:
+        query = request.GET.copy()
+        query.pop("format", None)
+        if key:
+            query["by"] = key
+        else:
+            query.pop("by", None)
+        links.append({"url": f"?{query.urlencode()}", "label": label, "current": key == current})
+    return links
+
+
+def _dimension_cells(row: attribution.MarginRow, by: str) -> list:
+    return [attribution.DIMENSIONS[by][0], row.key, row.label, row.currency]
+
+
+def _short(row: attribution.MarginRow) -> str:
+    return row.key if row.attributed else "unattributed"
+
+
+def _revenue_by(request, period_range, errors, by):
+    rows = attribution.revenue_margin(period_range=period_range, by=by)
+    totals = attribution.margin_totals(rows)
+    label = attribution.DIMENSIONS[by][0]
+    charts = [
+        bar_chart(
+            [
+                (_short(r), max(r.revenue_amount, Decimal(0)), money(r.revenue_amount))
+                for r in rows
+                if r.currency == t.currency
+            ],
+            title=f"Net revenue by {label} 净收入 ({t.currency}, {_range_text(period_range)})",
+        )
+        for t in totals
+    ]
+    header = [
+        "by 维度",
+        "key 键",
+        "name 名称",
+        "currency 币种",
+        "net amount 不含税金额",
+        "of which not settled 其中未结算",
+    ]
+    table = [[*_dimension_cells(r, by), r.revenue_amount, r.unsettled_amount] for r in rows + totals]
+    return render_report(
+        request,
+        title=f"Revenue by {label} 收入",
+        slug=f"revenue-by-{by}",
+        period_range=period_range,
+        errors=errors,
+        header=header,
+        rows=table,
+        charts=charts,
+        extra={
+            "note": "Issued and paid invoices' line net amounts, attributed to hardware through the provider "
+            "settlement lines; what cannot be attributed is shown as an unattributed row, so the rows add up "
+            "to the total. 通过供应商结算行归属到硬件；无法归属的金额单列。",
+            "dimensions": dimension_links(request, by, REVENUE_DIMENSIONS),
+        },
+    )
+
+
+@report_view
+def margin(request):
+    period_range, errors = period_range_from(request)
+    by, by_errors = dimension_from(request, default="month")
+    errors += by_errors
+    rows = attribution.revenue_margin(period_range=period_range, by=by)
+    totals = attribution.margin_totals(rows)
+    label = attribution.DIMENSIONS[by][0]
+    charts = [
+        bar_chart(
+            [
+                (_short(r), max(r.margin_amount, Decimal(0)), money(r.margin_amount))
+                for r in rows
+                if r.currency == t.currency
+            ],
+            title=f"Margin by {label} 毛利 ({t.currency}, {_range_text(period_range)})",
+        )
+        for t in totals
+    ]
+    header = [
+        "by 维度",
+        "key 键",
+        "name 名称",
+        "currency 币种",
+        "net revenue 净收入",
+        "provider cost 供应商成本",
+        "margin 毛利",
+        "margin % 毛利率",
+        "revenue not settled 未结算收入",
+    ]
+    table = [
+        [
+            *_dimension_cells(r, by),
+            r.revenue_amount,
+            r.cost_amount,
+            r.margin_amount,
+            r.margin_percent,
+            r.unsettled_amount,
+        ]
+        for r in rows + totals
+    ]
+    return render_report(
+        request,
+        title=f"Margin by {label} 毛利",
+        slug=f"margin-by-{by}",
+        period_range=period_range,
+        errors=errors,
+        header=header,
+        rows=table,
+        charts=charts,
+        extra={
+            "note": "Margin = customer net revenue (excl. VAT) − provider cost from the settlement lines "
+            "(draft statements included). Revenue not settled has no cost yet: its margin is not final. "
+            "毛利 = 客户不含税收入 − 供应商结算成本；未结算收入尚无成本。",
+            "dimensions": dimension_links(request, by, MARGIN_DIMENSIONS),
+        },
+    )
+
+
+# -- utilisation (docs/reports.md#utilisation-and-idle-capacity) ---------------------------------
+
+
+@report_view
+def utilisation_report(request):
+    period_range, errors = period_range_from(request)
+    now = timezone.now()
+    rows = utilisation.utilisation(period_range=period_range, now=now)
+    total = utilisation.utilisation_total(rows)
+    providers = [r for r in rows if not r["site"]]
+    charts = [
+        bar_chart(
+            [
+                (
+                    r["provider_code"],
+                    r["utilisation_percent"] or Decimal(0),
+                    "—" if r["utilisation_percent"] is None else f"{r['utilisation_percent']} %",
+                )
+                for r in providers
+            ],
+            title=f"Utilisation by provider 利用率(按供应商) (%, {_range_text(period_range)})",
+        )
+    ]
+    header = [
+        "provider 供应商",
+        "site 站点",
+        "hub 枢纽",
+        "cards 卡数",
+        "available card-hours 可用卡时",
+        "allocated card-hours 已分配卡时",
+        "utilisation % 利用率",
+        "idle card-hours 空闲卡时",
+        "idle P-hours 空闲P时",
+        "idle cards now 当前空闲卡",
+    ]
+
+    def cells(row: dict, provider: str, site: str) -> list:
+        return [
+            provider,
+            site,
+            row.get("hub", ""),
+            row["cards"],
+            row["available_hours"],
+            row["allocated_hours"],
+            row["utilisation_percent"],
+            row["idle_hours"],
+            row["idle_p_hours"],
+            row["idle_cards_now"],
+        ]
+
+    table = [
+        cells(r, f"{r['provider_code']} {r['provider_name']}", r["site"] or "all sites 全部站点")
+        for r in rows
+    ]
+    if rows:
+        table.append(cells(total, "all providers 全部供应商", ""))
+    return render_report(
+        request,
+        title="Utilisation and idle capacity 利用率与空闲算力",
+        slug="utilisation",
+        period_range=period_range,
+        errors=errors,
+        header=header,
+        rows=table,
+        charts=charts,
+        extra={
+            "note": "Allocated card-hours (under a firm allocation) / available card-hours (cards not retired, "
+            "for the hours they existed in the range, up to now). Idle cards now: in service, not allocated "
+            "at this moment. 已分配卡时 / 可用卡时（未退役的卡在区间内存在的小时，截至当前）。"
+        },
+    )
+
+
 REPORTS = [
     ("reports:revenue", "Revenue by month and customer 收入"),
+    ("reports:revenue", "Revenue by GPU model 收入(按显卡型号)", "by=gpu-model"),
+    ("reports:revenue", "Revenue by provider 收入(按供应商)", "by=provider"),
+    ("reports:revenue", "Revenue by hub 收入(按枢纽)", "by=hub"),
     ("reports:ar-aging", "Accounts receivable aging 应收账龄"),
     ("reports:payback", "Payback per platform-owned server 自有服务器回本周期"),
     ("reports:p-year-margin", "Light-asset margin per P-year 轻资产每P年毛利"),
     ("reports:unrated", "Unrated usage by provider 未计费用量"),
     ("reports:vouchers", "Voucher redemptions per programme 算力券核销"),
+    ("reports:margin", "Margin by month, customer, GPU model, provider and hub 毛利(多维度)"),
+    ("reports:utilisation", "Utilisation and idle capacity per provider and site 利用率与空闲算力"),
 ]
 
 
@@ -417,10 +643,27 @@ def index(request):
     for row in figures["receivable"]:
         row["amount_text"] = money(row["amount"])
         row["overdue_text"] = money(row["overdue_amount"])
+    month = PeriodRange(Period.parse(figures["period"]), Period.parse(figures["period"]))
+    margins = attribution.margin_totals(attribution.revenue_margin(period_range=month, by="month"))
+    usage = utilisation.utilisation_total(utilisation.utilisation(period_range=month, now=now))
     context = {
         **admin.site.each_context(request),
         "title": "Finance reports 财务报表",
         "figures": figures,
-        "reports": [{"url": reverse(name), "label": label} for name, label in REPORTS],
+        "margins": [
+            {
+                "currency": row.currency,
+                "margin_text": money(row.margin_amount),
+                "percent": row.margin_percent,
+                "cost_text": money(row.cost_amount),
+                "unsettled_text": money(row.unsettled_amount) if row.unsettled_amount else "",
+            }
+            for row in margins
+        ],
+        "utilisation": usage,
+        "reports": [
+            {"url": reverse(name) + (f"?{query[0]}" if query else ""), "label": label}
+            for name, label, *query in REPORTS
+        ],
     }
     return TemplateResponse(request, "admin/reports/index.html", context)

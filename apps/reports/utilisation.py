@@ -1,0 +1,149 @@
+"""Utilisation and idle capacity per provider and site, as one SQL aggregation over tstzrange
+arithmetic (docs/reports.md#utilisation-and-idle-capacity).
+
+available card-hours: each card's life (from its creation to the first recorded retirement of the
+card or of its server) within the range, the range cut at *now*; allocated card-hours: the part of
+that life under a firm allocation (of the card, or of its whole server); idle = available −
+allocated, also as P-hours (× the model's dense FP16 P per card). Idle cards now: cards in service
+(neither they nor their server retired) that no firm allocation holds at *now*.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from apps.contracts.models import Allocation
+from apps.core.money import round_hours, round_percent
+from apps.core.units import TFLOPS_PER_P
+from apps.inventory.models import Card, GpuModel, HardwareStatus, Server
+from apps.providers.models import HubRegion, Provider, Site
+from apps.reports.selectors import PeriodRange
+
+T = {
+    "card": Card._meta.db_table,
+    "hcard": Card.history.model._meta.db_table,
+    "server": Server._meta.db_table,
+    "hserver": Server.history.model._meta.db_table,
+    "model": GpuModel._meta.db_table,
+    "allocation": Allocation._meta.db_table,
+    "site": Site._meta.db_table,
+    "provider": Provider._meta.db_table,
+}
+
+HOURS = "coalesce(extract(epoch FROM upper({r}) - lower({r})) / 3600, 0)"
+
+QUERY = f"""
+WITH retired_card AS (
+    SELECT id, min(history_date) AS at FROM {T["hcard"]} WHERE status = %(retired)s GROUP BY id
+), retired_server AS (
+    SELECT id, min(history_date) AS at FROM {T["hserver"]} WHERE status = %(retired)s GROUP BY id
+), ends AS (
+    -- the first recorded retirement of the card or of its server (the row's last change when
+    -- it is retired with no history of it)
+    SELECT c.id, c.server_id, c.created_at, v.provider_id, v.site_id,
+           g.fp16_dense_tflops / %(tflops_per_p)s AS p_per_card,
+           (c.status <> %(retired)s AND v.status <> %(retired)s) AS in_service,
+           LEAST(coalesce(rc.at, CASE WHEN c.status = %(retired)s THEN c.updated_at END),
+                 coalesce(rs.at, CASE WHEN v.status = %(retired)s THEN v.updated_at END)) AS retired_at
+    FROM {T["card"]} c
+    JOIN {T["server"]} v ON v.id = c.server_id
+    JOIN {T["model"]} g ON g.id = v.gpu_model_id
+    LEFT JOIN retired_card rc ON rc.id = c.id
+    LEFT JOIN retired_server rs ON rs.id = v.id
+), life AS (
+    SELECT e.*,
+           tstzrange(e.created_at, CASE WHEN e.retired_at < e.created_at THEN e.created_at
+                                        ELSE e.retired_at END, '[)')
+           * tstzrange(%(start)s, %(end)s, '[)') AS span
+    FROM ends e
+), busy AS (
+    SELECT l.id,
+           sum({HOURS.format(r="l.span * tstzrange(a.start_at, a.end_at, '[)')")}) AS hours,
+           bool_or(tstzrange(a.start_at, a.end_at, '[)') @> %(now)s::timestamptz) AS now
+    FROM life l
+    JOIN {T["allocation"]} a
+      ON a.firm AND a.server_id = l.server_id AND (a.card_id = l.id OR a.card_id IS NULL)
+    WHERE tstzrange(a.start_at, a.end_at, '[)') && l.span
+       OR tstzrange(a.start_at, a.end_at, '[)') @> %(now)s::timestamptz
+    GROUP BY l.id
+), cards AS (
+    SELECT l.provider_id, l.site_id, l.p_per_card,
+           NOT isempty(l.span) AS counted,
+           {HOURS.format(r="l.span")} AS available,
+           coalesce(b.hours, 0) AS allocated,
+           (l.in_service AND l.created_at <= %(now)s AND NOT coalesce(b.now, FALSE)) AS idle_now
+    FROM life l LEFT JOIN busy b ON b.id = l.id
+)
+SELECT pr.code, pr.name, s.name, s.hub, GROUPING(s.name) AS subtotal,
+       count(*) FILTER (WHERE k.counted), sum(k.available), sum(k.allocated),
+       sum((k.available - k.allocated) * k.p_per_card),
+       count(*) FILTER (WHERE k.idle_now)
+FROM cards k
+JOIN {T["provider"]} pr ON pr.id = k.provider_id
+JOIN {T["site"]} s ON s.id = k.site_id
+GROUP BY GROUPING SETS ((pr.code, pr.name, s.name, s.hub), (pr.code, pr.name))
+ORDER BY pr.code, GROUPING(s.name), s.name
+"""
+
+
+def _percent(part: Decimal, whole: Decimal) -> Decimal | None:
+    return round_percent(part * 100 / whole, places=1) if whole else None
+
+
+def utilisation(*, period_range: PeriodRange, now: datetime.datetime) -> list[dict]:
+    """Per provider, its sites then a provider row (``site`` empty): cards counted in the range,
+    available / allocated / idle card-hours, utilisation %, idle P-hours and idle cards now. The
+    range ends at ``now`` when now is earlier. One query."""
+    start, end = period_range.bounds()
+    end = max(start, min(end, now))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            QUERY,
+            {
+                "retired": HardwareStatus.RETIRED.value,
+                "tflops_per_p": TFLOPS_PER_P,
+                "start": start,
+                "end": end,
+                "now": now,
+            },
+        )
+        fetched = cursor.fetchall()
+    hubs = dict(HubRegion.choices)
+    rows = []
+    for code, name, site, hub, subtotal, cards, available, allocated, idle_p, idle_now in fetched:
+        available, allocated = round_hours(available or 0), round_hours(allocated or 0)
+        rows.append(
+            {
+                "provider_code": code,
+                "provider_name": name,
+                "site": "" if subtotal else site,
+                "hub": "" if subtotal else hubs.get(hub, hub),
+                "cards": cards,
+                "available_hours": available,
+                "allocated_hours": allocated,
+                "idle_hours": available - allocated,
+                "utilisation_percent": _percent(allocated, available),
+                "idle_p_hours": round_hours(idle_p or 0),
+                "idle_cards_now": idle_now,
+            }
+        )
+    return rows
+
+
+def utilisation_total(rows: list[dict]) -> dict:
+    """All providers together, from the provider rows of ``utilisation``."""
+    providers = [r for r in rows if not r["site"]]
+    available = sum((r["available_hours"] for r in providers), Decimal(0))
+    allocated = sum((r["allocated_hours"] for r in providers), Decimal(0))
+    return {
+        "cards": sum(r["cards"] for r in providers),
+        "available_hours": available,
+        "allocated_hours": allocated,
+        "idle_hours": available - allocated,
+        "utilisation_percent": _percent(allocated, available),
+        "idle_p_hours": sum((r["idle_p_hours"] for r in providers), Decimal(0)),
+        "idle_cards_now": sum(r["idle_cards_now"] for r in providers),
+    }
