@@ -21,8 +21,13 @@ class PartnerAPIKey(AbstractAPIKey):
 class UsageRecord(models.Model):
     """``[start_at, end_at)`` of one card, or of a whole server (which counts for each of its cards).
 
-    ``(provider, event_id)`` is unique; ``content_hash`` tells a harmless duplicate (same content)
-    from a conflict (same id, other content). Telemetry is evidence, never a billing basis.
+    ``(provider, event_id)`` is unique — across months, through ``UsageEvent`` —; ``content_hash``
+    tells a harmless duplicate (same content) from a conflict (same id, other content). Telemetry
+    is evidence, never a billing basis.
+
+    The table is partitioned by month of ``start_at`` in the billing time zone
+    (docs/partitions.md): its real primary key is ``(id, start_at)``, the ORM keeps ``id``.
+    Nothing may hold a foreign key to it (PostgreSQL would need the whole key).
     """
 
     # The three references are enforced by the statement-level triggers of migration 0004, not by
@@ -89,7 +94,10 @@ class UsageRecord(models.Model):
             models.Index(fields=["provider", "start_at"], name="usage_provider_start"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "event_id"], name="uniq_usage_provider_event"),
+            # Per partition; the global key is UsageEvent's (docs/partitions.md#idempotency).
+            models.UniqueConstraint(
+                fields=["provider", "event_id", "start_at"], name="uniq_usage_record_event"
+            ),
             models.CheckConstraint(condition=Q(end_at__gt=F("start_at")), name="usage_end_after_start"),
             models.CheckConstraint(
                 condition=(Q(card__isnull=False) & Q(server__isnull=True))
@@ -105,3 +113,32 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} ({local_range_text(self.start_at, self.end_at, settings.BILLING_TIME_ZONE)})"
+
+
+class UsageEvent(models.Model):
+    """The event ids of the stored usage records, one row each: ``(provider, event_id)`` unique
+    over every month of the partitioned usage table (docs/partitions.md#idempotency).
+
+    Written and deleted only by the triggers of ``metering_usagerecord`` (migration 0007), in the
+    same statement as the record; ``start_at`` names the record's partition, ``content_hash``
+    tells a duplicate from a conflict. The rows of archived (detached) months stay, so their event
+    ids still count as sent.
+    """
+
+    pk = models.CompositePrimaryKey("provider", "event_id")
+    provider = models.ForeignKey(
+        "providers.Provider",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    event_id = models.CharField(max_length=128, db_collation="C")
+    start_at = models.DateTimeField()
+    content_hash = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name = "usage event id"
+
+    def __str__(self) -> str:
+        return self.event_id

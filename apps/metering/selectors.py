@@ -45,12 +45,13 @@ SELECT c.uuid, c.id, s.provider_id
 _SERVERS_SQL = (
     "SELECT serial, id, provider_id FROM inventory_server WHERE serial = ANY(%s::text[]) AND provider_id = %s"
 )
-# One probe of the unique index per event id, in index order, whatever the table's statistics say
+# The event ids of every month are in ``metering_usageevent`` (docs/partitions.md#idempotency).
+# One probe of its unique index per event id, in index order, whatever the table's statistics say
 # (``event_id = ANY(…)`` picks a scan of all the provider's rows when they are stale or many).
 _STORED_HASHES_SQL = """
 SELECT e.id, u.content_hash
   FROM (SELECT id FROM unnest(%s::text[]) AS id ORDER BY id COLLATE "C") AS e
-  JOIN LATERAL (SELECT content_hash FROM metering_usagerecord
+  JOIN LATERAL (SELECT content_hash FROM metering_usageevent
                  WHERE provider_id = %s AND event_id = e.id
                 OFFSET 0) AS u ON true
 """

@@ -5,13 +5,16 @@ hardware named in the batch is looked up in one query, the stored hashes of the 
 in another (duplicates drop out, conflicts reject the batch), and the new rows are COPYed straight
 into ``metering_usagerecord`` in event-id order, all in one transaction.
 
-The unique constraint has the last word. A concurrent batch may store some of the same records
+The unique key has the last word: ``(provider, event_id)`` of ``metering_usageevent``, which the
+usage table's insert trigger fills in the same statement, whatever month (partition) the record
+falls in (docs/partitions.md#idempotency). A concurrent batch may store some of the same records
 between the look-up and the COPY: the COPY then fails on the unique key (after waiting for that
 batch to commit), its savepoint is rolled back, and the rows go the careful way — COPY into a
-temporary table and one ``INSERT … SELECT … ON CONFLICT (provider_id, event_id) DO NOTHING`` —
-so of concurrent posts of the same record exactly one stores it and the others count it as a
-duplicate (or, with other content, a conflict that rolls their whole batch back). Both ways
-write in event-id order, so concurrent batches wait for each other instead of deadlocking.
+temporary table and ``INSERT … SELECT`` of those whose event id is not stored yet, again under a
+savepoint, repeated while a concurrent batch beats it to some — so of concurrent posts of the
+same record exactly one stores it and the others count it as a duplicate (or, with other content,
+a conflict that rolls their whole batch back). Both ways write in event-id order, so concurrent
+batches wait for each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
 from django.utils.translation import gettext, ngettext
 
 from apps.core.errors import Conflict, DomainError
 from apps.core.events import event_publish
 
 from . import selectors, validation
-from .models import PartnerAPIKey, UsageRecord
+from .models import PartnerAPIKey, UsageEvent, UsageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +40,14 @@ MAX_BATCH_RECORDS = validation.MAX_BATCH_RECORDS
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 _FOREIGN_KEY_VIOLATION = "23503"  # raised by the usage reference triggers (migration 0004)
 _UNIQUE_VIOLATION = "23505"
+# The event ids' key (metering_usageevent); a concurrent batch storing the same record in the same
+# month meets the records' own key first, ``uniq_usage_record_event``, which is reported under the
+# name of its index on the partition: any unique violation of a partition of the usage table (its
+# other unique key is the primary key of generated ids).
 _UNIQUE_KEY = "uniq_usage_provider_event"
+_USAGE_TABLE = UsageRecord._meta.db_table
 _ATTEMPTS = 3
+_RACING_ROUNDS = 5
 
 # Column lists, all from one: the record's columns ``validation.copy_data`` writes, between the
 # provider (written before each row) and the receipt time and void reason (after it). Left out, and
@@ -57,14 +66,16 @@ DELETE FROM {STAGING_TABLE};
 """
 _COPY_USAGE_SQL = f"COPY {UsageRecord._meta.db_table} ({', '.join(USAGE_COLUMNS)}) FROM STDIN"
 _COPY_SQL = f"COPY {STAGING_TABLE} ({', '.join(validation.COPY_COLUMNS)}) FROM STDIN"
-# Rows are inserted in event-id order, so concurrent batches take the unique index's locks in the
-# same order and wait for each other instead of deadlocking.
+# Rows are inserted in event-id order, so concurrent batches take the unique indexes' locks in the
+# same order and wait for each other instead of deadlocking. A partitioned table takes no
+# ``ON CONFLICT (provider_id, event_id)``: the rows whose event id is stored are left out, and a
+# unique violation (one stored since this statement began) makes the caller try again.
 _INSERT_SQL = f"""
 INSERT INTO {UsageRecord._meta.db_table} ({", ".join(USAGE_COLUMNS)})
 SELECT %s, {", ".join(validation.COPY_COLUMNS)}, %s, ''
-  FROM {STAGING_TABLE}
+  FROM {STAGING_TABLE} s
+ WHERE NOT EXISTS (SELECT 1 FROM metering_usageevent e WHERE e.provider_id = %s AND e.event_id = s.event_id)
  ORDER BY event_id COLLATE "C"
-ON CONFLICT (provider_id, event_id) DO NOTHING
 RETURNING event_id
 """
 
@@ -183,10 +194,17 @@ def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.d
         cause = exc.__cause__
         if getattr(cause, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
             raise _hardware_changed() from exc
-        if getattr(cause, "sqlstate", None) != _UNIQUE_VIOLATION or cause.diag.constraint_name != _UNIQUE_KEY:
+        if not _is_unique_key_violation(exc):
             raise
     # A concurrent batch stored some of these records since the look-up.
     return _store_racing(batch, rows, provider_id=provider_id, received_at=received_at)
+
+
+def _is_unique_key_violation(exc: IntegrityError) -> bool:
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) != _UNIQUE_VIOLATION:
+        return False
+    return cause.diag.constraint_name == _UNIQUE_KEY or (cause.diag.table_name or "").startswith(_USAGE_TABLE)
 
 
 def _event_id(row: validation.Row) -> str:
@@ -220,21 +238,29 @@ def _store_racing(
 ) -> int:
     """COPY ``rows`` to the staging table and insert those not stored yet; the number inserted.
 
-    The rows the insert skipped are already stored: their stored hashes are read in a new
-    statement, so (READ COMMITTED) it also sees the rows of concurrent batches that made ours skip
-    them. An equal hash is a duplicate; another hash is a conflict, and the batch is rolled back.
+    The insert leaves out the rows whose event id is stored; when a concurrent batch stores one
+    after the insert began, the insert waits for it, fails on the unique key, is rolled back to its
+    savepoint and runs again (a new statement: at READ COMMITTED it sees that batch's rows). The
+    rows left out are already stored: their stored hashes are read in a new statement too. An
+    equal hash is a duplicate; another hash is a conflict, and the batch is rolled back.
     """
     with connection.cursor() as cursor:
         cursor.execute(_STAGING_SQL)
         with connection.wrap_database_errors, cursor.copy(_COPY_SQL) as copy:
             copy.write(batch.copy_data(rows))
-        try:
-            cursor.execute(_INSERT_SQL, [provider_id, received_at])
-        except IntegrityError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != _FOREIGN_KEY_VIOLATION:
-                raise
-            raise _hardware_changed() from exc
-        inserted = cursor.fetchall()
+        for round_ in range(1, _RACING_ROUNDS + 1):
+            try:
+                with transaction.atomic():
+                    cursor.execute(_INSERT_SQL, [provider_id, received_at, provider_id])
+                    inserted = cursor.fetchall()
+                break
+            except IntegrityError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) == _FOREIGN_KEY_VIOLATION:
+                    raise _hardware_changed() from exc
+                if not _is_unique_key_violation(exc):
+                    raise
+                if round_ == _RACING_ROUNDS:  # beaten every round: let the sender try later
+                    raise _concurrent_change() from exc
     if len(inserted) == len(rows):
         return len(inserted)
     new = {event_id for (event_id,) in inserted}
@@ -243,13 +269,17 @@ def _store_racing(
         provider_id=provider_id, event_ids=[row.event_id for row in skipped]
     )
     if any(row.event_id not in stored for row in skipped):  # skipped, yet not there: never expected
-        raise DomainError(
-            gettext("The batch met a concurrent change and was not stored; send it again."),
-            code="retry_later",
-            http_status=503,
-        )
+        raise _concurrent_change()
     _reject_conflicts(skipped, stored)
     return len(inserted)
+
+
+def _concurrent_change() -> DomainError:
+    return DomainError(
+        gettext("The batch met a concurrent change and was not stored; send it again."),
+        code="retry_later",
+        http_status=503,
+    )
 
 
 @transaction.atomic
@@ -263,10 +293,12 @@ def usage_void(
     ``Conflict`` ``already_invoiced`` (409) once an issued or paid invoice billed it: a credit
     note is then the way to correct it.
     """
+    # The event table names the record's month, so only its partition is read.
+    month = UsageEvent.objects.filter(provider=provider, event_id=event_id).values("start_at")
     record = (
         UsageRecord.objects.select_for_update(of=("self",))
         .select_related("card")
-        .filter(provider=provider, event_id=event_id)
+        .filter(provider=provider, event_id=event_id, start_at=Subquery(month))
         .order_by()
         .first()
     )

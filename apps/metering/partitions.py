@@ -1,0 +1,208 @@
+"""Monthly partitions of ``metering_usagerecord`` (docs/partitions.md): made ahead, listed, and
+detached for archive. Services: ``partitions_ensure``, ``partitions_list``, ``partition_detach``.
+
+The usage table is partitioned by RANGE of ``start_at``, one partition per month of the billing
+time zone (``[YYYY-MM-01 00:00+08, next month)``), plus a DEFAULT partition that takes any record
+whose month has no partition yet, so none is ever refused for it. ``partitions_ensure`` (daily, the
+``metering.ensure_partitions`` task; and migration 0007) makes the partitions of the current month
+and the next three, and of every month that has records in the DEFAULT partition, moving those
+records into their month: in normal operation the DEFAULT partition stays empty.
+
+The DDL functions take a DB-API cursor, so migration 0007 runs the same code as the task.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils.translation import gettext
+
+from apps.billing.models import Invoice, InvoiceStatus
+from apps.core.errors import DomainError
+from apps.core.periods import Period
+
+from .selectors import LATE_LOOKBACK_MONTHS
+
+PARENT = "metering_usagerecord"
+DEFAULT_PARTITION = f"{PARENT}_default"
+MONTHS_AHEAD = 3
+# Billing looks back LATE_LOOKBACK_MONTHS for late usage: a month is archived only after that.
+KEEP_MONTHS = LATE_LOOKBACK_MONTHS + 1
+_NAME = re.compile(rf"^{PARENT}_p(\d{{4}})_(\d{{2}})$")
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('metering_usagerecord partitions'))"
+
+
+def partition_name(period: Period) -> str:
+    return f"{PARENT}_p{period.year:04d}_{period.month:02d}"
+
+
+def partition_period(name: str) -> Period | None:
+    """The month of a partition named by ``partition_name``; ``None`` for any other name."""
+    match = _NAME.match(name)
+    return Period(int(match.group(1)), int(match.group(2))) if match else None
+
+
+def month_add(period: Period, months: int) -> Period:
+    index = period.year * 12 + period.month - 1 + months
+    return Period(index // 12, index % 12 + 1)
+
+
+def _bounds(period: Period, tz: str) -> tuple[str, str]:
+    start, end = period.bounds(tz)
+    return start.isoformat(), end.isoformat()
+
+
+def attached_partitions(cursor) -> list[str]:
+    """Names of the partitions attached to the usage table (the DEFAULT one included)."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = %s::regclass ORDER BY c.relname",
+        [PARENT],
+    )
+    return [name for (name,) in cursor.fetchall()]
+
+
+def ensure_partitions(
+    cursor, *, now: datetime.datetime, since: Period | None = None, tz: str | None = None
+) -> list[str]:
+    """Make the missing monthly partitions; the names made, oldest first. Idempotent.
+
+    The months: ``since`` (default: the current month) through three months after the current
+    one, and every month with records in the DEFAULT partition — those records move into their
+    new partition in the same transaction. Run inside a transaction (an advisory lock keeps two
+    runs apart).
+    """
+    tz = tz or settings.BILLING_TIME_ZONE
+    cursor.execute(_LOCK)
+    current = Period.containing(now, tz)
+    last = month_add(current, MONTHS_AHEAD)
+    wanted = set()
+    month = since or current
+    while (month.year, month.month) <= (last.year, last.month):
+        wanted.add(month)
+        month = month.next()
+    cursor.execute(
+        f"SELECT DISTINCT to_char(start_at AT TIME ZONE %s, 'YYYY-MM') FROM {DEFAULT_PARTITION}", [tz]
+    )
+    wanted.update(Period.parse(text) for (text,) in cursor.fetchall())
+    existing = set(attached_partitions(cursor))
+    made = []
+    for period in sorted(wanted, key=lambda p: (p.year, p.month)):
+        name = partition_name(period)
+        if name in existing:
+            continue
+        lower, upper = _bounds(period, tz)
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE start_at >= %s AND start_at < %s)",
+            [lower, upper],
+        )
+        if cursor.fetchone()[0]:
+            # The month's records wait in the DEFAULT partition: move them into a new table and
+            # attach it (a row may live in one partition only). Statement triggers of the parent
+            # do not fire for statements on a partition, so their event ids stay as they are.
+            cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+            cursor.execute(
+                f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE start_at >= %s AND start_at < %s"
+                f" RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+                [lower, upper],
+            )
+            cursor.execute(
+                f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [lower, upper]
+            )
+        else:
+            cursor.execute(
+                f"CREATE TABLE {name} PARTITION OF {PARENT} FOR VALUES FROM (%s) TO (%s)", [lower, upper]
+            )
+        made.append(name)
+    return made
+
+
+def partitions_ensure(*, now: datetime.datetime) -> list[str]:
+    """``ensure_partitions`` in its own transaction (the daily task and ``usage_partitions --ensure``)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        return ensure_partitions(cursor, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    name: str
+    period: Period | None  # None: the DEFAULT partition
+    bounds: str  # as PostgreSQL prints them
+    rows: int
+    size_bytes: int
+
+
+def partitions_list() -> list[PartitionInfo]:
+    """Every attached partition, oldest month first and DEFAULT last, with its exact row count
+    and its size on disk (table, indexes and TOAST)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), pg_total_relation_size(c.oid)"
+            "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = %s::regclass",
+            [PARENT],
+        )
+        found = cursor.fetchall()
+        infos = []
+        for name, bounds, size in found:
+            cursor.execute(f"SELECT count(*) FROM {name}")  # a name from the catalogue
+            infos.append(PartitionInfo(name, partition_period(name), bounds, cursor.fetchone()[0], size))
+    return sorted(
+        infos, key=lambda p: (p.period is None, (p.period.year, p.period.month) if p.period else (0, 0))
+    )
+
+
+def partition_detach(*, period: Period, now: datetime.datetime, keep_months: int = KEEP_MONTHS) -> str:
+    """Detach the partition of ``period`` from the usage table for archive; its table name.
+
+    The table stays in the database (``pg_dump -t`` it, then drop it: docs/partitions.md#archive).
+    Refused (``DomainError`` ``partition_in_use``) while the month is newer than ``keep_months``
+    (billing still reads it for late usage), while any invoice of the month is a draft, or while
+    the month has records but no invoice. The event ids stay in ``metering_usageevent``: a record
+    of the archived month sent again is still a duplicate.
+
+    ``DETACH PARTITION … CONCURRENTLY`` cannot run while the table has a DEFAULT partition (it
+    always has), so the detach is the plain one: a brief ACCESS EXCLUSIVE lock on the usage table.
+    """
+    if keep_months < KEEP_MONTHS:
+        raise DomainError(
+            gettext("Keep at least %(n)s months: billing reads them for late usage.") % {"n": KEEP_MONTHS},
+            code="partition_in_use",
+        )
+    name = partition_name(period)
+    current = Period.containing(now, settings.BILLING_TIME_ZONE)
+    oldest_kept = month_add(current, -(keep_months - 1))
+    if (period.year, period.month) >= (oldest_kept.year, oldest_kept.month):
+        raise DomainError(
+            gettext("%(period)s is newer than %(n)s months; only %(oldest)s and earlier can be detached.")
+            % {"period": period, "n": keep_months, "oldest": month_add(oldest_kept, -1)},
+            code="partition_in_use",
+        )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_LOCK)
+        if name not in attached_partitions(cursor):
+            raise DomainError(
+                gettext("The usage table has no partition for %(period)s.") % {"period": period},
+                code="not_found",
+                http_status=404,
+            )
+        invoices = Invoice.objects.filter(period=str(period))
+        drafts = invoices.filter(status=InvoiceStatus.DRAFT).count()
+        if drafts:
+            raise DomainError(
+                gettext("%(n)s invoice(s) of %(period)s are still drafts; issue them first.")
+                % {"n": drafts, "period": period},
+                code="partition_in_use",
+            )
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {name})")
+        if cursor.fetchone()[0] and not invoices.exists():
+            raise DomainError(
+                gettext("%(period)s has usage but no invoice: bill the month first.") % {"period": period},
+                code="partition_in_use",
+            )
+        cursor.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {name}")
+    return name
