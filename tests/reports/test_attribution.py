@@ -362,3 +362,20 @@ def test_revenue_by_hub_page_and_the_dimension_links(ledger, client, make_staff)
     assert [row[4] for row in rows[1:]] == ["1000.00", "200.00", "5000.00", "6200.00"]
     bad = client.get("/admin/reports/margin/?by=colour").content.decode()
     assert "unknown dimension &#x27;colour&#x27;" in bad
+
+
+def test_the_landing_page_shows_the_closed_months_margin_and_utilisation(ledger, client, make_staff):
+    with time_machine.travel(datetime.datetime(2026, 12, 2, 10, tzinfo=SH), tick=False):
+        client.force_login(make_staff(roles.FINANCE, username="fin-home"))
+        html = client.get("/admin/reports/").content.decode()
+    # November: 3,900.00 − 2,300.00; the late usage (400.00) has no settlement line yet
+    assert (
+        "Margin of 2026-11 毛利</th><td>CNY 1,600.00 (41.0 %), provider cost 供应商成本 2,300.00; not settled yet 未结算收入 400.00"
+        in html
+    )
+    assert "USD 100.00 (100.0 %)" in html
+    # 32 cards × 720 h; firm allocations hold 1 + 8 + 8 + 2 cards all month: 13,680 / 23,040
+    assert "Utilisation of 2026-11 利用率</th><td>59.4 % (13680.0000 / 23040.0000 card-hours 卡时)" in html
+    assert "idle cards now 当前空闲卡 13" in html
+    for url in ("/admin/reports/margin/", "/admin/reports/utilisation/", "/admin/reports/revenue/?by=hub"):
+        assert f'href="{url}"' in html
