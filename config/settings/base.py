@@ -109,6 +109,13 @@ TEMPLATES = [
 # Database: PostgreSQL everywhere. DATABASE_URL wins; local settings fall back to an embedded server.
 DATABASE_URL = env("DATABASE_URL")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)} if DATABASE_URL else {}
+# A streaming replica of it: report views, portal pages and exports read there when set
+# (apps/core/db_router.py, docs/scaling.md#read-replicas); writes and everything else stay on default.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL")
+if DATABASE_URL and DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60)
+REPLICA_READS = bool(DATABASE_URL and DATABASE_REPLICA_URL)
+DATABASE_ROUTERS = ["apps.core.db_router.ReplicaRouter"]
 
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [

@@ -10,6 +10,10 @@ DATABASES = {
         env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/suanli"), conn_max_age=0
     )
 }
+# The replica alias always exists in tests, as a mirror of default (the same test database over a
+# second connection); reads go there only where a test turns REPLICA_READS on (tests/core/test_db_router.py).
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+REPLICA_READS = False
 SECRET_KEY = "test-only-secret-key"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.billing.invoicing.selectors import billing_today
 from apps.billing.invoicing.services.preview import invoice_preview
 from apps.contracts.selectors import contract_list
+from apps.core.db_router import replica_view
 from apps.core.periods import Period
 from apps.portal import selectors
 from apps.portal.access import portal_view
@@ -23,6 +24,7 @@ from apps.portal.charts import stacked_daily_chart
 
 
 @portal_view
+@replica_view
 def dashboard(request):
     customer = request.portal.customer
     now = timezone.now()

@@ -26,6 +26,7 @@ from apps.billing.invoicing.selectors import (
     overdue_q,
 )
 from apps.billing.payments.services.stripe import stripe_checkout_create, stripe_configured
+from apps.core.db_router import replica_view
 from apps.core.errors import DomainError
 from apps.portal.access import PAYING_ROLES, follow_customer, portal_view
 from apps.portal.forms import InvoiceFilterForm
@@ -46,6 +47,7 @@ def _invoice(request, pk: int, queryset=None):
 
 
 @portal_view
+@replica_view
 def invoice_list_view(request):
     form = InvoiceFilterForm(request.GET or None)
     invoices = _visible(request).filter(customer=request.portal.customer).order_by("-period", "-pk")
@@ -69,6 +71,7 @@ def invoice_list_view(request):
 
 
 @portal_view
+@replica_view
 def invoice_detail(request, pk: int):
     queryset = _visible(request).prefetch_related(
         "lines__contract",

@@ -9,6 +9,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 
 from apps.contracts.selectors import contract_list
+from apps.core.db_router import replica_view
 from apps.portal.access import portal_view
 from apps.portal.forms import UsageFilterForm
 from apps.portal.selectors import customer_usage, usage_csv_rows
@@ -27,6 +28,7 @@ def _filtered(request):
 
 
 @portal_view
+@replica_view
 def usage_list(request):
     form, records = _filtered(request)
     page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -41,6 +43,7 @@ class _Echo:
 
 
 @portal_view
+@replica_view
 def usage_csv(request):
     """The filtered records as CSV, written row by row while the database cursor is read."""
     _, records = _filtered(request)

@@ -13,11 +13,13 @@ from apps.billing.invoicing.selectors import invoice_list
 from apps.billing.vouchers.models import VoucherFlow
 from apps.billing.vouchers.selectors import voucher_list
 from apps.billing.vouchers.services.claims import claim_pack
+from apps.core.db_router import replica_view
 from apps.core.errors import DomainError
 from apps.portal.access import PAYING_ROLES, follow_customer, portal_view
 
 
 @portal_view
+@replica_view
 def voucher_list_view(request):
     vouchers = (
         voucher_list(user=request.user, with_ledger=True)

@@ -52,6 +52,7 @@ from apps.billing.models import (
 )
 from apps.billing.payments.services.credit import bank_transfer_record
 from apps.core.choices import Currency
+from apps.core.db_router import ReplicaReadsMixin
 from apps.customers.selectors import customer_get
 
 from .base import READ_ERRORS, WRITE_ERRORS, parent_pk
@@ -167,7 +168,9 @@ VIEW_INVOICE = ["billing.view_invoice"]
     list=extend_schema(responses={200: InvoiceSerializer(many=True), **READ_ERRORS}),
     retrieve=extend_schema(responses={200: InvoiceSerializer, **READ_ERRORS}),
 )
-class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class InvoiceViewSet(
+    ReplicaReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Invoices with their lines, looked up by id; filter by ``?customer=<code>``, ``?period=``,
     ``?status=``, ``?overdue=true``, ``?currency=``, ``?number=``.
 

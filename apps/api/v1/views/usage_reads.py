@@ -21,6 +21,7 @@ from apps.api.authentication import PartnerAPIKeyAuthentication, PartnerSystem
 from apps.api.v1.filters import StrictFilterBackend, UsageRecordFilter
 from apps.api.v1.serializers.usage_reads import UsageRecordSerializer
 from apps.contracts.models import Allocation
+from apps.core.db_router import ReplicaReadsMixin
 from apps.metering import selectors as metering_selectors
 from apps.metering.models import UsageRecord
 
@@ -80,7 +81,7 @@ def usage_visible(*, request) -> QuerySet[UsageRecord]:
     return records.filter(Exists(metering_selectors.covering_allocations(held)))
 
 
-class UsageListMixin(mixins.ListModelMixin, GenericAPIView):
+class UsageListMixin(ReplicaReadsMixin, mixins.ListModelMixin, GenericAPIView):
     """The GET of ``/api/v1/usage/`` (the class it is mixed into keeps its POST)."""
 
     serializer_class = UsageRecordSerializer
