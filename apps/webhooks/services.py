@@ -5,6 +5,10 @@ Delivery is at least once: a delivery row is locked (``SELECT … FOR UPDATE SKI
 whole POST, so two workers never send it at once, and a delivered or given-up row is never sent
 again by a task; only the re-send action sends a delivered event again (receivers deduplicate on
 ``Suanli-Event-Id``).
+
+Delivery is in order per endpoint (docs/webhooks.md#order): a delivery waits while an earlier one
+to the same endpoint is pending, and is queued at once when that one is delivered, given up or
+cancelled.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import requests
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -388,7 +392,10 @@ def webhook_delivery_send(*, delivery_id: int, now: datetime.datetime) -> Webhoo
             delivery.next_attempt_at = None
             delivery.last_error = gettext("The endpoint is disabled.")
             delivery.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
+            _next_in_line_queue(endpoint_id=endpoint.pk, now=now)
             return None
+        if _earlier_pending(delivery).exists():
+            return None  # its turn comes when the earlier one is settled (_next_in_line_queue)
         body = event_body(event)
         timestamp = int(now.timestamp())
         headers = {
@@ -433,14 +440,46 @@ def webhook_delivery_send(*, delivery_id: int, now: datetime.datetime) -> Webhoo
                 delivery.next_attempt_at = due
                 _queue_after_commit(delivery.pk, eta=due)
         delivery.save()
+        if delivery.status != DeliveryStatus.PENDING:
+            _next_in_line_queue(endpoint_id=endpoint.pk, now=now)
     return attempt
 
 
+def _earlier_pending(delivery: WebhookDelivery):
+    """Pending deliveries to the same endpoint written before ``delivery`` (its place in line)."""
+    return WebhookDelivery.objects.filter(
+        endpoint_id=delivery.endpoint_id, status=DeliveryStatus.PENDING, pk__lt=delivery.pk
+    )
+
+
+def _next_in_line_queue(*, endpoint_id: int, now: datetime.datetime) -> None:
+    """The endpoint's first pending delivery, now at the head of its line, is due now and queued
+    after commit (the endpoint just answered, or gave up on the one before it). One held by
+    another worker right now is left to it."""
+    following = (
+        WebhookDelivery.objects.select_for_update(skip_locked=True)
+        .filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING)
+        .order_by("pk")
+        .first()
+    )
+    if following is None:
+        return
+    if following.next_attempt_at is not None and following.next_attempt_at > now:
+        following.next_attempt_at = now
+        following.save(update_fields=["next_attempt_at", "updated_at"])
+    _queue_after_commit(following.pk)
+
+
 def webhook_deliveries_due(*, now: datetime.datetime, limit: int = 500) -> list[int]:
-    """Ids of pending deliveries due at ``now`` (the sweeper's list: a queued retry that was lost)."""
+    """Ids of pending deliveries due at ``now`` and first in their endpoint's line (the sweeper's
+    list: a queued retry that was lost); the ones behind them wait their turn."""
+    earlier = WebhookDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"), status=DeliveryStatus.PENDING, pk__lt=OuterRef("pk")
+    )
     return list(
         WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .exclude(Exists(earlier))
         .order_by("created_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
