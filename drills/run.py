@@ -60,6 +60,12 @@ DRILLS = [
         "a billing run while statement_timeout cancels some customers' writes, then requested again",
         env_int("DRILL_TIMEOUT_CUSTOMERS", 300),
     ),
+    (
+        "webhook_receiver_down",
+        "webhook_drills",
+        "webhook receivers answer 503 or refuse connections while events stream; kill -9 mid-delivery",
+        3,
+    ),
     ("pg_restart", "pg_restart", "a private PostgreSQL restarted while usage batches stream", 0),
 ]
 
@@ -112,10 +118,10 @@ def main() -> int:
             result = {"tries": 1, "held": 0, "notes": [f"{type(exc).__name__}: {exc}"]}
         result["seconds"] = time.monotonic() - t0
         rows.append((name, result))
-    print(f"{'drill':<16} {'tries':>5} {'held':>5} {'seconds':>8}  notes")
+    print(f"{'drill':<21} {'tries':>5} {'held':>5} {'seconds':>8}  notes")
     for name, result in rows:
         notes = "; ".join(result.get("notes", []))
-        print(f"{name:<16} {result['tries']:>5} {result['held']:>5} {result['seconds']:>8.0f}  {notes}")
+        print(f"{name:<21} {result['tries']:>5} {result['held']:>5} {result['seconds']:>8.0f}  {notes}")
     held = sum(1 for _, r in rows if r["held"] == r["tries"])
     print(f"wall time {time.monotonic() - started:.0f} s")
     print(f"drills: {held}/{len(rows)} held")
