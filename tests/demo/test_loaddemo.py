@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections import defaultdict
 from decimal import Decimal
 from io import StringIO
 
@@ -23,6 +24,9 @@ from apps.demo.steps.hardware import card_uuid, server_plan
 from apps.inventory.models import Card, Server
 from apps.providers.models import Provider, ProviderType, Site, SupplyAgreement
 
+SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
+# On the suite's clock (2026-11-28) the demo bills the eleven months before November.
+CLOSED_MONTHS = ["2025-12"] + [f"2026-{m:02d}" for m in range(1, 11)]
 LOWERCASE_NVML = re.compile(r"^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -273,25 +277,41 @@ def test_contracts_of_every_kind_in_every_state(demo):
     assert len(approved) == 1
     assert max(line.combined_discount_percent for line in approved[0].lines.all()) > 20
     assert all(c.approved_by == c.account_manager for c in by_status["active"] if c not in approved)
-    # Live contracts hold their hardware firmly; no card or server serves two of them.
+    # Live and ended contracts hold their hardware firmly; no card or server serves two of them at
+    # once (the platform's own servers served moyan until November, then acme's cards and baize).
     firm = Allocation.objects.filter(firm=True)
     assert (
         firm.count()
         == Allocation.objects.exclude(line__contract__status__in=["draft", "pending_approval"]).count()
     )
-    cards = list(firm.filter(card__isnull=False).values_list("card_id", flat=True))
-    servers = list(firm.filter(card__isnull=True).values_list("server_id", flat=True))
-    assert len(set(cards)) == len(cards) and len(set(servers)) == len(servers)
-    assert not firm.filter(server_id__in=servers, card__isnull=False).exists()
+    held = defaultdict(list)
+    for allocation in firm.order_by("start_at"):
+        held[allocation.server_id].append(allocation)
+    reused = 0
+    for allocations in held.values():
+        for i, first in enumerate(allocations):
+            for second in allocations[i + 1 :]:
+                same = first.card_id is None or second.card_id is None or first.card_id == second.card_id
+                if same:
+                    assert first.end_at is not None and first.end_at <= second.start_at, (first, second)
+                    reused += 1
+    assert reused >= 2  # the two platform-owned servers, after moyan's contract ended
     assert not firm.filter(server__status__in=["retired", "maintenance"]).exists()
     assert not firm.filter(card__status__in=["retired", "maintenance"]).exists()
     (terminated,) = by_status["terminated"]
     assert terminated.end_at.isoformat() == "2026-11-15T16:00:00+00:00"
-    assert {c.start_at.isoformat() for c in contracts} <= {
-        "2026-08-31T16:00:00+00:00",
-        "2026-09-30T16:00:00+00:00",
-        "2026-10-31T16:00:00+00:00",
+    # Customers joined over the year: contracts start on the first of the twelve months to November.
+    firsts = {
+        datetime.datetime(2025 + (11 + m) // 12, (11 + m) % 12 + 1, 1, tzinfo=SHANGHAI) for m in range(12)
     }
+    starts = {c.start_at for c in contracts}
+    assert starts <= firsts and len(starts) >= 9
+    assert min(starts).isoformat() == "2025-11-30T16:00:00+00:00"  # 2025-12-01 in Shanghai
+    # A few ended at their end date; the daily job's service marked them expired.
+    expired = by_status["expired"]
+    assert len(expired) >= 3
+    assert all(c.end_at <= demo and c.ended_at == c.end_at for c in expired)
+    assert Contract.objects.filter(customer__code="wenlan", status="active", lines__term="yearly").exists()
 
 
 def test_a_second_run_changes_nothing(demo):
@@ -308,12 +328,13 @@ def test_a_second_run_changes_nothing(demo):
 
 
 def test_a_second_run_restores_deleted_demo_rows_and_leaves_changed_servers_alone(demo):
-    Customer.objects.filter(code="moyan").delete()
+    # yufeng has no contract or invoice (they would protect it from deletion)
+    Customer.objects.filter(code="yufeng").delete()
     server = Server.objects.get(serial="SRV-QH-0001")
     server.status = "allocated"
     server.save()
     output = loaddemo()
-    assert Customer.objects.filter(code="moyan").exists()
+    assert Customer.objects.filter(code="yufeng").exists()
     assert re.search(r"customers\s+30\s+\(1 created, 0 updated, 29 unchanged\)", output)
     server.refresh_from_db()
     assert server.status == "allocated"
@@ -330,8 +351,8 @@ def test_the_demo_ends_with_months_billed_a_voucher_payment_a_credit_note_and_la
     from apps.billing.models import CreditNote, Invoice, Payment
     from apps.metering.models import UsageRecord
 
-    # 2026-11-28: September and October are billed; November has not ended, so it is not billed
-    assert set(Invoice.objects.values_list("period", flat=True)) == {"2026-09", "2026-10"}
+    # 2026-11-28: the eleven months to October are billed; November has not ended, so it is not billed
+    assert sorted(set(Invoice.objects.values_list("period", flat=True))) == CLOSED_MONTHS
     assert not Invoice.objects.filter(status="draft").exists()
     acme_october = Invoice.objects.get(customer__code="acme", period="2026-10")
     voucher = Payment.objects.get(invoice=acme_october, method="voucher")
@@ -357,7 +378,9 @@ def test_the_demo_ends_with_months_billed_a_voucher_payment_a_credit_note_and_la
 def test_the_demo_records_nothing_after_now(demo):
     from django.utils import timezone
 
-    from apps.billing.models import BillingRun, Invoice, Payment
+    from apps.billing.models import BillingRun, CreditNote, Invoice, Payment
+    from apps.billing.settlements.models import SettlementStatement
+    from apps.billing.vouchers.models import Voucher
     from apps.metering.models import UsageRecord
 
     now = timezone.now()
@@ -366,6 +389,11 @@ def test_the_demo_records_nothing_after_now(demo):
     assert not Invoice.objects.filter(issued_at__gt=now).exists()
     assert not Payment.objects.filter(received_at__gt=now).exists()
     assert not BillingRun.objects.filter(created_at__gt=now).exists()
+    assert not CreditNote.objects.filter(issued_at__gt=now).exists()
+    assert not Voucher.objects.filter(issued_at__gt=now).exists()
+    assert not Contract.objects.filter(ended_at__gt=now).exists()
+    for field in ["built_at", "confirmed_at", "paid_at"]:
+        assert not SettlementStatement.objects.filter(**{f"{field}__gt": now}).exists(), field
     assert not UsageRecord.objects.filter(start_at__gte="2026-11-28T00:00+08:00").exists()  # today: not yet
     assert UsageRecord.objects.filter(start_at__gte="2026-11-27T00:00+08:00").exists()  # yesterday: reported
 
@@ -377,7 +405,7 @@ def test_the_demo_dates_each_billing_run_when_it_ran_before_its_invoices_were_is
     from apps.billing.models import BillingRun, Invoice
 
     runs = list(BillingRun.objects.order_by("period"))
-    assert [run.period for run in runs] == ["2026-09", "2026-10"]
+    assert [run.period for run in runs] == CLOSED_MONTHS
     for run in runs:
         issued = Invoice.objects.filter(period=run.period).exclude(issued_at=None)
         first_issue = min(issued.values_list("issued_at", flat=True))
@@ -392,3 +420,105 @@ def test_the_demo_mails_no_customer_about_its_history(demo):
     assert set(Notice.objects.values_list("status", "error").distinct()) == {
         ("skipped", "demo history: not mailed")
     }
+
+
+def test_the_demo_has_a_year_of_history_with_customers_joining_and_revenue_growing(demo):
+    from django.db.models import Count, Min, Sum
+
+    from apps.billing.models import Invoice
+
+    months = {
+        row["period"]: row
+        for row in Invoice.objects.values("period").annotate(invoices=Count("pk"), net=Sum("net_amount"))
+    }
+    assert sorted(months) == CLOSED_MONTHS
+    invoices = [months[period]["invoices"] for period in CLOSED_MONTHS]
+    # moyan alone in December (the platform's own servers); every month a customer or more joins
+    assert invoices[0] == 1 and invoices[-1] >= 15
+    assert invoices == sorted(invoices)
+    assert months["2026-10"]["net"] > 5 * months["2025-12"]["net"]
+    joined = Invoice.objects.values("customer").annotate(first=Min("period")).values_list("first", flat=True)
+    assert len(set(joined)) >= 8  # customers' first invoices fall in at least eight different months
+    assert Invoice.objects.values("customer").distinct().count() >= 18
+
+
+def test_customers_pay_mostly_on_time_some_late_and_receivables_age_into_every_bucket(demo):
+    from apps.billing.models import Invoice
+    from apps.reports.selectors import ar_aging
+
+    paid = list(Invoice.objects.filter(status="paid").prefetch_related("payments"))
+    late = [
+        invoice
+        for invoice in paid
+        if max(p.received_at for p in invoice.payments.all()).astimezone(SHANGHAI).date() > invoice.due_on
+    ]
+    assert len(paid) >= 50
+    assert 3 <= len(late) <= len(paid) // 4
+    aging = {
+        row["label"]: [c["customer_code"] for c in row["customers"]] for row in ar_aging(today=demo.date())
+    }
+    assert list(aging.values()) == [
+        ["xingyao", "zhiyuan"],  # October, due on 2 December
+        ["acme"],  # October, due on 16 November under 15-day terms
+        ["hongtu"],  # August, due on 2 October
+        ["hongtu"],  # July, due on 1 September
+        ["guanlan"],  # May, disputed
+    ]
+
+
+def test_the_platforms_own_servers_run_round_the_clock_and_pay_back_in_under_two_years(demo):
+    from apps.core.periods import Period
+    from apps.reports.selectors import PeriodRange, server_payback
+
+    rows = server_payback(period_range=PeriodRange(Period(2025, 12), Period(2026, 11)))
+    assert [row["serial"] for row in rows] == ["SRV-BJ-0001", "SRV-BJ-0002"]
+    # 180.00 a server-hour including 6 % VAT, December to October (335 days) round the clock at most
+    ceiling = Decimal(335 * 24 * 180) / Decimal("1.06")
+    for row in rows:
+        assert Decimal("0.95") * ceiling < row["revenue_amount"] <= ceiling
+        assert row["annual_revenue_amount"] == row["revenue_amount"]  # twelve months in the range
+        expected = Decimal("1800000") / (row["annual_revenue_amount"] - Decimal("240000")) * 12
+        assert row["payback_months"] == expected.quantize(Decimal("0.1"))
+        assert Decimal("18") <= row["payback_months"] <= Decimal("21")  # the white paper's 16.2 at 8,760 h
+
+
+def test_providers_are_settled_every_month(demo):
+    from apps.billing.settlements.models import SettlementStatement
+
+    statements = list(SettlementStatement.objects.select_related("provider"))
+    assert sorted({s.period for s in statements}) == CLOSED_MONTHS
+    assert all(s.warning_count == 0 and s.cost_amount > 0 for s in statements)
+    assert all(s.margin_amount == s.revenue_net_amount - s.cost_amount for s in statements)
+    by_status = defaultdict(set)
+    for s in statements:
+        by_status[s.status].add(s.period)
+    # October's statements are confirmed (paid after the provider's terms); the months before are paid
+    assert by_status["confirmed"] >= {"2026-10"} and "draft" not in by_status
+    assert {p for p in CLOSED_MONTHS if p < "2026-09"} <= by_status["paid"] - by_status["confirmed"]
+    for s in statements:
+        if s.status == "paid":
+            assert (s.paid_at - s.confirmed_at).days == s.provider.settlement_terms_days
+
+
+def test_vouchers_pay_part_of_invoices_over_several_months_and_a_little_usage_goes_unrated(demo):
+    from apps.billing.models import Payment
+    from apps.core.periods import Period
+    from apps.reports.selectors import PeriodRange, unrated_by_provider
+
+    redeemed = Payment.objects.filter(method="voucher")
+    assert redeemed.values("invoice__customer").distinct().count() == 4
+    assert redeemed.values("invoice__period").distinct().count() >= 6
+    unrated = unrated_by_provider(period_range=PeriodRange(Period(2025, 12), Period(2026, 11)))
+    assert [(row["provider_code"], row["records"]) for row in unrated] == [("yunqiong-cloud", 6)]
+
+
+def test_the_demo_calendar_counts_from_the_month_of_now():
+    from apps.demo.steps import dates
+
+    with time_machine.travel(datetime.datetime(2027, 3, 4, 1, 0, tzinfo=SHANGHAI), tick=False):
+        assert dates.history()[0] == "2026-04" and dates.history()[-1] == "2027-03"
+        assert dates.at(-1, 31, 10).isoformat() == "2027-02-28T10:00:00+08:00"  # the month's last day
+        assert dates.offset_of("2026-12") == -3
+        assert dates.today_start().isoformat() == "2027-03-04T00:00:00+08:00"
+    with time_machine.travel(datetime.datetime(2026, 11, 30, 16, 30, tzinfo=datetime.UTC), tick=False):
+        assert dates.month(0) == "2026-12"  # already 1 December in Shanghai

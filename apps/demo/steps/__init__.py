@@ -1,5 +1,10 @@
 """The demo data behind ``manage.py loaddemo`` (docs/operations.md#demo-data).
 
+A year of plausible history that ends now: the eleven closed months before the current one are
+billed, issued, paid (mostly on time, some late, a few still overdue) and settled with the
+providers; customers join over the year, a few contracts end, the platform's own servers earn
+their payback; the current month shows as a preview. Dates count from the current month (dates.py).
+
 The load is a list of steps run in order inside one transaction. Each step finds its rows by
 natural key and writes only what is missing or different, so a second run changes nothing.
 Randomness comes from ``DemoContext.rng(step, ...)``, seeded per step, never from the clock.

@@ -2,9 +2,12 @@
 
 Cards, servers and P-units × hourly, daily, monthly and yearly; term discounts, an ``upfront``
 yearly line, a minimum monthly commitment, one contract waiting for a sales manager's approval,
-one approved above the threshold, one suspended, one terminated and one draft. Dates and ``now``
-are fixed instants, never the wall clock; hardware is the first free ``available`` servers and
-cards of the model by serial, so the same database state always gets the same hardware.
+one approved above the threshold, one suspended, one terminated and one draft; and the year
+before: customers joining month by month, contracts that expired at their end and one renewed on
+a yearly lease. Starts and ends are months counted from the current one (dates.py), so the demo
+always ends now; ``now`` of each lifecycle step is a fixed day before the start, never the wall
+clock. Hardware is the first free ``available`` servers and cards of the model by serial (or
+named servers: the platform's own two), so the same database state always gets the same hardware.
 
 A demo contract carries ``demo:<key>`` on the first line of its notes; a contract already there
 is left alone (whatever happened to it since), so a second run changes nothing.
@@ -24,18 +27,13 @@ from apps.contracts.services import AllocationData, LineData
 from apps.customers.models import Customer
 from apps.inventory.models import Card, GpuModel, HardwareStatus, Server
 
+from . import dates
 from .base import CREATED, UNCHANGED, DemoContext
 from .data import A100_40, A100_80, A800, ASCEND, CARDS_PER_SERVER, H20, H800, L40S, RTX4090
 
-SHANGHAI = datetime.timezone(datetime.timedelta(hours=8), "Asia/Shanghai")
-SEP_1 = datetime.datetime(2026, 9, 1, tzinfo=SHANGHAI)
-OCT_1 = datetime.datetime(2026, 10, 1, tzinfo=SHANGHAI)
-NOV_1 = datetime.datetime(2026, 11, 1, tzinfo=SHANGHAI)
-# The account managers draft and activate on this (fixed) day, before the first start.
-DRAFTED_AT = datetime.datetime(2026, 8, 28, 10, 0, tzinfo=SHANGHAI)
-# The terminated contract: notice given on the 15th, billing stops at the start of the 16th.
-TERMINATION_NOTICE_AT = datetime.datetime(2026, 11, 15, 17, 30, tzinfo=SHANGHAI)
-TERMINATED_AT = datetime.datetime(2026, 11, 16, tzinfo=SHANGHAI)
+# Starts and ends are month offsets from the current month (dates.py): 0 is the current month's
+# first day (2026-11-01 on the test suite's clock), -2 two months before, 12 a year after it.
+SEP_1, OCT_1, NOV_1 = -2, -1, 0  # the three months of the story the tests tell (names on their clock)
 
 STANDARD = "suanli-standard-2026"  # the demo list, the default CNY list (every model the demo leases)
 SALES_MANAGER = "sales1"
@@ -48,8 +46,21 @@ SUSPENDED = "suspended"
 TERMINATED = "terminated"
 
 
-def a_year_from(start: datetime.datetime) -> datetime.datetime:
-    return start.replace(year=start.year + 1)
+def a_year_from(start: int) -> int:
+    return start + 12
+
+
+def drafted_at(start: int) -> datetime.datetime:
+    """The account managers draft and activate a few days before the first of the start month; the
+    story's contracts on the 28th of the month before September (2026-08-28)."""
+    return dates.at(min(start, SEP_1) - 1, 28, 10)
+
+
+def termination() -> tuple[datetime.datetime, datetime.datetime]:
+    """The terminated contract: notice given on the 15th of the current month, billing stops at the
+    start of the 16th; before the 16th has come, the month before (nothing is dated after now)."""
+    offset = 0 if dates.due(dates.at(0, 16)) else -1
+    return dates.at(offset, 15, 17, 30), dates.at(offset, 16)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class LineSpec:
     gpu_model: str
     term: str
     servers: int = 0  # whole servers allocated (server and P-unit lines)
+    serials: tuple[str, ...] = ()  # these servers rather than the first free ones
     cards: int = 0  # single cards allocated (card lines)
     quantity: Decimal | None = None  # default: what the allocation covers (cards, servers or P)
     list_unit_price: Decimal | None = None  # default: the price list's
@@ -71,10 +83,10 @@ class ContractSpec:
     key: str
     customer: str
     description: str
-    start: datetime.datetime
+    start: int  # month offset from the current month (its first day)
     lines: tuple[LineSpec, ...]
     outcome: str = ACTIVE
-    end: datetime.datetime | None = None
+    end: int | None = None  # month offset; an end already past expires the contract
     price_list: str | None = None  # default: the default list of the currency (Suanli standard 2026)
     minimum_monthly_amount: Decimal | None = None
     reason: str = ""
@@ -208,7 +220,7 @@ CONTRACTS: list[ContractSpec] = [
         OCT_1,
         (LineSpec("p_unit", ASCEND, "monthly", servers=1, list_unit_price=Decimal("17500.00")),),
         price_list=STANDARD,
-        end=datetime.datetime(2027, 1, 1, tzinfo=OCT_1.tzinfo),
+        end=NOV_1 + 2,
     ),
     ContractSpec(
         "chuyun-pending-approval",
@@ -257,6 +269,94 @@ CONTRACTS: list[ContractSpec] = [
         outcome=DRAFT,
         price_list=STANDARD,
     ),
+    # The year before: customers joining month by month, a few contracts ending, one renewed
+    # (appended, so the contracts above keep their numbers and hardware). The platform's two own
+    # A100 servers run round the clock by the hour until the current month, when acme's cards and
+    # baize take them over. Earlier months are lighter (fewer customers), which keeps the load fast.
+    ContractSpec(
+        "moyan-servers-hourly",
+        "moyan",
+        "The platform's own two 8 × A100-40GB servers by the hour, round the clock for pre-training; ended.",
+        -11,
+        (LineSpec("server", A100_40, "hourly", servers=2, serials=("SRV-BJ-0001", "SRV-BJ-0002")),),
+        end=NOV_1,
+    ),
+    ContractSpec(
+        "wenlan-server-monthly",
+        "wenlan",
+        "An L40S server by the month for legal-document inference; renewed on a yearly lease.",
+        -9,
+        (LineSpec("server", L40S, "monthly", servers=1),),
+        end=-4,
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "jinghong-servers-monthly",
+        "jinghong",
+        "Two RTX 4090 servers by the month for digital-human rendering.",
+        -8,
+        (LineSpec("server", RTX4090, "monthly", servers=2),),
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "guanlan-server-monthly",
+        "guanlan",
+        "An RTX 4090 server by the month for visual-effects rendering.",
+        -7,
+        (LineSpec("server", RTX4090, "monthly", servers=1),),
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "yanshu-server-yearly",
+        "yanshu",
+        "An Ascend 910B server on a yearly lease for materials simulation.",
+        -6,
+        (LineSpec("server", ASCEND, "yearly", servers=1),),
+        end=a_year_from(-6),
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "hongtu-server-monthly",
+        "hongtu",
+        "An A800 server by the month for route planning; ended with its last two invoices unpaid.",
+        -6,
+        (LineSpec("server", A800, "monthly", servers=1),),
+        end=SEP_1,
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "linglong-server-monthly",
+        "linglong",
+        "An H800 server by the month for a three-month chip-verification campaign; ended.",
+        -5,
+        (LineSpec("server", H800, "monthly", servers=1),),
+        end=SEP_1,
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "wenlan-server-yearly",
+        "wenlan",
+        "The L40S server renewed on a yearly lease (12 % term discount).",
+        -4,
+        (LineSpec("server", L40S, "yearly", servers=1),),
+        end=a_year_from(-4),
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "shenlan-cards-hourly",
+        "shenlan",
+        "RTX 4090 cards by the hour for ocean-model fine-tuning.",
+        -4,
+        (LineSpec("card", RTX4090, "hourly", cards=4),),
+        price_list=STANDARD,
+    ),
+    ContractSpec(
+        "beichen-server-monthly",
+        "beichen",
+        "An A100-80GB server by the month for risk models.",
+        -3,
+        (LineSpec("server", A100_80, "monthly", servers=1),),
+    ),
 ]
 
 
@@ -274,8 +374,11 @@ class _Hardware:
             .order_by("serial")
         )
 
-    def servers(self, model: GpuModel, count: int) -> list[Server]:
-        picked = list(self._free_servers(model)[:count])
+    def servers(self, model: GpuModel, count: int, serials: tuple[str, ...] = ()) -> list[Server]:
+        if serials:  # named servers: their allocations' times keep clear of other contracts'
+            picked = list(Server.objects.filter(gpu_model=model, serial__in=serials).order_by("serial"))
+        else:
+            picked = list(self._free_servers(model)[:count])
         if len(picked) < count:
             raise RuntimeError(f"demo: not enough free {model} servers")
         self.servers_taken.update(s.pk for s in picked)
@@ -300,7 +403,9 @@ def _line(spec: LineSpec, model: GpuModel, hardware: _Hardware) -> LineData:
         allocations = [AllocationData(card=card) for card in hardware.cards(model, spec.cards)]
         covered = Decimal(spec.cards)
     else:
-        allocations = [AllocationData(server=server) for server in hardware.servers(model, spec.servers)]
+        allocations = [
+            AllocationData(server=server) for server in hardware.servers(model, spec.servers, spec.serials)
+        ]
         covered = (
             Decimal(spec.servers)
             if spec.resource == "server"
@@ -323,25 +428,29 @@ def _move(contract: Contract, spec: ContractSpec, *, manager, sales, finance) ->
     """Take a fresh draft to the spec's outcome through the lifecycle services."""
     if spec.outcome == DRAFT:
         return
+    drafted = drafted_at(spec.start)
     if spec.outcome == PENDING_APPROVAL or services.contract_needs_approval(contract=contract):
-        contract = services.contract_submit(contract=contract, actor=manager, now=DRAFTED_AT)
+        contract = services.contract_submit(contract=contract, actor=manager, now=drafted)
         if spec.outcome == PENDING_APPROVAL:
             return
-        contract = services.contract_approve(contract=contract, actor=sales, now=DRAFTED_AT)
-    contract = services.contract_activate(contract=contract, actor=manager, now=DRAFTED_AT)
+        contract = services.contract_approve(contract=contract, actor=sales, now=drafted)
+    contract = services.contract_activate(contract=contract, actor=manager, now=drafted)
     if spec.outcome == SUSPENDED:
         services.contract_suspend(contract=contract, actor=manager, reason=spec.reason)
     elif spec.outcome == TERMINATED:
-        services.contract_terminate(
-            contract=contract, actor=finance, now=TERMINATION_NOTICE_AT, at=TERMINATED_AT, reason=spec.reason
-        )
+        notice, at = termination()
+        services.contract_terminate(contract=contract, actor=finance, now=notice, at=at, reason=spec.reason)
+    elif contract.end_at is not None and dates.due(contract.end_at):
+        # The daily job marks a contract whose end has passed as expired, on the day it ends.
+        services.contract_expire_due(now=contract.end_at)
 
 
 def load_contracts(ctx: DemoContext) -> None:
     tally = ctx.tally("contracts")
     existing = set(Contract.objects.filter(notes__startswith="demo:").values_list("notes", flat=True))
-    missing = [spec for spec in CONTRACTS if not any(n.startswith(spec.marker) for n in existing)]
-    tally.add(UNCHANGED, len(CONTRACTS) - len(missing))
+    specs = CONTRACTS
+    missing = [spec for spec in specs if not any(n.startswith(spec.marker) for n in existing)]
+    tally.add(UNCHANGED, len(specs) - len(missing))
     if not missing:
         return
 
@@ -363,8 +472,8 @@ def load_contracts(ctx: DemoContext) -> None:
             contract = services.contract_create(
                 actor=manager,
                 customer=customer,
-                start_at=spec.start,
-                end_at=spec.end,
+                start_at=dates.at(spec.start),
+                end_at=dates.at(spec.end) if spec.end is not None else None,
                 lines=[_line(line, models[line.gpu_model], hardware) for line in spec.lines],
                 price_list=price_lists[spec.price_list] if spec.price_list else None,
                 minimum_monthly_amount=spec.minimum_monthly_amount,

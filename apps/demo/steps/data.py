@@ -264,6 +264,8 @@ STANDARD_EXTRA_ITEMS = [
 SUPPLY_COSTS = {
     A100_40: {
         ("card", "hourly"): Decimal("12.00"),
+        # Hosting the platform's own servers: their annual cash cost by the hour (240,000 / 8,760 h).
+        ("server", "hourly"): Decimal("27.40"),
         ("server", "monthly"): Decimal("72000"),
         ("server", "yearly"): Decimal("780000"),
         ("p_unit", "monthly"): Decimal("13000"),
@@ -305,9 +307,13 @@ SUPPLY_COSTS = {
         ("server", "monthly"): Decimal("19000"),
         ("server", "yearly"): Decimal("220000"),
         ("p_unit", "yearly"): Decimal("160000"),
+        ("card", "monthly"): Decimal("2375"),  # a server-month over its 8 cards
+        ("p_unit", "daily"): Decimal("438.36"),  # the P-year over 365 days
     },
     ASCEND: {
         ("card", "hourly"): Decimal("10.00"),
+        ("card", "yearly"): Decimal("87500"),  # a server-year over its 8 cards
+        ("p_unit", "monthly"): Decimal("11250"),  # the P-year over 12 months
         ("server", "monthly"): Decimal("62000"),
         ("server", "yearly"): Decimal("700000"),
         ("p_unit", "yearly"): Decimal("135000"),
@@ -325,15 +331,26 @@ SUPPLY_TERMS_BY_PROVIDER_TYPE = {
     "cross_industry": (("server", "yearly"), ("p_unit", "yearly")),
 }
 # (model, resource, term) a provider sells beyond its type's terms: the A100 hosts also sell A100
-# P-units, so a P-unit A100 line has a supply cost of its own.
+# P-units, so a P-unit A100 line has a supply cost of its own; and each provider sells the terms the
+# demo's contracts lease its hardware in, so every month's settlement statement can be confirmed.
 SUPPLY_EXTRA_BY_PROVIDER = {
     "bj-idc": (
+        (A100_40, "server", "hourly"),
+        (L40S, "server", "yearly"),
         (A100_40, "p_unit", "monthly"),
         (A100_40, "p_unit", "yearly"),
         (A100_80, "p_unit", "monthly"),
         (A100_80, "p_unit", "yearly"),
     ),
     "yunqiong-cloud": ((A100_40, "p_unit", "yearly"), (A100_80, "p_unit", "yearly")),
+    "guian-infra": ((H20, "server", "monthly"), (H20, "server", "yearly")),
+    "huaxin-ict": ((A800, "p_unit", "yearly"), (ASCEND, "card", "yearly"), (ASCEND, "p_unit", "monthly")),
+    "shapotou-energy": (
+        (RTX4090, "card", "hourly"),
+        (RTX4090, "card", "monthly"),
+        (RTX4090, "p_unit", "daily"),
+        (RTX4090, "server", "monthly"),
+    ),
 }
 SUPPLY_VALID_FROM = datetime.date(2025, 1, 1)
 
