@@ -14,6 +14,7 @@ The DDL functions take a DB-API cursor, so migration 0007 runs the same code as 
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from apps.core.errors import DomainError
 from apps.core.periods import Period
 
 from .selectors import LATE_LOOKBACK_MONTHS
+
+logger = logging.getLogger(__name__)
 
 PARENT = "metering_usagerecord"
 DEFAULT_PARTITION = f"{PARENT}_default"
@@ -94,6 +97,12 @@ def ensure_partitions(
     for period in sorted(wanted, key=lambda p: (p.year, p.month)):
         name = partition_name(period)
         if name in existing:
+            continue
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        if cursor.fetchone()[0]:  # detached for archive and not dropped yet: its rows stay in DEFAULT
+            logger.warning(
+                "usage partition %s is detached; records of %s stay in the DEFAULT partition", name, period
+            )
             continue
         lower, upper = _bounds(period, tz)
         cursor.execute(

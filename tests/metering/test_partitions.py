@@ -248,6 +248,15 @@ def test_a_month_billed_and_issued_detaches_and_its_event_ids_stay(old_month, pr
     with pytest.raises(IntegrityError, match="uniq_usage_provider_event"), transaction.atomic():
         stored_usage(card=card, start=NOV, end=NOV + MINUTE, event_id="e-june")
 
+    # a record of the archived month written afterwards waits in DEFAULT; ensuring leaves the
+    # archived table alone
+    june = datetime.datetime(2025, 6, 11, 9, 0, tzinfo=SHANGHAI)
+    late = stored_usage(card=card, start=june, end=june + MINUTE, event_id="e-june-2")
+    with connection.cursor() as cursor:
+        assert name not in partitions.ensure_partitions(cursor, now=NOW_LATE)
+    assert partition_of(late) == partitions.DEFAULT_PARTITION
+    assert rows_in(name) == 1
+
 
 def test_a_month_with_a_draft_invoice_is_not_detached(old_month):
     invoice(old_month, InvoiceStatus.ISSUED)
