@@ -235,6 +235,11 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
     )
 
 
+# A record spans at most 31 days (docs/usage-api.md, record length): one overlapping a window
+# starts less than that before it. Bounding ``start_at`` on both sides keeps the scan of the
+# (card, start_at) index to the window instead of the card's whole history.
+RECORD_MAX_SPAN = datetime.timedelta(days=31)
+
 MERGED_USAGE_SQL = """
 WITH cards AS (
     SELECT id AS card_id, server_id FROM inventory_card WHERE server_id = ANY(%(server_ids)s)
@@ -244,13 +249,13 @@ WITH cards AS (
       FROM metering_usagerecord u
      WHERE u.card_id = ANY(%(card_ids)s)
        AND u.voided_at IS NULL AND u.received_at <= %(received_to)s AND u.received_at > %(received_from)s
-       AND u.start_at < %(end)s AND u.end_at > %(start)s
+       AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s
     UNION ALL
     SELECT c.card_id, u.start_at, u.end_at
       FROM metering_usagerecord u JOIN cards c ON c.server_id = u.server_id
      WHERE u.server_id = ANY(%(server_ids)s)
        AND u.voided_at IS NULL AND u.received_at <= %(received_to)s AND u.received_at > %(received_from)s
-       AND u.start_at < %(end)s AND u.end_at > %(start)s
+       AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s
 )
 SELECT card_id,
        ARRAY(SELECT (extract(epoch FROM lower(x)) * 1000000)::bigint FROM unnest(merged) x),
@@ -287,6 +292,7 @@ def merged_usage(
                 "server_ids": sorted(server_ids),
                 "start": start,
                 "end": end,
+                "reach": start - RECORD_MAX_SPAN,
                 "received_to": received_to,
                 "received_from": received_from,
             },
@@ -306,3 +312,68 @@ def merged_usage(
         for card_id, los, his in rows
     }
     return usage
+
+
+LATE_CHECK_SQL = """
+WITH k AS (
+    SELECT * FROM unnest(%(keys)s::int[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
+                         %(cutoffs)s::timestamptz[], %(card_ids)s::bigint[], %(server_ids)s::bigint[])
+           AS k(key, p_start, p_end, cutoff, card_id, server_id)
+)
+SELECT key FROM k
+ WHERE k.card_id IS NOT NULL AND EXISTS (
+       SELECT 1 FROM metering_usagerecord u
+        WHERE u.card_id = k.card_id AND u.start_at < k.p_end AND u.start_at > k.p_start - %(span)s
+          AND u.end_at > k.p_start AND u.voided_at IS NULL
+          AND u.received_at > k.cutoff AND u.received_at <= %(as_of)s)
+UNION
+SELECT key FROM k
+ WHERE k.server_id IS NOT NULL AND EXISTS (
+       SELECT 1 FROM metering_usagerecord u
+        WHERE u.server_id = k.server_id AND u.start_at < k.p_end AND u.start_at > k.p_start - %(span)s
+          AND u.end_at > k.p_start AND u.voided_at IS NULL
+          AND u.received_at > k.cutoff AND u.received_at <= %(as_of)s)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LateWindow:
+    """Usage of ``card_ids`` / ``server_ids`` in ``[start, end)`` received in ``(cutoff, as_of]``."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    cutoff: datetime.datetime
+    card_ids: frozenset[int]
+    server_ids: frozenset[int]
+
+
+def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -> set[int]:
+    """The indexes of ``windows`` that hold at least one record (one query for all of them).
+
+    A cheap screen before :func:`merged_usage`: a chunk asks for each customer and earlier period
+    whether anything arrived after that period was invoiced, and almost always nothing did.
+    """
+    rows = [
+        (index, w.start, w.end, w.cutoff, card_id, server_id)
+        for index, w in enumerate(windows)
+        for card_id, server_id in [(c, None) for c in sorted(w.card_ids)]
+        + [(None, s) for s in sorted(w.server_ids)]
+    ]
+    if not rows:
+        return set()
+    keys, starts, ends, cutoffs, cards, servers = (list(column) for column in zip(*rows, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            LATE_CHECK_SQL,
+            {
+                "keys": keys,
+                "starts": starts,
+                "ends": ends,
+                "cutoffs": cutoffs,
+                "card_ids": cards,
+                "server_ids": servers,
+                "span": RECORD_MAX_SPAN,
+                "as_of": as_of,
+            },
+        )
+        return {key for (key,) in cursor.fetchall()}

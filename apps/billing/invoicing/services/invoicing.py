@@ -18,7 +18,14 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from apps.billing.invoicing.descriptions import line_description
-from apps.billing.invoicing.inputs import LoadedContract, contracts_for, id_array, merged_usage
+from apps.billing.invoicing.inputs import (
+    LateWindow,
+    LoadedContract,
+    contracts_for,
+    id_array,
+    merged_usage,
+    windows_with_usage,
+)
 from apps.billing.invoicing.models import BillingRun, Invoice, InvoiceLine, InvoiceStatus
 from apps.contracts import pricing
 from apps.core.money import ZERO, round_unit_price
@@ -161,22 +168,31 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
     for customer_id, invoice_period, cutoff in issued:
         if cutoff is not None:
             cutoffs[customer_id][invoice_period] = cutoff
-    result: dict[int, list] = defaultdict(list)
+    windows: list[tuple[int, Period, LateWindow]] = []
     for customer_id, by_period in cutoffs.items():
-        card_ids = {cid for loaded in contracts.get(customer_id, ()) for cid in loaded.card_ids}
-        server_ids = {sid for loaded in contracts.get(customer_id, ()) for sid in loaded.server_ids}
+        card_ids = frozenset(cid for loaded in contracts.get(customer_id, ()) for cid in loaded.card_ids)
+        server_ids = frozenset(sid for loaded in contracts.get(customer_id, ()) for sid in loaded.server_ids)
         if not card_ids:
             continue
         for invoiced_period in sorted(by_period):
             cutoff = max(c for p, c in by_period.items() if p >= invoiced_period)
             p = Period.parse(invoiced_period)
             start, end = p.bounds(_tz())
-            late = merged_usage(card_ids, server_ids, start, end, received_to=as_of, received_from=cutoff)
-            if not late:
-                continue
-            all_usage = merged_usage(card_ids, server_ids, start, end, received_to=as_of)
-            billed = merged_usage(card_ids, server_ids, start, end, received_to=cutoff)
-            result[customer_id].append((p, all_usage, billed))
+            windows.append((customer_id, p, LateWindow(start, end, cutoff, card_ids, server_ids)))
+    # One query finds the few (customer, period) pairs with late records; only those are merged.
+    with_usage = windows_with_usage([window for _, _, window in windows], as_of=as_of)
+    result: dict[int, list] = defaultdict(list)
+    for index, (customer_id, p, w) in enumerate(windows):
+        if index not in with_usage:
+            continue
+        late = merged_usage(
+            w.card_ids, w.server_ids, w.start, w.end, received_to=as_of, received_from=w.cutoff
+        )
+        if not late:
+            continue
+        all_usage = merged_usage(w.card_ids, w.server_ids, w.start, w.end, received_to=as_of)
+        billed = merged_usage(w.card_ids, w.server_ids, w.start, w.end, received_to=w.cutoff)
+        result[customer_id].append((p, all_usage, billed))
     return result
 
 
