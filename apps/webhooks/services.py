@@ -28,7 +28,7 @@ import requests
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -473,13 +473,15 @@ def _next_in_line_queue(*, endpoint_id: int, now: datetime.datetime) -> None:
 def webhook_deliveries_due(*, now: datetime.datetime, limit: int = 500) -> list[int]:
     """Ids of pending deliveries due at ``now`` and first in their endpoint's line (the sweeper's
     list: a queued retry that was lost); the ones behind them wait their turn."""
-    earlier = WebhookDelivery.objects.filter(
-        endpoint_id=OuterRef("endpoint_id"), status=DeliveryStatus.PENDING, pk__lt=OuterRef("pk")
+    heads = (
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
+        .order_by("endpoint_id", "pk")
+        .distinct("endpoint_id")
+        .values("pk")
     )
     return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
+        WebhookDelivery.objects.filter(pk__in=heads)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .exclude(Exists(earlier))
         .order_by("created_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
