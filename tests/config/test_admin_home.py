@@ -68,8 +68,9 @@ def test_finance_home(demo, client, django_assert_max_num_queries):
     assert panels_in(html) == ["panel-finance"]
     assert "Drafts of 2026-10 to review 待审草稿" in html  # October is the last closed month on Nov 28
     assert 'href="/admin/billing/invoice/?overdue=yes">Overdue invoices 逾期发票</a>' in html
-    assert "1 · CNY 45,427.50" in html
-    assert results(client, "/admin/billing/invoice/?overdue=yes") == 1
+    # acme's October (45,427.50 left), hongtu's July and August (120,000.00 each), guanlan's May (28,000.00)
+    assert "4 · CNY 313,427.50" in html
+    assert results(client, "/admin/billing/invoice/?overdue=yes") == 4
     assert "Payments to match: customer credit from overpayments 待核销预存款" in html
     assert "Change since the last run of 2026-10 较上次计费变化" in html
 

@@ -33,10 +33,17 @@ def _patch(client, url, body):
 
 
 def _all(client, url) -> list[dict]:
-    response = client.get(url)
-    assert response.status_code == 200, response.content
-    body = response.json()
-    return body["results"] if isinstance(body, dict) else body
+    """Every row of a list, following its pages."""
+    rows: list[dict] = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        if not isinstance(body, dict):
+            return body
+        rows += body["results"]
+        url = body["next"]
+    return rows
 
 
 # -- supply agreements ---------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from apps.demo.steps.data import PORTAL_USERS, STAFF_USERS
 
 class Command(BaseCommand):
     help = (
-        "Load the demo: users, providers, sites, ~300 servers with cards, prices, customers. Safe to rerun."
+        "Load the demo: users, providers, sites, ~300 servers with cards, prices, customers, contracts and a "
+        "year of usage, invoices, payments and settlements ending today. Safe to rerun."
     )
 
     def add_arguments(self, parser):
