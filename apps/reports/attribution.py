@@ -17,7 +17,7 @@ from django.db import connection
 
 from apps.billing.models import Invoice, InvoiceLine, SettlementLine, SettlementStatement
 from apps.billing.settlements.services.planning import SETTLED_KINDS
-from apps.contracts.models import Allocation, ContractLine
+from apps.contracts.models import Allocation, Contract, ContractLine
 from apps.core.money import round_percent
 from apps.customers.models import Customer
 from apps.inventory.models import GpuModel, Server
@@ -26,29 +26,33 @@ from apps.reports.selectors import BILLED, PeriodRange
 
 ZERO = Decimal("0.00")
 
-# dimension → (label, key column, label column, join); the key is NULL when a part of a line
+# dimension → (label, the parts' column it groups by, key and label of a group ``g`` (``g.k`` is
+# the grouped value), the join that names it); the grouped value is NULL when a part of a line
 # cannot be attributed to that dimension.
-DIMENSIONS: dict[str, tuple[str, str, str, str]] = {
-    "month": ("month 月份", "p.period", "p.period", ""),
+DIMENSIONS: dict[str, tuple[str, str, str, str, str]] = {
+    "month": ("month 月份", "p.period", "g.k", "g.k", ""),
     "customer": (
         "customer 客户",
+        "p.customer_id",
         "c.code",
         "c.name",
-        f"LEFT JOIN {Customer._meta.db_table} c ON c.id = p.customer_id",
+        f"LEFT JOIN {Customer._meta.db_table} c ON c.id = g.k",
     ),
     "gpu-model": (
         "GPU model 显卡型号",
-        "g.name",
-        "g.vendor",
-        f"LEFT JOIN {GpuModel._meta.db_table} g ON g.id = p.gpu_model_id",
+        "p.gpu_model_id",
+        "m.name",
+        "m.vendor",
+        f"LEFT JOIN {GpuModel._meta.db_table} m ON m.id = g.k",
     ),
     "provider": (
         "provider 供应商",
+        "p.provider_id",
         "pr.code",
         "pr.name",
-        f"LEFT JOIN {Provider._meta.db_table} pr ON pr.id = p.provider_id",
+        f"LEFT JOIN {Provider._meta.db_table} pr ON pr.id = g.k",
     ),
-    "hub": ("hub 枢纽", "p.hub", "p.hub", ""),
+    "hub": ("hub 枢纽", "p.hub", "g.k", "g.k", ""),
 }
 
 # why a part has no key for the chosen dimension
@@ -66,6 +70,7 @@ T = {
     "sline": SettlementLine._meta.db_table,
     "statement": SettlementStatement._meta.db_table,
     "cline": ContractLine._meta.db_table,
+    "contract": Contract._meta.db_table,
     "allocation": Allocation._meta.db_table,
     "server": Server._meta.db_table,
     "site": Site._meta.db_table,
@@ -73,63 +78,69 @@ T = {
 
 # One row per part of a billed invoice line: a settlement line's share (provider, GPU model, hub
 # when one hub holds it, cost), or the whole line when it has no settlement line (GPU model from
-# its contract line, no provider, no hub, no cost).
+# its contract line, no provider, no hub, no cost). A statement's lines are the lines of its
+# period's invoices, in its currency, of the contract's customer (docs/settlements.md), so the
+# settled parts are read from the settlement lines alone, less those of invoices voided since.
 PARTS = f"""
-WITH billed AS (
-    SELECT i.id, i.period, i.customer_id, i.currency, i.net_amount
-    FROM {T["invoice"]} i
-    WHERE i.status = ANY(%(statuses)s) AND i.period >= %(first)s AND i.period <= %(last)s
-), lines AS (
-    SELECT il.id, il.kind, il.net_amount, il.contract_line_id, b.period, b.customer_id, b.currency,
-           (il.contract_line_id IS NOT NULL AND il.kind = ANY(%(settled_kinds)s)) AS hardware
-    FROM billed b JOIN {T["line"]} il ON il.invoice_id = b.id
-), parts AS (
-    SELECT l.period, l.customer_id, l.currency, l.hardware, TRUE AS settled,
-           sl.gpu_model_id, st.provider_id,
-           CASE WHEN sl.allocation_id IS NOT NULL THEN own_site.hub
-                WHEN shared.hubs = 1 THEN shared.hub END AS hub,
+WITH parts AS (
+    SELECT st.period, k.customer_id, st.currency, TRUE AS hardware, TRUE AS settled,
+           sl.gpu_model_id, st.provider_id, {{hub}} AS hub,
            sl.revenue_net_amount AS revenue, sl.cost_amount AS cost
-    FROM lines l
-    JOIN {T["sline"]} sl ON sl.invoice_line_id = l.id
+    FROM {T["sline"]} sl
     JOIN {T["statement"]} st ON st.id = sl.statement_id
-    LEFT JOIN {T["allocation"]} own ON own.id = sl.allocation_id
-    LEFT JOIN {T["server"]} own_server ON own_server.id = own.server_id
-    LEFT JOIN {T["site"]} own_site ON own_site.id = own_server.site_id
-    LEFT JOIN LATERAL (
-        -- a share carried by several allocations of one provider and model: its hub when they
-        -- are all in one hub
-        SELECT min(s2.hub) AS hub, count(DISTINCT s2.hub) AS hubs
-        FROM {T["allocation"]} a2
-        JOIN {T["server"]} v2 ON v2.id = a2.server_id
-        JOIN {T["site"]} s2 ON s2.id = v2.site_id
-        WHERE sl.allocation_id IS NULL AND a2.line_id = sl.contract_line_id AND a2.firm
-          AND v2.provider_id = st.provider_id AND v2.gpu_model_id = sl.gpu_model_id
-          AND tstzrange(a2.start_at, a2.end_at, '[)')
-              && tstzrange(sl.service_start_at, sl.service_end_at, '[)')
-    ) shared ON TRUE
+    JOIN {T["contract"]} k ON k.id = sl.contract_id
+    {{hub_joins}}
+    WHERE st.period >= %(first)s AND st.period <= %(last)s
+      AND sl.invoice_line_id NOT IN (
+          SELECT il.id FROM {T["line"]} il JOIN {T["invoice"]} i ON i.id = il.invoice_id
+          WHERE NOT (i.status = ANY(%(statuses)s)) AND i.period >= %(first)s AND i.period <= %(last)s)
     UNION ALL
-    SELECT l.period, l.customer_id, l.currency, l.hardware, FALSE, cl.gpu_model_id, NULL, NULL,
-           l.net_amount, 0.00
-    FROM lines l
-    LEFT JOIN {T["cline"]} cl ON cl.id = l.contract_line_id
-    WHERE NOT EXISTS (SELECT 1 FROM {T["sline"]} sl WHERE sl.invoice_line_id = l.id)
+    SELECT i.period, i.customer_id, i.currency,
+           (il.contract_line_id IS NOT NULL AND il.kind = ANY(%(settled_kinds)s)), FALSE,
+           cl.gpu_model_id, NULL, NULL, il.net_amount, 0.00
+    FROM {T["invoice"]} i
+    JOIN {T["line"]} il ON il.invoice_id = i.id
+    LEFT JOIN {T["cline"]} cl ON cl.id = il.contract_line_id
+    WHERE i.status = ANY(%(statuses)s) AND i.period >= %(first)s AND i.period <= %(last)s
+      AND NOT EXISTS (SELECT 1 FROM {T["sline"]} sl WHERE sl.invoice_line_id = il.id)
 )
 """
 
+# The hub of a settled share: its allocation's site's hub; with no single allocation (a P-unit or
+# multi-card line), the hub of the line's firm allocations to that provider and model when they
+# are all in one hub.
+HUB = "CASE WHEN sl.allocation_id IS NOT NULL THEN own_site.hub WHEN shared.hubs = 1 THEN shared.hub END"
+HUB_JOINS = f"""
+    LEFT JOIN {T["allocation"]} own ON own.id = sl.allocation_id
+    LEFT JOIN {T["server"]} own_server ON own_server.id = own.server_id
+    LEFT JOIN {T["site"]} own_site ON own_site.id = own_server.site_id
+    LEFT JOIN (
+        SELECT a2.line_id, v2.provider_id, v2.gpu_model_id, min(s2.hub) AS hub, count(DISTINCT s2.hub) AS hubs
+        FROM {T["allocation"]} a2
+        JOIN {T["server"]} v2 ON v2.id = a2.server_id
+        JOIN {T["site"]} s2 ON s2.id = v2.site_id
+        WHERE a2.firm
+        GROUP BY 1, 2, 3
+    ) shared ON sl.allocation_id IS NULL AND shared.line_id = sl.contract_line_id
+            AND shared.provider_id = st.provider_id AND shared.gpu_model_id = sl.gpu_model_id
+"""
+
+# grouped by the dimension's value and whether the part is hardware / settled (few groups, so a
+# hash aggregate); the reason of a NULL value is named in Python
 QUERY = (
     PARTS
     + """
-SELECT {key} AS key, {label} AS label,
-       CASE WHEN {key} IS NOT NULL THEN ''
-            WHEN NOT p.hardware THEN 'no_hardware'
-            WHEN NOT p.settled THEN 'unsettled'
-            ELSE 'several_hubs' END AS reason,
-       p.currency, sum(p.revenue), sum(p.cost),
-       coalesce(sum(p.revenue) FILTER (WHERE p.hardware AND NOT p.settled), 0.00)
-FROM parts p {join}
-GROUP BY 1, 2, 3, 4
+SELECT {key}, {label}, g.hardware, g.settled, g.currency, g.revenue, g.cost
+FROM (
+    SELECT {group} AS k, p.hardware, p.settled, p.currency, sum(p.revenue) AS revenue, sum(p.cost) AS cost
+    FROM parts p
+    GROUP BY 1, 2, 3, 4
+) g {join}
 UNION ALL
-SELECT NULL, NULL, 'total', b.currency, sum(b.net_amount), 0.00, 0.00 FROM billed b GROUP BY b.currency
+SELECT NULL, 'total', NULL, NULL, i.currency, sum(i.net_amount), 0.00
+FROM {T_invoice} i
+WHERE i.status = ANY(%(statuses)s) AND i.period >= %(first)s AND i.period <= %(last)s
+GROUP BY i.currency
 """
 )
 
@@ -161,10 +172,20 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
     """Billed net revenue, provider cost and margin of the range by ``by`` (a key of DIMENSIONS),
     per currency, largest revenue first (months in order, every month shown), the unattributed
     rows last; their revenue adds up to the invoices' net amounts. One query."""
-    _, key, label, join = DIMENSIONS[by]
+    _, group, key, label, join = DIMENSIONS[by]
+    hub = by == "hub"
+    sql = QUERY.format(
+        group=group,
+        key=key,
+        label=label,
+        join=join,
+        T_invoice=T["invoice"],
+        hub=HUB if hub else "NULL::varchar",
+        hub_joins=HUB_JOINS if hub else "",
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            QUERY.format(key=key, label=label, join=join),
+            sql,
             {
                 "statuses": list(BILLED),
                 "first": str(period_range.first),
@@ -174,17 +195,32 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
         )
         fetched = cursor.fetchall()
     totals: dict[str, Decimal] = {}
-    rows: list[MarginRow] = []
-    for row_key, row_label, reason, currency, revenue, cost, unsettled in fetched:
-        if reason == "total":
+    sums: dict[tuple[str, str, str], list] = {}  # (reason, key, currency) → label, revenue, cost, unsettled
+    for row_key, row_label, hardware, settled, currency, revenue, cost in fetched:
+        if hardware is None:
             totals[currency] = revenue
             continue
+        if row_key is not None:
+            reason = ""
+        elif not hardware:
+            reason = "no_hardware"
+        elif not settled:
+            reason = "unsettled"
+        else:
+            reason = "several_hubs"
+        entry = sums.setdefault((reason, row_key or reason, currency), [row_label, ZERO, ZERO, ZERO])
+        entry[1] += revenue
+        entry[2] += cost
+        if hardware and not settled:
+            entry[3] += revenue
+    rows: list[MarginRow] = []
+    for (reason, row_key, currency), (row_label, revenue, cost, unsettled) in sums.items():
         attributed = reason == ""
-        if by == "hub" and attributed:
+        if hub and attributed:
             row_label = HUB_LABELS.get(row_key, row_key)
         rows.append(
             MarginRow(
-                key=row_key if attributed else reason,
+                key=row_key,
                 label=row_label if attributed else REASONS[reason],
                 currency=currency,
                 revenue_amount=revenue,
