@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 
 from apps.accounts.models import CustomerMembership
@@ -12,11 +16,18 @@ from .base import CREATED, DemoContext, sync
 from .data import DEMO_PASSWORD, PORTAL_USERS, STAFF_EMAIL_DOMAIN, STAFF_USERS
 
 
+@functools.cache
+def _demo_password_hash(hashers: tuple[str, ...]) -> str:
+    """The published demo password, hashed once per process and hasher setting: a hash costs a good
+    part of a second by design, and the demo users share the password anyway."""
+    return make_password(DEMO_PASSWORD)
+
+
 def _ensure_user(username: str, **values) -> tuple[object, str]:
     """Create the user with the demo password; an existing user (and its password) is left alone."""
     user, outcome = sync(get_user_model(), {"username": username}, values, update=False)
     if outcome == CREATED:
-        user.set_password(DEMO_PASSWORD)
+        user.password = _demo_password_hash(tuple(settings.PASSWORD_HASHERS))
         user.save(update_fields=["password"])
     return user, outcome
 
