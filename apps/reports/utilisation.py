@@ -40,10 +40,10 @@ WITH retired_card AS (
     SELECT id, min(history_date) AS at FROM {T["hcard"]} WHERE status = %(retired)s GROUP BY id
 ), retired_server AS (
     SELECT id, min(history_date) AS at FROM {T["hserver"]} WHERE status = %(retired)s GROUP BY id
-), ends AS (
+), ends AS NOT MATERIALIZED (
     -- the first recorded retirement of the card or of its server (the row's last change when
     -- it is retired with no history of it)
-    SELECT c.id, c.server_id, c.created_at, v.provider_id, v.site_id,
+    SELECT c.id, c.server_id, c.created_at, v.site_id,
            g.fp16_dense_tflops / %(tflops_per_p)s AS p_per_card,
            (c.status <> %(retired)s AND v.status <> %(retired)s) AS in_service,
            LEAST(coalesce(rc.at, CASE WHEN c.status = %(retired)s THEN c.updated_at END),
@@ -53,39 +53,39 @@ WITH retired_card AS (
     JOIN {T["model"]} g ON g.id = v.gpu_model_id
     LEFT JOIN retired_card rc ON rc.id = c.id
     LEFT JOIN retired_server rs ON rs.id = v.id
-), life AS (
+), life AS NOT MATERIALIZED (
     SELECT e.*,
            tstzrange(e.created_at, CASE WHEN e.retired_at < e.created_at THEN e.created_at
                                         ELSE e.retired_at END, '[)')
            * tstzrange(%(start)s, %(end)s, '[)') AS span
     FROM ends e
-), busy AS (
-    SELECT l.id,
-           sum({HOURS.format(r="l.span * tstzrange(a.start_at, a.end_at, '[)')")}) AS hours,
-           bool_or(tstzrange(a.start_at, a.end_at, '[)') @> %(now)s::timestamptz) AS now
-    FROM life l
-    JOIN {T["allocation"]} a
-      ON a.firm AND a.server_id = l.server_id AND (a.card_id = l.id OR a.card_id IS NULL)
-    WHERE tstzrange(a.start_at, a.end_at, '[)') && l.span
-       OR tstzrange(a.start_at, a.end_at, '[)') @> %(now)s::timestamptz
-    GROUP BY l.id
-), cards AS (
-    SELECT l.provider_id, l.site_id, l.p_per_card,
-           NOT isempty(l.span) AS counted,
-           {HOURS.format(r="l.span")} AS available,
-           coalesce(b.hours, 0) AS allocated,
-           (l.in_service AND l.created_at <= %(now)s AND NOT coalesce(b.now, FALSE)) AS idle_now
-    FROM life l LEFT JOIN busy b ON b.id = l.id
+), held AS NOT MATERIALIZED (
+    -- each card's firm allocations: its own, and its whole server's (firm ones never overlap)
+    SELECT l.site_id, l.p_per_card, l.in_service, l.created_at, l.span,
+           tstzrange(a.start_at, a.end_at, '[)') AS held
+    FROM life l JOIN {T["allocation"]} a ON a.card_id = l.id AND a.firm
+    UNION ALL
+    SELECT l.site_id, l.p_per_card, l.in_service, l.created_at, l.span, tstzrange(a.start_at, a.end_at, '[)')
+    FROM life l JOIN {T["allocation"]} a ON a.server_id = l.server_id AND a.card_id IS NULL AND a.firm
+), available AS (
+    SELECT site_id, count(*) FILTER (WHERE NOT isempty(span)) AS cards,
+           sum({HOURS.format(r="span")}) AS hours,
+           sum({HOURS.format(r="span")} * p_per_card) AS p_hours,
+           count(*) FILTER (WHERE in_service AND created_at <= %(now)s) AS in_service_now
+    FROM life GROUP BY site_id
+), allocated AS (
+    SELECT site_id, sum({HOURS.format(r="span * held")}) AS hours,
+           sum({HOURS.format(r="span * held")} * p_per_card) AS p_hours,
+           count(*) FILTER (WHERE in_service AND created_at <= %(now)s AND held @> %(now)s::timestamptz) AS held_now
+    FROM held GROUP BY site_id
 )
-SELECT pr.code, pr.name, s.name, s.hub, GROUPING(s.name) AS subtotal,
-       count(*) FILTER (WHERE k.counted), sum(k.available), sum(k.allocated),
-       sum((k.available - k.allocated) * k.p_per_card),
-       count(*) FILTER (WHERE k.idle_now)
-FROM cards k
-JOIN {T["provider"]} pr ON pr.id = k.provider_id
-JOIN {T["site"]} s ON s.id = k.site_id
-GROUP BY GROUPING SETS ((pr.code, pr.name, s.name, s.hub), (pr.code, pr.name))
-ORDER BY pr.code, GROUPING(s.name), s.name
+SELECT pr.code, pr.name, s.name, s.hub, av.cards, av.hours, coalesce(al.hours, 0),
+       av.p_hours - coalesce(al.p_hours, 0), av.in_service_now - coalesce(al.held_now, 0)
+FROM available av
+JOIN {T["site"]} s ON s.id = av.site_id
+JOIN {T["provider"]} pr ON pr.id = s.provider_id
+LEFT JOIN allocated al ON al.site_id = av.site_id
+ORDER BY pr.code, s.name
 """
 
 
@@ -112,38 +112,44 @@ def utilisation(*, period_range: PeriodRange, now: datetime.datetime) -> list[di
         )
         fetched = cursor.fetchall()
     hubs = dict(HubRegion.choices)
-    rows = []
-    for code, name, site, hub, subtotal, cards, available, allocated, idle_p, idle_now in fetched:
-        available, allocated = round_hours(available or 0), round_hours(allocated or 0)
-        rows.append(
-            {
-                "provider_code": code,
-                "provider_name": name,
-                "site": "" if subtotal else site,
-                "hub": "" if subtotal else hubs.get(hub, hub),
-                "cards": cards,
-                "available_hours": available,
-                "allocated_hours": allocated,
-                "idle_hours": available - allocated,
-                "utilisation_percent": _percent(allocated, available),
-                "idle_p_hours": round_hours(idle_p or 0),
-                "idle_cards_now": idle_now,
-            }
-        )
-    return rows
+    providers: dict[str, dict] = {}
+    for code, name, site, hub, cards, available, allocated, idle_p, idle_now in fetched:
+        row = _row(cards, available, allocated, idle_p, idle_now)
+        row.update(provider_code=code, provider_name=name, site=site, hub=hubs.get(hub, hub))
+        total = providers.setdefault(code, {"name": name, "sites": []})
+        total["sites"].append(row)
+    out = []
+    for code, provider in providers.items():  # its sites, then the provider's row
+        out.extend(provider["sites"])
+        total = _sum(provider["sites"])
+        total.update(provider_code=code, provider_name=provider["name"], site="", hub="")
+        out.append(total)
+    return out
 
 
-def utilisation_total(rows: list[dict]) -> dict:
-    """All providers together, from the provider rows of ``utilisation``."""
-    providers = [r for r in rows if not r["site"]]
-    available = sum((r["available_hours"] for r in providers), Decimal(0))
-    allocated = sum((r["allocated_hours"] for r in providers), Decimal(0))
+def _row(cards, available, allocated, idle_p, idle_now) -> dict:
+    available, allocated = round_hours(available or 0), round_hours(allocated or 0)
     return {
-        "cards": sum(r["cards"] for r in providers),
+        "cards": cards,
         "available_hours": available,
         "allocated_hours": allocated,
         "idle_hours": available - allocated,
         "utilisation_percent": _percent(allocated, available),
-        "idle_p_hours": sum((r["idle_p_hours"] for r in providers), Decimal(0)),
-        "idle_cards_now": sum(r["idle_cards_now"] for r in providers),
+        "idle_p_hours": round_hours(idle_p or 0),
+        "idle_cards_now": idle_now,
     }
+
+
+def _sum(rows: list[dict]) -> dict:
+    return _row(
+        sum(r["cards"] for r in rows),
+        sum((r["available_hours"] for r in rows), Decimal(0)),
+        sum((r["allocated_hours"] for r in rows), Decimal(0)),
+        sum((r["idle_p_hours"] for r in rows), Decimal(0)),
+        sum(r["idle_cards_now"] for r in rows),
+    )
+
+
+def utilisation_total(rows: list[dict]) -> dict:
+    """All providers together, from the provider rows of ``utilisation``."""
+    return _sum([r for r in rows if not r["site"]])

@@ -91,8 +91,11 @@ def csv_response(filename: str, header: list[str], rows: list[list]) -> HttpResp
     return response
 
 
-def render_report(request, *, title: str, slug: str, period_range, errors, header, rows, charts, extra=None):
-    """The same rows as a page (chart + table) or, with ``?format=csv``, as CSV."""
+def render_report(
+    request, *, title: str, slug: str, period_range, errors, header, rows, charts, extra=None, html_rows=None
+):
+    """The same rows as a page (chart + table) or, with ``?format=csv``, as CSV; ``html_rows``,
+    when given, are the rows the page shows (the first of a long list, and its totals)."""
     if request.GET.get("format") == "csv":
         suffix = f"-{period_range.first}-{period_range.last}" if period_range else ""
         return csv_response(f"{slug}{suffix}.csv", header, rows)
@@ -104,7 +107,7 @@ def render_report(request, *, title: str, slug: str, period_range, errors, heade
         "period_range": period_range,
         "errors": errors,
         "header": header,
-        "rows": [[cell_text(cell) for cell in row] for row in rows],
+        "rows": [[cell_text(cell) for cell in row] for row in (rows if html_rows is None else html_rows)],
         "charts": charts,
         "csv_url": f"?{query.urlencode()}",
         "reports_url": reverse("reports:index"),
@@ -443,17 +446,46 @@ def _short(row: attribution.MarginRow) -> str:
     return row.key if row.attributed else "unattributed"
 
 
+# a dimension with many keys (customers): the page's chart shows the largest CHART_BARS per
+# currency and its table the first PAGE_ROWS rows and the totals; the CSV has every row
+CHART_BARS = 20
+PAGE_ROWS = 200
+
+
+def _bars(
+    rows: list[attribution.MarginRow], currency: str, value, *, top: bool
+) -> list[tuple[str, Decimal, str]]:
+    """The chart's bars of ``currency``: with ``top``, the largest CHART_BARS keys by ``value``;
+    the unattributed rows last."""
+    mine = [r for r in rows if r.currency == currency]
+    attributed = [r for r in mine if r.attributed]
+    if top and len(attributed) > CHART_BARS:
+        attributed = sorted(attributed, key=lambda r: -value(r))[:CHART_BARS]
+    return [
+        (_short(r), max(value(r), Decimal(0)), money(value(r)))
+        for r in attributed + [r for r in mine if not r.attributed]
+    ]
+
+
+def _page_rows(table: list[list], totals: int, note: str) -> tuple[list[list] | None, str]:
+    """The first PAGE_ROWS rows of ``table`` and its last ``totals`` rows, and the note saying so."""
+    body = len(table) - totals
+    if body <= PAGE_ROWS:
+        return None, note
+    shown = table[:PAGE_ROWS] + table[body:]
+    return (
+        shown,
+        f"{note} Showing the first {PAGE_ROWS} of {body} rows and the totals; the CSV has them all. 页面显示前{PAGE_ROWS}行，CSV含全部。",
+    )
+
+
 def _revenue_by(request, period_range, errors, by):
     rows = attribution.revenue_margin(period_range=period_range, by=by)
     totals = attribution.margin_totals(rows)
     label = attribution.DIMENSIONS[by][0]
     charts = [
         bar_chart(
-            [
-                (_short(r), max(r.revenue_amount, Decimal(0)), money(r.revenue_amount))
-                for r in rows
-                if r.currency == t.currency
-            ],
+            _bars(rows, t.currency, lambda r: r.revenue_amount, top=by != "month"),
             title=f"Net revenue by {label} 净收入 ({t.currency}, {_range_text(period_range)})",
         )
         for t in totals
@@ -467,6 +499,13 @@ def _revenue_by(request, period_range, errors, by):
         "of which not settled 其中未结算",
     ]
     table = [[*_dimension_cells(r, by), r.revenue_amount, r.unsettled_amount] for r in rows + totals]
+    html_rows, note = _page_rows(
+        table,
+        len(totals),
+        "Issued and paid invoices' line net amounts, attributed to hardware through the provider "
+        "settlement lines; what cannot be attributed is shown as an unattributed row, so the rows add up "
+        "to the total. 通过供应商结算行归属到硬件；无法归属的金额单列。",
+    )
     return render_report(
         request,
         title=f"Revenue by {label} 收入",
@@ -476,12 +515,8 @@ def _revenue_by(request, period_range, errors, by):
         header=header,
         rows=table,
         charts=charts,
-        extra={
-            "note": "Issued and paid invoices' line net amounts, attributed to hardware through the provider "
-            "settlement lines; what cannot be attributed is shown as an unattributed row, so the rows add up "
-            "to the total. 通过供应商结算行归属到硬件；无法归属的金额单列。",
-            "dimensions": dimension_links(request, by, REVENUE_DIMENSIONS),
-        },
+        html_rows=html_rows,
+        extra={"note": note, "dimensions": dimension_links(request, by, REVENUE_DIMENSIONS)},
     )
 
 
@@ -495,11 +530,7 @@ def margin(request):
     label = attribution.DIMENSIONS[by][0]
     charts = [
         bar_chart(
-            [
-                (_short(r), max(r.margin_amount, Decimal(0)), money(r.margin_amount))
-                for r in rows
-                if r.currency == t.currency
-            ],
+            _bars(rows, t.currency, lambda r: r.margin_amount, top=by != "month"),
             title=f"Margin by {label} 毛利 ({t.currency}, {_range_text(period_range)})",
         )
         for t in totals
@@ -526,6 +557,13 @@ def margin(request):
         ]
         for r in rows + totals
     ]
+    html_rows, note = _page_rows(
+        table,
+        len(totals),
+        "Margin = customer net revenue (excl. VAT) − provider cost from the settlement lines "
+        "(draft statements included). Revenue not settled has no cost yet: its margin is not final. "
+        "毛利 = 客户不含税收入 − 供应商结算成本；未结算收入尚无成本。",
+    )
     return render_report(
         request,
         title=f"Margin by {label} 毛利",
@@ -535,12 +573,8 @@ def margin(request):
         header=header,
         rows=table,
         charts=charts,
-        extra={
-            "note": "Margin = customer net revenue (excl. VAT) − provider cost from the settlement lines "
-            "(draft statements included). Revenue not settled has no cost yet: its margin is not final. "
-            "毛利 = 客户不含税收入 − 供应商结算成本；未结算收入尚无成本。",
-            "dimensions": dimension_links(request, by, MARGIN_DIMENSIONS),
-        },
+        html_rows=html_rows,
+        extra={"note": note, "dimensions": dimension_links(request, by, MARGIN_DIMENSIONS)},
     )
 
 

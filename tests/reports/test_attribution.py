@@ -379,3 +379,23 @@ def test_the_landing_page_shows_the_closed_months_margin_and_utilisation(ledger,
     assert "idle cards now 当前空闲卡 13" in html
     for url in ("/admin/reports/margin/", "/admin/reports/utilisation/", "/admin/reports/revenue/?by=hub"):
         assert f'href="{url}"' in html
+
+
+def test_a_long_dimension_pages_its_table_and_charts_its_largest_the_csv_has_every_row(
+    ledger, client, make_staff, monkeypatch
+):
+    from apps.reports import views
+
+    monkeypatch.setattr(views, "PAGE_ROWS", 1)
+    monkeypatch.setattr(views, "CHART_BARS", 1)
+    client.force_login(make_staff(roles.FINANCE, username="fin-long"))
+    url = "/admin/reports/margin/?by=customer&from=2026-10&to=2026-11"
+    html = client.get(url).content.decode()
+    assert "Showing the first 1 of 3 rows and the totals; the CSV has them all." in html
+    table = html[html.index('id="report-table"') :]
+    assert "att-alpha" in table and "att-beta" not in table and "att-gamma" not in table
+    assert table.count("total 合计") == 2  # CNY and USD
+    chart = html[: html.index('id="report-table"')]
+    assert "att-alpha" in chart and "att-beta" not in chart  # the largest CNY customer only
+    rows = csv_rows(client.get(url + "&format=csv"))
+    assert [row[1] for row in rows[1:]] == ["att-alpha", "att-beta", "att-gamma", "total", "total"]
