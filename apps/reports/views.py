@@ -172,6 +172,11 @@ def revenue(request):
         ]
         for row in by_customer
     ]
+    html_rows, note = _page_rows(
+        rows,
+        0,
+        "Issued and paid invoices' net amounts (excluding VAT) by billing period. 已开具及已支付发票的不含税金额。",
+    )
     return render_report(
         request,
         title="Revenue by month and customer 收入(按月、按客户)",
@@ -181,10 +186,8 @@ def revenue(request):
         header=header,
         rows=rows,
         charts=charts,
-        extra={
-            "note": "Issued and paid invoices' net amounts (excluding VAT) by billing period. 已开具及已支付发票的不含税金额。",
-            "dimensions": dimension_links(request, "", REVENUE_DIMENSIONS),
-        },
+        html_rows=html_rows,
+        extra={"note": note, "dimensions": dimension_links(request, "", REVENUE_DIMENSIONS)},
     )
 
 
@@ -199,10 +202,10 @@ def ar_aging(request):
         title=f"Amount due by days past due 按逾期天数的应收 ({{currency}}, {today.isoformat()})",
     )
     header = ["bucket 账龄", "currency 币种", "customer 客户", "invoices 发票数", "amount due 应收金额"]
-    rows = []
+    rows, html_rows = [], []
+    per_bucket = PAGE_ROWS // len(selectors.BUCKETS)
     for row in buckets:
-        rows.append([row["label"], row["currency"], "all 全部", row["invoices"], row["amount"]])
-        rows.extend(
+        customers = [
             [
                 row["label"],
                 row["currency"],
@@ -211,7 +214,13 @@ def ar_aging(request):
                 customer["amount"],
             ]
             for customer in row["customers"]
-        )
+        ]
+        total = [row["label"], row["currency"], "all 全部", row["invoices"], row["amount"]]
+        rows += [total, *customers]
+        html_rows += [total, *customers[:per_bucket]]
+    note = f"Issued, unpaid invoices' amount due (total − voucher − credited − paid) by days past due on {today.isoformat()} ({settings.BILLING_TIME_ZONE}). 截至当日的未付发票应收金额。"
+    if len(html_rows) < len(rows):
+        note += f" Showing the {per_bucket} largest customers of each bucket; the CSV has them all. 每档显示前{per_bucket}个客户，CSV含全部。"
     return render_report(
         request,
         title="Accounts receivable aging 应收账龄",
@@ -221,10 +230,13 @@ def ar_aging(request):
         header=header,
         rows=rows,
         charts=charts,
-        extra={
-            "note": f"Issued, unpaid invoices' amount due (total − voucher − credited − paid) by days past due on {today.isoformat()} ({settings.BILLING_TIME_ZONE}). 截至当日的未付发票应收金额。"
-        },
+        html_rows=html_rows if len(html_rows) < len(rows) else None,
+        extra={"note": note},
     )
+
+
+def _soonest(row: dict) -> tuple:
+    return (row["payback_months"] is None, row["payback_months"] or 0, row["serial"])
 
 
 @report_view
@@ -241,9 +253,9 @@ def payback(request):
                     if row["payback_months"] is not None
                     else "never 无法回本",
                 )
-                for row in servers
+                for row in sorted(servers, key=_soonest)[:CHART_BARS]
             ],
-            title=f"Payback months per platform-owned server 自有服务器回本月数 ({_range_text(period_range)})",
+            title=f"Payback months per platform-owned server, the {CHART_BARS} soonest 自有服务器回本月数 ({_range_text(period_range)})",
         )
     ]
     header = [
@@ -271,6 +283,11 @@ def payback(request):
         ]
         for row in servers
     ]
+    html_rows, note = _page_rows(
+        rows,
+        0,
+        "Payback months = purchase cost / (annual revenue − annual cash cost) × 12; annual revenue is the range's billed net revenue of the server × 12 / months in the range. 回本月数 = 采购成本 / (年化收入 − 年现金成本) × 12。",
+    )
     return render_report(
         request,
         title="Payback per platform-owned server 自有服务器回本周期",
@@ -280,9 +297,8 @@ def payback(request):
         header=header,
         rows=rows,
         charts=charts,
-        extra={
-            "note": "Payback months = purchase cost / (annual revenue − annual cash cost) × 12; annual revenue is the range's billed net revenue of the server × 12 / months in the range. 回本月数 = 采购成本 / (年化收入 − 年现金成本) × 12。"
-        },
+        html_rows=html_rows,
+        extra={"note": note},
     )
 
 
