@@ -48,3 +48,15 @@ def test_past_the_limit_the_sidebar_leaves_customers_out_and_the_link_still_filt
     only = admin_client.get(f"/admin/billing/invoice/?customer__id__exact={acme_invoice.customer_id}")
     text = only.content.decode()
     assert acme_invoice.number in text and other_invoice.number not in text
+
+
+def test_the_period_filter_lists_the_periods_with_invoices_newest_first(invoices, admin_client):
+    acme_invoice, _ = invoices
+    body = admin_client.get("/admin/billing/invoice/").content.decode()
+    assert 'data-filter-title="period"' in body and "?period=2026-11" in body
+    assert "?period=2026-10" not in body  # no invoice of October
+    filtered = admin_client.get("/admin/billing/invoice/?period=2026-11").content.decode()
+    assert acme_invoice.number in filtered
+    assert (
+        acme_invoice.number not in admin_client.get("/admin/billing/invoice/?period=2026-09").content.decode()
+    )
