@@ -17,7 +17,7 @@ from django.db import connection
 
 from apps.billing.models import Invoice, InvoiceLine, SettlementLine, SettlementStatement
 from apps.billing.settlements.services.planning import SETTLED_KINDS
-from apps.contracts.models import Allocation, Contract, ContractLine
+from apps.contracts.models import Allocation, ContractLine
 from apps.core.money import round_percent
 from apps.customers.models import Customer
 from apps.inventory.models import GpuModel, Server
@@ -70,7 +70,6 @@ T = {
     "sline": SettlementLine._meta.db_table,
     "statement": SettlementStatement._meta.db_table,
     "cline": ContractLine._meta.db_table,
-    "contract": Contract._meta.db_table,
     "allocation": Allocation._meta.db_table,
     "server": Server._meta.db_table,
     "site": Site._meta.db_table,
@@ -78,31 +77,23 @@ T = {
 
 # One row per part of a billed invoice line: a settlement line's share (provider, GPU model, hub
 # when one hub holds it, cost), or the whole line when it has no settlement line (GPU model from
-# its contract line, no provider, no hub, no cost). A statement's lines are the lines of its
-# period's invoices, in its currency, of the contract's customer (docs/settlements.md), so the
-# settled parts are read from the settlement lines alone, less those of invoices voided since.
+# its contract line, no provider, no hub, no cost). One pass: the lines of the range's billed
+# invoices, each with its settlement lines if any (joins whose columns a dimension does not use
+# are dropped by the planner).
 PARTS = f"""
 WITH parts AS (
-    SELECT st.period, k.customer_id, st.currency, TRUE AS hardware, TRUE AS settled,
-           sl.gpu_model_id, st.provider_id, {{hub}} AS hub,
-           sl.revenue_net_amount AS revenue, sl.cost_amount AS cost
-    FROM {T["sline"]} sl
-    JOIN {T["statement"]} st ON st.id = sl.statement_id
-    JOIN {T["contract"]} k ON k.id = sl.contract_id
-    {{hub_joins}}
-    WHERE st.period >= %(first)s AND st.period <= %(last)s
-      AND sl.invoice_line_id NOT IN (
-          SELECT il.id FROM {T["line"]} il JOIN {T["invoice"]} i ON i.id = il.invoice_id
-          WHERE NOT (i.status = ANY(%(statuses)s)) AND i.period >= %(first)s AND i.period <= %(last)s)
-    UNION ALL
     SELECT i.period, i.customer_id, i.currency,
-           (il.contract_line_id IS NOT NULL AND il.kind = ANY(%(settled_kinds)s)), FALSE,
-           cl.gpu_model_id, NULL, NULL, il.net_amount, 0.00
+           (il.contract_line_id IS NOT NULL AND il.kind = ANY(%(settled_kinds)s)) AS hardware,
+           sl.id IS NOT NULL AS settled,
+           coalesce(sl.gpu_model_id, cl.gpu_model_id) AS gpu_model_id, st.provider_id, {{hub}} AS hub,
+           coalesce(sl.revenue_net_amount, il.net_amount) AS revenue, coalesce(sl.cost_amount, 0.00) AS cost
     FROM {T["invoice"]} i
     JOIN {T["line"]} il ON il.invoice_id = i.id
+    LEFT JOIN {T["sline"]} sl ON sl.invoice_line_id = il.id
+    LEFT JOIN {T["statement"]} st ON st.id = sl.statement_id
     LEFT JOIN {T["cline"]} cl ON cl.id = il.contract_line_id
+    {{hub_joins}}
     WHERE i.status = ANY(%(statuses)s) AND i.period >= %(first)s AND i.period <= %(last)s
-      AND NOT EXISTS (SELECT 1 FROM {T["sline"]} sl WHERE sl.invoice_line_id = il.id)
 )
 """
 

@@ -21,6 +21,8 @@ PAGES = [
     "/admin/reports/payback/",
     "/admin/reports/p-year-margin/",
     "/admin/reports/unrated-usage/",
+    "/admin/reports/margin/",
+    "/admin/reports/utilisation/",
 ]
 
 
