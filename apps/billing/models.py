@@ -13,6 +13,9 @@ from apps.billing.invoicing.models import (
     LineKind,
     Payment,
     PaymentMethod,
+    ReconciliationCard,
+    ReconciliationDecision,
+    ReconciliationStatus,
 )
 from apps.billing.notices.models import Notice, NoticeKind, NoticeStatus
 from apps.billing.payments.models import CreditEntry, CreditKind, StripeEvent
@@ -43,6 +46,9 @@ __all__ = [
     "NoticeStatus",
     "Payment",
     "PaymentMethod",
+    "ReconciliationCard",
+    "ReconciliationDecision",
+    "ReconciliationStatus",
     "SettlementLine",
     "SettlementStatement",
     "SettlementStatus",

@@ -1,5 +1,7 @@
 """Providers (who supply GPUs), their sites (data centres) and supply agreements (what we pay them)."""
 
+from decimal import Decimal
+
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -43,6 +45,18 @@ class Provider(TimeStampedModel):
         default=False, help_text="Related to the platform (voucher programmes may exclude it)."
     )
     notes = models.TextField(blank=True)
+    # How far the hours billed from this provider's reports may stray from the hours the agent
+    # observed before a draft is held for a decision (docs/hardware-truth.md#reconciliation).
+    reconciliation_tolerance_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("1.00"), validators=[MinValueValidator(0)]
+    )
+    reconciliation_tolerance_hours = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal("0.50"),
+        validators=[MinValueValidator(0)],
+        help_text="Per card-month.",
+    )
     history = HistoricalRecords()
 
     class Meta:

@@ -22,7 +22,24 @@ class LineKind(models.TextChoices):
     LATE_USAGE = "late_usage", "Late usage 迟到用量"
 
 
+class ReconciliationStatus(models.TextChoices):
+    """Billed hours against the agent's observed hours (docs/hardware-truth.md#reconciliation)."""
+
+    NOT_NEEDED = "not_needed", "Not needed 无需核对"
+    MATCHED = "matched", "Matched 一致"
+    FLAGGED = "flagged", "Flagged 待核对"
+    DECIDED = "decided", "Decided 已决定"
+
+
+class ReconciliationDecision(models.TextChoices):
+    NONE = "", "—"
+    AS_REPORTED = "as_reported", "Bill as reported 按上报计费"
+    OBSERVED = "observed", "Bill the observed hours 按实测计费"
+    HOLD = "hold", "Hold 暂缓"
+
+
 MONEY = {"max_digits": 16, "decimal_places": 2}
+HOURS = {"max_digits": 14, "decimal_places": 6}
 ZERO = Decimal("0.00")
 
 
@@ -62,6 +79,16 @@ class Invoice(models.Model):
     )
     billing_run = models.ForeignKey("billing.BillingRun", on_delete=models.SET_NULL, null=True, blank=True)
     reminder_sent_on = models.DateField(null=True, blank=True)
+    reconciliation_status = models.CharField(
+        max_length=12, choices=ReconciliationStatus.choices, default=ReconciliationStatus.NOT_NEEDED
+    )
+    reconciliation_decision = models.CharField(
+        max_length=12, choices=ReconciliationDecision.choices, default="", blank=True
+    )
+    reconciliation_decided_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reconciliation_decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -71,6 +98,7 @@ class Invoice(models.Model):
             ("issue_invoice", "Can issue invoices"),
             ("void_invoice", "Can void invoices"),
             ("record_payment", "Can record payments"),
+            ("decide_reconciliation", "Can decide how a flagged draft is billed"),
         ]
         indexes = [models.Index(fields=["status", "due_on"], name="invoice_status_due")]
         constraints = [
@@ -138,6 +166,36 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return self.description
+
+
+class ReconciliationCard(models.Model):
+    """One card of a draft's metered line: billed hours against the agent's observed hours.
+
+    Rewritten whenever the draft is made or refreshed (docs/hardware-truth.md#reconciliation).
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="reconciliation_cards")
+    invoice_line = models.ForeignKey(
+        InvoiceLine, on_delete=models.CASCADE, related_name="reconciliation_cards"
+    )
+    contract_line = models.ForeignKey("contracts.ContractLine", on_delete=models.PROTECT, related_name="+")
+    card = models.ForeignKey("inventory.Card", on_delete=models.PROTECT, related_name="+")
+    billed_hours = models.DecimalField(**HOURS)
+    observed_hours = models.DecimalField(**HOURS)
+    matched_hours = models.DecimalField(**HOURS)
+    billed_not_observed_hours = models.DecimalField(**HOURS)
+    observed_not_billed_hours = models.DecimalField(**HOURS)
+    tolerance_hours = models.DecimalField(**HOURS)
+    within_tolerance = models.BooleanField()
+
+    class Meta:
+        ordering = ["invoice", "invoice_line", "card"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice_line", "card"], name="uniq_reconciliation_line_card")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.card_id}: {self.billed_hours} h billed, {self.observed_hours} h observed"
 
 
 class CreditNote(models.Model):
