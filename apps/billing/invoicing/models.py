@@ -175,8 +175,9 @@ class ReconciliationCard(models.Model):
     """
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="reconciliation_cards")
+    # Empty while a refresh rewrites the draft's lines: the figures stay until they are compared.
     invoice_line = models.ForeignKey(
-        InvoiceLine, on_delete=models.CASCADE, related_name="reconciliation_cards"
+        InvoiceLine, on_delete=models.SET_NULL, null=True, blank=True, related_name="reconciliation_cards"
     )
     contract_line = models.ForeignKey("contracts.ContractLine", on_delete=models.PROTECT, related_name="+")
     card = models.ForeignKey("inventory.Card", on_delete=models.PROTECT, related_name="+")
@@ -191,7 +192,9 @@ class ReconciliationCard(models.Model):
     class Meta:
         ordering = ["invoice", "invoice_line", "card"]
         constraints = [
-            models.UniqueConstraint(fields=["invoice_line", "card"], name="uniq_reconciliation_line_card")
+            models.UniqueConstraint(
+                fields=["invoice", "contract_line", "card"], name="uniq_reconciliation_line_card"
+            )
         ]
 
     def __str__(self) -> str:

@@ -121,7 +121,9 @@ class Migration(migrations.Migration):
                 (
                     "invoice_line",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
                         related_name="reconciliation_cards",
                         to="billing.invoiceline",
                     ),
@@ -131,7 +133,7 @@ class Migration(migrations.Migration):
                 "ordering": ["invoice", "invoice_line", "card"],
                 "constraints": [
                     models.UniqueConstraint(
-                        fields=("invoice_line", "card"), name="uniq_reconciliation_line_card"
+                        fields=("invoice", "contract_line", "card"), name="uniq_reconciliation_line_card"
                     )
                 ],
             },
