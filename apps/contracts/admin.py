@@ -33,6 +33,8 @@ from .models import (
     LineTier,
     PriceList,
     PriceListItem,
+    SlaCreditTier,
+    SlaPolicy,
     TaxCategory,
 )
 from .quote_pdf import quote_pdf, snapshot_pdf
@@ -52,6 +54,21 @@ from .quotes import contract_quote
 class TaxCategoryAdmin(GuardedAdmin):
     list_display = ("code", "name", "rate", "fapiao_classification")
     search_fields = ("code", "name")
+
+
+class SlaCreditTierInline(admin.TabularInline):
+    model = SlaCreditTier
+    extra = 0
+    fields = ("below_percent", "credit_percent")
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(GuardedAdmin):
+    """SLA policies: a monthly availability target and credit tiers (docs/hardware-truth.md#sla-credits-and-efficiency)."""
+
+    list_display = ("name", "target_percent")
+    search_fields = ("name",)
+    inlines = [SlaCreditTierInline]
 
 
 class PriceListItemInline(admin.TabularInline):
@@ -112,7 +129,7 @@ class DraftOnlyInlineMixin:
 class ContractLineForm(forms.ModelForm):
     class Meta:
         model = ContractLine
-        fields = ("position", *LINE_FIELDS)
+        fields = ("position", *LINE_FIELDS, "usage_source", "observed_busy_threshold_percent", "sla")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

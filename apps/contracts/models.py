@@ -35,6 +35,67 @@ class TaxCategory(TimeStampedModel):
         return f"{self.code} ({self.rate * 100:.0f}%)"
 
 
+class SlaPolicy(models.Model):
+    """A monthly availability target and the credits owed below it (docs/hardware-truth.md#sla-credits-and-efficiency)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    target_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Monthly availability target, e.g. 99.50.",
+    )
+
+    class Meta:
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(target_percent__gte=0) & Q(target_percent__lte=100), name="sla_target_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({decimal_text(self.target_percent)} %)"
+
+
+class SlaCreditTier(models.Model):
+    """Availability under ``below_percent`` credits ``credit_percent`` of the line's charge; the
+    tier with the lowest ``below_percent`` that the availability is under applies."""
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="tiers")
+    below_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    credit_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+
+    class Meta:
+        ordering = ["policy", "-below_percent"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "below_percent"], name="uniq_sla_tier"),
+            models.CheckConstraint(
+                condition=Q(below_percent__gt=0) & Q(below_percent__lte=100), name="sla_tier_below_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(credit_percent__gt=0) & Q(credit_percent__lte=100), name="sla_tier_credit_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"below {decimal_text(self.below_percent)} % → {decimal_text(self.credit_percent)} %"
+
+
+class UsageSourceChoice(models.TextChoices):
+    """Which usage a metered line bills. The same two values as ``metering.UsageSource``, repeated
+    here because contracts sits below metering (docs/architecture.md#layers)."""
+
+    PARTNER = "partner", "Partner (provider's scheduler) 合作方"
+    AGENT = "agent", "Agent (NVML on the host) 代理"
+
+
 class PriceList(TimeStampedModel):
     code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
@@ -44,6 +105,15 @@ class PriceList(TimeStampedModel):
     valid_from = models.DateField()
     valid_to = models.DateField(null=True, blank=True)
     notes = models.TextField(blank=True)
+    sla = models.ForeignKey(
+        SlaPolicy,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="SLA",
+        help_text="The SLA of lines that name none of their own.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -216,6 +286,30 @@ class ContractLine(models.Model):
         max_length=20, choices=YearlyBilling.choices, default=YearlyBilling.MONTHLY_INSTALMENTS
     )
     p_basis = models.CharField(max_length=20, default="fp16_dense", editable=False)
+    usage_source = models.CharField(
+        max_length=8,
+        choices=UsageSourceChoice.choices,
+        default=UsageSourceChoice.PARTNER,
+        help_text="The usage billed; the other source is evidence (docs/hardware-truth.md).",
+    )
+    observed_busy_threshold_percent = models.DecimalField(
+        "observed busy threshold %",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Empty: a card present counts as observed; else its utilisation must reach this.",
+    )
+    sla = models.ForeignKey(
+        SlaPolicy,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="SLA",
+        help_text="Empty: the price list's SLA, if any.",
+    )
     history = HistoricalRecords()
 
     class Meta:
