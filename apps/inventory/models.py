@@ -111,3 +111,48 @@ class Card(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.uuid
+
+
+class IncidentKind(models.TextChoices):
+    XID = "xid", "Xid error Xid 错误"
+    ECC_DOUBLE_BIT = "ecc_double_bit", "Double-bit ECC error 双比特 ECC 错误"
+    FELL_OFF_BUS = "fell_off_bus", "Fell off the bus 掉卡"
+    THERMAL_THROTTLE = "thermal_throttle", "Thermal throttling 温度降频"
+    POWER_THROTTLE = "power_throttle", "Power throttling 功率降频"
+
+
+class CardIncident(models.Model):
+    """A hardware incident of one card reported by the metering agent from NVML
+    (docs/hardware-truth.md#sources-and-incidents): from ``started_at`` until ``ended_at``, when
+    the card was healthy again (``None``: still ongoing). ``source_event_id`` is the agent's id
+    of the incident, unique per card, so a resend updates the same row instead of adding one.
+    """
+
+    card = models.ForeignKey(Card, on_delete=models.PROTECT, related_name="incidents")
+    kind = models.CharField(max_length=20, choices=IncidentKind.choices)
+    xid_code = models.PositiveIntegerField("Xid code", null=True, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    reported_at = models.DateTimeField()
+    source_event_id = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "card incident 硬件故障"
+        verbose_name_plural = "card incidents 硬件故障"
+        indexes = [models.Index(fields=["card", "started_at"], name="incident_card_start")]
+        constraints = [
+            models.UniqueConstraint(fields=["card", "source_event_id"], name="uniq_incident_card_event"),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gt=models.F("started_at")),
+                name="incident_end_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.card}"
+
+    @property
+    def ongoing(self) -> bool:
+        return self.ended_at is None

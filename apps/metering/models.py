@@ -1,4 +1,5 @@
-"""Usage records pushed by partner systems, their telemetry, and the partner API keys."""
+"""Usage records pushed by partner systems and metering agents, their telemetry, and the API keys
+of both (docs/hardware-truth.md#sources-and-incidents)."""
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +17,29 @@ class PartnerAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "partner API key"
         verbose_name_plural = "partner API keys"
+
+
+class AgentAPIKey(AbstractAPIKey):
+    """The key of the metering agent on one server (hashed at rest; only the prefix is shown).
+
+    It reaches only the agent endpoints (``/api/v1/agent/…``) and only that server's cards; a
+    partner key cannot post there, and this key cannot post partner usage
+    (docs/hardware-truth.md#sources-and-incidents).
+    """
+
+    server = models.ForeignKey("inventory.Server", on_delete=models.CASCADE, related_name="agent_keys")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "agent API key"
+        verbose_name_plural = "agent API keys"
+
+
+class UsageSource(models.TextChoices):
+    """Who reported a usage record: the provider's scheduler or billing system, or the NVML agent
+    on the host. Billing bills the source the contract line names; the other is evidence."""
+
+    PARTNER = "partner", "Partner system 合作方系统"
+    AGENT = "agent", "Metering agent 计量代理"
 
 
 class UsageRecord(models.Model):
@@ -66,6 +90,10 @@ class UsageRecord(models.Model):
     )
     start_at = models.DateTimeField()
     end_at = models.DateTimeField()
+    # The database default keeps COPYs that leave the column out (partner ingestion) correct.
+    source = models.CharField(
+        max_length=8, choices=UsageSource.choices, default=UsageSource.PARTNER, db_default="partner"
+    )
     utilization_percent = models.DecimalField(
         "utilisation % (telemetry.utilization_percent)",
         max_digits=5,

@@ -24,6 +24,7 @@ from apps.billing.models import Invoice, InvoiceStatus
 from apps.contracts.models import Allocation
 from apps.core.money import round_hours, round_percent
 from apps.core.periods import Period, periods_between
+from apps.inventory.models import Card
 
 from .models import UsageRecord
 
@@ -84,6 +85,11 @@ def usage_hardware_index(
             cursor.execute(_SERVERS_SQL, [text_array(serials), provider_id])
             servers = {serial: (server_id, owner) for serial, server_id, owner in cursor.fetchall()}
     return cards, servers
+
+
+def server_card_ids(server) -> set[int]:
+    """The ids of the server's cards (an agent key reports these only)."""
+    return set(Card.objects.filter(server=server).values_list("pk", flat=True))
 
 
 def usage_stored_hashes(*, provider_id: int, event_ids: list[str]) -> dict[str, str]:

@@ -32,7 +32,7 @@ from apps.core.errors import Conflict, DomainError
 from apps.core.events import event_publish
 
 from . import selectors, validation
-from .models import PartnerAPIKey, UsageEvent, UsageRecord
+from .models import AgentAPIKey, PartnerAPIKey, UsageEvent, UsageRecord, UsageSource
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ _RACING_ROUNDS = 5
 # provider (written before each row) and the receipt time and void reason (after it). Left out, and
 # so NULL or generated: ``USAGE_UNWRITTEN_COLUMNS``. tests/metering/test_copy_columns.py checks
 # that these cover every column of the model.
-USAGE_COLUMNS = ("provider_id", *validation.COPY_COLUMNS, "received_at", "void_reason")
+USAGE_COLUMNS = ("provider_id", *validation.COPY_COLUMNS, "received_at", "void_reason", "source")
 USAGE_UNWRITTEN_COLUMNS = frozenset({"id", "voided_at"})
 _RECORD_FIELDS = {f.column: f for f in UsageRecord._meta.concrete_fields}
 
@@ -72,7 +72,7 @@ _COPY_SQL = f"COPY {STAGING_TABLE} ({', '.join(validation.COPY_COLUMNS)}) FROM S
 # unique violation (one stored since this statement began) makes the caller try again.
 _INSERT_SQL = f"""
 INSERT INTO {UsageRecord._meta.db_table} ({", ".join(USAGE_COLUMNS)})
-SELECT %s, {", ".join(validation.COPY_COLUMNS)}, %s, ''
+SELECT %s, {", ".join(validation.COPY_COLUMNS)}, %s, '', %s
   FROM {STAGING_TABLE} s
  WHERE NOT EXISTS (SELECT 1 FROM metering_usageevent e WHERE e.provider_id = %s AND e.event_id = s.event_id)
  ORDER BY event_id COLLATE "C"
@@ -112,8 +112,19 @@ class UsageRejected(DomainError):
         return all(entry["code"] == validation.CODE_CONFLICT for entry in self.errors)
 
 
-def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.datetime) -> IngestResult:
+def usage_ingest(
+    *,
+    provider,
+    payload_records: list[Any],
+    received_at: datetime.datetime,
+    source: str = UsageSource.PARTNER,
+    server=None,
+) -> IngestResult:
     """Store a batch of usage records of ``provider`` atomically (docs/usage-api.md#batch-rules).
+
+    ``source``: who reported them (``UsageSource``). ``server``: the agent's server — records may
+    then name only its cards (docs/hardware-truth.md#sources-and-incidents); the provider is the
+    server's.
 
     ``payload_records``: the parsed JSON records (any types: each is checked), or the
     ``validation.AgentBatch`` of ``validation.decode_agent_batch``. Raises
@@ -135,6 +146,10 @@ def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.
     cards, servers = selectors.usage_hardware_index(
         provider_id=provider.pk, card_uuids=batch.card_uuids(), serials=batch.serials()
     )
+    if server is not None:  # an agent reports its own server's cards, nothing else
+        own = selectors.server_card_ids(server)
+        cards = {uuid: found for uuid, found in cards.items() if found[0] in own}
+        servers = {}
     batch.resolve(cards, servers, provider_id=provider.pk)
     if batch.errors:
         # Report conflicts with stored records too, so the sender can set every bad record aside at once.
@@ -151,7 +166,7 @@ def usage_ingest(*, provider, payload_records: list[Any], received_at: datetime.
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                accepted = _store(batch, provider_id=provider.pk, received_at=received_at)
+                accepted = _store(batch, provider_id=provider.pk, received_at=received_at, source=source)
             break
         except UsageRejected as rejected:  # conflicts found while storing: the batch is rolled back
             _publish_rejected(provider, payload_records, rejected.errors, received_at)
@@ -171,7 +186,7 @@ def _publish_rejected(provider, records, errors: list[dict], received_at: dateti
     event_publish("usage.rejected", owner=provider, subject=rejection, now=received_at)
 
 
-def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.datetime) -> int:
+def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.datetime, source: str) -> int:
     """Store the batch's new rows; the number stored. Raises ``UsageRejected`` for conflicts with
     stored records (nothing stored)."""
     rows = batch.rows
@@ -187,7 +202,9 @@ def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.d
         with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.copy(_COPY_USAGE_SQL) as copy:
                 copy.write(
-                    batch.copy_data(rows, head=f"{provider_id}\t", tail=f"\t{received_at.isoformat()}\t")
+                    batch.copy_data(
+                        rows, head=f"{provider_id}\t", tail=f"\t{received_at.isoformat()}\t\t{source}"
+                    )
                 )
         return len(rows)
     except IntegrityError as exc:
@@ -197,7 +214,7 @@ def _store(batch: validation.Batch, *, provider_id: int, received_at: datetime.d
         if not _is_unique_key_violation(exc):
             raise
     # A concurrent batch stored some of these records since the look-up.
-    return _store_racing(batch, rows, provider_id=provider_id, received_at=received_at)
+    return _store_racing(batch, rows, provider_id=provider_id, received_at=received_at, source=source)
 
 
 def _is_unique_key_violation(exc: IntegrityError) -> bool:
@@ -234,7 +251,12 @@ def _reject_conflicts(rows: list[validation.Row], stored: dict[str, str]) -> Non
 
 
 def _store_racing(
-    batch: validation.Batch, rows: list[validation.Row], *, provider_id: int, received_at: datetime.datetime
+    batch: validation.Batch,
+    rows: list[validation.Row],
+    *,
+    provider_id: int,
+    received_at: datetime.datetime,
+    source: str,
 ) -> int:
     """COPY ``rows`` to the staging table and insert those not stored yet; the number inserted.
 
@@ -251,7 +273,7 @@ def _store_racing(
         for round_ in range(1, _RACING_ROUNDS + 1):
             try:
                 with transaction.atomic():
-                    cursor.execute(_INSERT_SQL, [provider_id, received_at, provider_id])
+                    cursor.execute(_INSERT_SQL, [provider_id, received_at, source, provider_id])
                     inserted = cursor.fetchall()
                 break
             except IntegrityError as exc:
@@ -339,4 +361,23 @@ def partner_key_revoke(*, api_keys: QuerySet, actor=None) -> list[PartnerAPIKey]
     PartnerAPIKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked=True)
     for key in keys:
         logger.info("partner API key %s of provider %s revoked by %s", key.prefix, key.provider_id, actor)
+    return keys
+
+
+# -- agent API keys ------------------------------------------------------------------------------
+def agent_key_create(
+    *, server, name: str, expiry_date: datetime.datetime | None = None
+) -> tuple[AgentAPIKey, str]:
+    """A new key of the metering agent on ``server``: ``(stored key, the key itself)``, shown
+    this once (only a hash is stored). It posts agent usage and incidents of that server only."""
+    return AgentAPIKey.objects.create_key(server=server, name=name, expiry_date=expiry_date)
+
+
+@transaction.atomic
+def agent_key_revoke(*, api_keys: QuerySet, actor=None) -> list[AgentAPIKey]:
+    """Revoke the agent keys (for good); the keys newly revoked."""
+    keys = list(api_keys.select_for_update().filter(revoked=False))
+    AgentAPIKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked=True)
+    for key in keys:
+        logger.info("agent API key %s of server %s revoked by %s", key.prefix, key.server_id, actor)
     return keys
