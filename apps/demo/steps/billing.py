@@ -349,13 +349,14 @@ def _settle(period: str, finance, tally) -> None:
         settlement_build(period=period, now=built, actor=finance)
         tally.add(CREATED)
     for statement in statements.select_related("provider").order_by("provider__code"):
+        terms = statement.provider.settlement_terms_days
         if (
             statement.status == SettlementStatus.DRAFT
             and statement.warning_count == 0
             and dates.due(confirmed)
         ):
             statement = settlement_confirm(statement=statement, actor=finance, now=confirmed)
-        paid = confirmed + datetime.timedelta(days=statement.provider.settlement_terms_days)
+        paid = confirmed + datetime.timedelta(days=terms)
         if statement.status == SettlementStatus.CONFIRMED and dates.due(paid):
             settlement_mark_paid(
                 statement=statement, actor=finance, now=paid, reference=f"ICBC settlement {period}"
