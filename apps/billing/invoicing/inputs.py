@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import functools
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -68,6 +68,9 @@ class LoadedContract:
     lines: dict[int, LineRow]
     card_ids: set[int]  # cards of hourly lines: the only ones whose usage is billed
     server_ids: set[int]  # their servers (server records count for each of their cards)
+    # cards of hourly lines that bill the agent's records, not the partner's
+    # (docs/hardware-truth.md#reconciliation)
+    agent_card_ids: set[int] = field(default_factory=set)
 
 
 def id_array(ids) -> RawSQL:
@@ -103,6 +106,7 @@ LINE_FIELDS = (
     "start_at",
     "end_at",
     "yearly_billing",
+    "usage_source",
 )
 
 
@@ -171,6 +175,7 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
     line_inputs = []
     card_ids: set[int] = set()
     server_ids: set[int] = set()
+    agent_card_ids: set[int] = set()
     lines = {}
     for (
         line_id,
@@ -188,6 +193,7 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
         l_start,
         l_end,
         yearly_billing,
+        usage_source,
     ) in line_rows:
         lines[line_id] = LineRow(
             line_id, position, resource, term, model_name, term_discount, discount, rate, classification
@@ -205,6 +211,8 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
             if term == "hourly":
                 card_ids.update(metered)
                 server_ids.add(server_id)
+                if usage_source == "agent":
+                    agent_card_ids.update(metered)
         line_inputs.append(
             pricing.LineInput(
                 line_id=line_id,
@@ -231,7 +239,12 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
         lines=tuple(line_inputs),
     )
     return LoadedContract(
-        contract=contract, rating=rating, lines=lines, card_ids=card_ids, server_ids=server_ids
+        contract=contract,
+        rating=rating,
+        lines=lines,
+        card_ids=card_ids,
+        server_ids=server_ids,
+        agent_card_ids=agent_card_ids,
     )
 
 
@@ -249,13 +262,13 @@ WITH cards AS (
       FROM metering_usagerecord u
      WHERE u.card_id = ANY(%(card_ids)s)
        AND u.voided_at IS NULL AND u.received_at <= %(received_to)s AND u.received_at > %(received_from)s
-       AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s
+       AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s AND u.source = %(source)s
     UNION ALL
     SELECT c.card_id, u.start_at, u.end_at
       FROM metering_usagerecord u JOIN cards c ON c.server_id = u.server_id
      WHERE u.server_id = ANY(%(server_ids)s)
        AND u.voided_at IS NULL AND u.received_at <= %(received_to)s AND u.received_at > %(received_from)s
-       AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s
+       AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s AND u.source = %(source)s
 )
 SELECT card_id,
        ARRAY(SELECT (extract(epoch FROM lower(x)) * 1000000)::bigint FROM unnest(merged) x),
@@ -275,10 +288,12 @@ def merged_usage(
     *,
     received_to: datetime.datetime,
     received_from: datetime.datetime = EPOCH,
+    source: str = "partner",
 ) -> dict[int, list[pricing.CardUsage]]:
     """Each card's usage in ``[start, end)``, received in ``(received_from, received_to]``, merged.
 
-    ``server_ids`` are the cards' servers: their records count for each of the cards. One query.
+    ``server_ids`` are the cards' servers: their records count for each of the cards. Only records
+    of ``source`` (``partner`` or ``agent``) count. One query.
     """
     if not card_ids:
         return {}
@@ -296,6 +311,7 @@ def merged_usage(
                 "reach": start - RECORD_MAX_SPAN,
                 "received_to": received_to,
                 "received_from": received_from,
+                "source": source,
             },
         )
         rows = cursor.fetchall()
@@ -319,10 +335,14 @@ def merged_usage(
 # per row and prunes partitions at run time; an EXISTS could be planned as a hash join that reads
 # every stored record of the servers.
 LATE_CHECK_SQL = """
-WITH k AS (
+WITH w AS (
     SELECT * FROM unnest(%(keys)s::int[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
-                         %(cutoffs)s::timestamptz[], %(card_ids)s::bigint[], %(server_ids)s::bigint[])
-           AS k(key, p_start, p_end, cutoff, card_id, server_id)
+                         %(cutoffs)s::timestamptz[], %(groups)s::int[])
+           AS w(key, p_start, p_end, cutoff, grp)
+), k AS (
+    SELECT w.key, w.p_start, w.p_end, w.cutoff, h.card_id, h.server_id
+      FROM w JOIN unnest(%(hardware_groups)s::int[], %(card_ids)s::bigint[], %(server_ids)s::bigint[])
+                  AS h(grp, card_id, server_id) ON h.grp = w.grp
 )
 SELECT key FROM k
  WHERE k.card_id IS NOT NULL AND (
@@ -359,25 +379,34 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
     A cheap screen before :func:`merged_usage`: a chunk asks for each customer and earlier period
     whether anything arrived after that period was invoiced, and almost always nothing did.
     """
-    rows = [
-        (index, w.start, w.end, w.cutoff, card_id, server_id)
-        for index, w in enumerate(windows)
-        for card_id, server_id in [(c, None) for c in sorted(w.card_ids)]
-        + [(None, s) for s in sorted(w.server_ids)]
-    ]
-    if not rows:
+    if not windows:
         return set()
-    keys, starts, ends, cutoffs, cards, servers = (list(column) for column in zip(*rows, strict=True))
+    # windows of one customer share its hardware: send each set once, and the windows by reference
+    groups: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+    hardware: list[tuple[int, int | None, int | None]] = []  # (group, card, server)
+    window_groups = []
+    for w in windows:
+        group = groups.get((w.card_ids, w.server_ids))
+        if group is None:
+            group = groups[(w.card_ids, w.server_ids)] = len(groups)
+            hardware += [(group, card_id, None) for card_id in sorted(w.card_ids)]
+            hardware += [(group, None, server_id) for server_id in sorted(w.server_ids)]
+        window_groups.append(group)
+    hardware_groups, cards, servers = (
+        (list(column) for column in zip(*hardware, strict=True)) if hardware else ([], [], [])
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         # thousands of cheap index probes: compiling them (JIT) would cost more than running them
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             LATE_CHECK_SQL,
             {
-                "keys": keys,
-                "starts": starts,
-                "ends": ends,
-                "cutoffs": cutoffs,
+                "keys": list(range(len(windows))),
+                "starts": [w.start for w in windows],
+                "ends": [w.end for w in windows],
+                "cutoffs": [w.cutoff for w in windows],
+                "groups": window_groups,
+                "hardware_groups": hardware_groups,
                 "card_ids": cards,
                 "server_ids": servers,
                 "span": RECORD_MAX_SPAN,
