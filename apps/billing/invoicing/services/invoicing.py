@@ -106,12 +106,22 @@ def invoice_plan(
     period: Period,
     usage: dict[int, list[pricing.UsageRecord]],
     late: list[tuple[Period, dict[int, list[pricing.UsageRecord]], dict[int, list[pricing.UsageRecord]]]],
+    agent_usage: dict[int, list[pricing.UsageRecord]] | None = None,
 ) -> dict[str, list[PlannedLine]]:
-    """Invoice lines of one customer for ``period`` by currency (pure, apart from reading inputs)."""
+    """Invoice lines of one customer for ``period`` by currency (pure, apart from reading inputs).
+
+    A card of a line that bills the agent's records takes them from ``agent_usage``; every other
+    card its partner records from ``usage`` (docs/hardware-truth.md#reconciliation).
+    """
     by_currency: dict[str, list[PlannedLine]] = defaultdict(list)
+    agent_usage = agent_usage or {}
     for loaded in contracts:
         contract = loaded.contract
-        records = [r for card_id in loaded.card_ids for r in usage.get(card_id, ())]
+        records = [
+            r
+            for card_id in loaded.card_ids
+            for r in (agent_usage if card_id in loaded.agent_card_ids else usage).get(card_id, ())
+        ]
         charges = pricing.rate_contract(loaded.rating, period, records, tz=_tz())
         for charge in charges.all_lines:
             line = loaded.lines.get(charge.line_id) if charge.line_id else None
@@ -125,11 +135,13 @@ def invoice_plan(
                     contract.prices_include_tax,
                 )
             )
+        # late usage is read from partner records: the agent-billed cards take none
+        late_cards = loaded.card_ids - loaded.agent_card_ids
         for late_period, all_usage, billed_usage in late:
-            all_records = [r for card_id in loaded.card_ids for r in all_usage.get(card_id, ())]
+            all_records = [r for card_id in late_cards for r in all_usage.get(card_id, ())]
             if not all_records:
                 continue
-            billed = [r for card_id in loaded.card_ids for r in billed_usage.get(card_id, ())]
+            billed = [r for card_id in late_cards for r in billed_usage.get(card_id, ())]
             for charge in pricing.rate_contract_late_usage(
                 loaded.rating, late_period, all_records, billed, tz=_tz()
             ):
@@ -211,6 +223,7 @@ class ChunkInputs:
     contracts: dict[int, list[LoadedContract]]
     usage: dict[int, list[pricing.CardUsage]]
     late: dict[int, list]
+    agent_usage: dict[int, list[pricing.CardUsage]] = field(default_factory=dict)
 
     def plan(self, customer_id: int, period: Period) -> dict[str, list[PlannedLine]]:
         return invoice_plan(
@@ -218,6 +231,7 @@ class ChunkInputs:
             period=period,
             usage=self.usage,
             late=self.late.get(customer_id, []),
+            agent_usage=self.agent_usage,
         )
 
 
@@ -229,12 +243,16 @@ def billing_inputs_load(*, customer_ids: list[int], period: Period, as_of: datet
     all_cards = {cid for loaded in loaded_all for cid in loaded.card_ids}
     all_servers = {sid for loaded in loaded_all for sid in loaded.server_ids}
     usage = merged_usage(all_cards, all_servers, start, end, received_to=as_of)
+    agent_cards = {cid for loaded in loaded_all for cid in loaded.agent_card_ids}
+    agent_usage = (
+        merged_usage(agent_cards, set(), start, end, received_to=as_of, source="agent") if agent_cards else {}
+    )
     late = (
         _late_inputs(customer_ids, contracts, period, as_of)
         if _has_issued_late_periods(customer_ids, period)
         else {}
     )
-    return ChunkInputs(contracts=contracts, usage=usage, late=late)
+    return ChunkInputs(contracts=contracts, usage=usage, late=late, agent_usage=agent_usage)
 
 
 def invoice_drafts_refresh(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:

@@ -14,6 +14,7 @@ from django.db.models import Sum
 from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceStatus
+from apps.billing.invoicing.reconciliation import reconciliation_issue_refusal
 from apps.billing.invoicing.services.steps import invoicing_steps_run
 from apps.core.errors import DomainError, InvalidState
 from apps.core.money import ZERO, amount_in_words, round_money
@@ -89,6 +90,9 @@ def invoice_issue(*, invoice: Invoice, actor=None, now: datetime.datetime, early
         raise early_issue_refusal(invoice.period)
     if not invoice.lines.exists():
         raise DomainError(gettext("An invoice without lines cannot be issued."), code="empty_invoice")
+    refusal = reconciliation_issue_refusal(invoice)  # docs/hardware-truth.md#reconciliation
+    if refusal is not None:
+        raise refusal
     issued_on = _local_date(now)
     invoice.number = next_number("INV", issued_on.year)
     invoice.status = InvoiceStatus.ISSUED

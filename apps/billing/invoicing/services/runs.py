@@ -14,12 +14,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from apps.billing.invoicing.models import BillingRun, BillingRunStatus, Invoice, InvoiceStatus
+from apps.billing.invoicing.reconciliation import reconciliation_issue_refusal
 from apps.billing.invoicing.services.invoicing import (
     ChunkResult,
     billing_run_progress_record,
     invoice_drafts_refresh,
 )
 from apps.billing.invoicing.services.issuing import invoice_issue, period_has_ended
+from apps.billing.invoicing.services.reconciliation import invoice_reconcile
 from apps.contracts.models import Contract
 from apps.core.errors import DomainError
 from apps.core.periods import Period
@@ -110,6 +112,7 @@ def billing_run_chunk(
     """
     run = BillingRun.objects.get(pk=run_id)
     result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
+    invoice_reconcile(invoice_ids=result.invoice_ids)  # docs/hardware-truth.md#reconciliation
     invoice_auto_issue(result=result, now=now or timezone.now())
     billing_run_progress_record(run_id=run_id, result=result, customers=len(customer_ids))
     billing_run_finish_if_done(run_id=run_id, now=now)
@@ -135,6 +138,12 @@ def invoice_auto_issue(*, result: ChunkResult, now: datetime.datetime) -> list[I
     issued = []
     for invoice in drafts:
         if not period_has_ended(period=invoice.period, now=now):
+            continue
+        refusal = reconciliation_issue_refusal(invoice)
+        if refusal is not None:  # flagged or held: left a draft, and said so in the run's errors
+            code = invoice.customer.code
+            message = f"not issued: {refusal.message}"
+            result.errors[code] = f"{result.errors[code]}; {message}" if code in result.errors else message
             continue
         try:
             issued.append(invoice_issue(invoice=invoice, now=now))
