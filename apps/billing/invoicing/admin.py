@@ -29,6 +29,8 @@ from apps.billing.invoicing.models import (
     InvoiceLine,
     InvoiceStatus,
     Payment,
+    ReconciliationCard,
+    ReconciliationDecision,
 )
 from apps.billing.invoicing.pdf import credit_note_pdf, fapiao_data, invoice_pdf
 from apps.billing.invoicing.services.issuing import (
@@ -38,6 +40,7 @@ from apps.billing.invoicing.services.issuing import (
     period_has_ended,
 )
 from apps.billing.invoicing.services.preview import invoice_preview
+from apps.billing.invoicing.services.reconciliation import invoice_reconciliation_decide
 from apps.billing.invoicing.services.runs import billing_run_request
 from apps.core.admin import GuardedAdmin, ReadOnlyAdminMixin
 from apps.core.errors import DomainError
@@ -174,6 +177,43 @@ class CustomerFilter(admin.RelatedOnlyFieldListFilter):
         return bool(self.lookup_val) or super().has_output()  # a chosen customer still filters
 
 
+class ReconciliationCardInline(ReadOnlyInline):
+    """Billed against observed hours per card of the draft's metered lines
+    (docs/hardware-truth.md#reconciliation)."""
+
+    model = ReconciliationCard
+    fk_name = "invoice"
+    verbose_name = "card reconciliation 逐卡核对"
+    verbose_name_plural = "reconciliation per card 逐卡核对 (hours 小时)"
+    fields = (
+        "line_position",
+        "card_display",
+        "provider",
+        "billed_hours",
+        "observed_hours",
+        "matched_hours",
+        "billed_not_observed_hours",
+        "observed_not_billed_hours",
+        "tolerance_hours",
+        "within_tolerance",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("card__server__provider", "invoice_line")
+
+    @admin.display(description="line 行")
+    def line_position(self, obj):
+        return obj.invoice_line.position if obj.invoice_line_id else "—"
+
+    @admin.display(description="card 卡")
+    def card_display(self, obj):
+        return f"{obj.card.server.serial} #{obj.card.slot}"
+
+    @admin.display(description="provider 供应商")
+    def provider(self, obj):
+        return obj.card.server.provider.code
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(GuardedAdmin):
     list_display = (
@@ -201,7 +241,7 @@ class InvoiceAdmin(GuardedAdmin):
     show_full_result_count = False  # one COUNT of the invoices, not two (docs/scaling.md#pages)
     ordering = ("-period", "customer__code")
     actions = ["issue_selected", "void_selected"]
-    inlines = [InvoiceLineInline, PaymentInline, CreditNoteInline]
+    inlines = [InvoiceLineInline, ReconciliationCardInline, PaymentInline, CreditNoteInline]
     change_form_template = "admin/billing/invoice/change_form.html"
     fieldsets = (
         (None, {"fields": ("number", "customer", "period", "currency", "status_badge", "billing_run")}),
@@ -237,6 +277,17 @@ class InvoiceAdmin(GuardedAdmin):
                 )
             },
         ),
+        (
+            "Reconciliation 核对",
+            {
+                "fields": (
+                    "reconciliation_status",
+                    "reconciliation_decision",
+                    "reconciliation_decided_by",
+                    "reconciliation_decided_at",
+                )
+            },
+        ),
         ("Fapiao 开票信息", {"fields": ("fapiao_table",)}),
     )
 
@@ -266,6 +317,9 @@ class InvoiceAdmin(GuardedAdmin):
 
     def has_credit_permission(self, request):
         return request.user.has_perm("billing.add_creditnote")
+
+    def has_decide_reconciliation_permission(self, request):
+        return request.user.has_perm("billing.decide_reconciliation")
 
     # -- display --
 
@@ -394,6 +448,11 @@ class InvoiceAdmin(GuardedAdmin):
             path("<int:pk>/pdf/", view(self.pdf_view), name="billing_invoice_pdf"),
             path("<int:pk>/issue/", view(require_POST(self.issue_view)), name="billing_invoice_issue"),
             path("<int:pk>/void/", view(self.void_view), name="billing_invoice_void"),
+            path(
+                "<int:pk>/reconciliation/<str:decision>/",
+                view(require_POST(self.reconciliation_view)),
+                name="billing_invoice_reconciliation",
+            ),
             path("<int:pk>/credit-note/", view(self.credit_note_view), name="billing_invoice_credit_note"),
             path("preview/<int:customer_pk>/", view(self.preview_view), name="billing_invoice_preview"),
             *super().get_urls(),
@@ -405,6 +464,15 @@ class InvoiceAdmin(GuardedAdmin):
             "can_void": self.has_void_permission(request),
             "can_credit": self.has_credit_permission(request),
             "can_record_payment": self.has_record_payment_permission(request),
+            "can_decide_reconciliation": self.has_decide_reconciliation_permission(request),
+            "reconciliation_choices": [
+                (d.value, d.label)
+                for d in (
+                    ReconciliationDecision.AS_REPORTED,
+                    ReconciliationDecision.OBSERVED,
+                    ReconciliationDecision.HOLD,
+                )
+            ],
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra_context=extra)
@@ -439,6 +507,24 @@ class InvoiceAdmin(GuardedAdmin):
             self.message_user(request, exc.message, messages.ERROR)
         else:
             self.message_user(request, f"Issued {invoice.number}.", messages.SUCCESS)
+        return self._back(invoice)
+
+    def reconciliation_view(self, request, pk, decision):
+        """One click on a flagged draft: bill as reported, bill the observed hours, or hold."""
+        invoice = self._invoice(request, pk, self.has_decide_reconciliation_permission(request))
+        try:
+            invoice = invoice_reconciliation_decide(
+                invoice=invoice, decision=decision, actor=request.user, now=timezone.now()
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            label = ReconciliationDecision(decision).label
+            self.message_user(
+                request,
+                f"{invoice}: {label} — total {invoice.total_amount} {invoice.currency}.",
+                messages.SUCCESS,
+            )
         return self._back(invoice)
 
     def _form_page(self, request, invoice, form, title, submit):
