@@ -32,6 +32,7 @@ from .models import (
     LineTier,
     PriceList,
     PriceListItem,
+    SlaPolicy,
     TaxCategory,
     YearlyBilling,
 )
@@ -63,6 +64,9 @@ class LineData:
     yearly_billing: str = YearlyBilling.MONTHLY_INSTALMENTS
     tiers: list[tuple[Decimal | None, Decimal]] = field(default_factory=list)
     allocations: list[AllocationData] = field(default_factory=list)
+    usage_source: str = "partner"
+    observed_busy_threshold_percent: Decimal | None = None
+    sla: SlaPolicy | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +235,9 @@ def line_add(*, contract: Contract, data: LineData, actor, position: int | None 
         start_at=data.start_at,
         end_at=data.end_at,
         yearly_billing=data.yearly_billing,
+        usage_source=data.usage_source,
+        observed_busy_threshold_percent=data.observed_busy_threshold_percent,
+        sla=data.sla,
     )
     _save(line, actor)
     if data.tiers:

@@ -20,6 +20,7 @@ class LineKind(models.TextChoices):
     RECURRING = "recurring", "Recurring 周期费"
     MINIMUM_COMMITMENT_SHORTFALL = "minimum_commitment_shortfall", "Minimum commitment shortfall 保底差额"
     LATE_USAGE = "late_usage", "Late usage 迟到用量"
+    SLA_CREDIT = "sla_credit", "SLA credit 服务水平赔付"
 
 
 class ReconciliationStatus(models.TextChoices):
@@ -232,6 +233,26 @@ class CreditNoteLine(models.Model):
 
     def __str__(self) -> str:
         return self.description
+
+
+class SlaCreditNote(models.Model):
+    """A credit note that paid an SLA credit owed after its invoice was issued (an incident reported
+    late): what each rerun subtracts, so a credit is given once (docs/hardware-truth.md#sla-credits-and-efficiency)."""
+
+    credit_note = models.OneToOneField(CreditNote, on_delete=models.PROTECT, related_name="sla_credit")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="sla_credit_notes")
+    contract_line = models.ForeignKey("contracts.ContractLine", on_delete=models.PROTECT, related_name="+")
+    availability_percent = models.DecimalField(max_digits=7, decimal_places=4)
+    credit_percent = models.DecimalField(max_digits=5, decimal_places=2)
+    amount = models.DecimalField(**MONEY, help_text="On the contract's tax basis, like the line's amount.")
+
+    class Meta:
+        verbose_name = "SLA credit note"
+        ordering = ["invoice", "contract_line"]
+        indexes = [models.Index(fields=["invoice", "contract_line"], name="slacreditnote_inv_line")]
+
+    def __str__(self) -> str:
+        return f"{self.credit_note} · SLA {self.credit_percent} %"
 
 
 class PaymentMethod(models.TextChoices):

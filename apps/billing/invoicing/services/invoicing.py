@@ -12,6 +12,7 @@ import datetime
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -27,6 +28,7 @@ from apps.billing.invoicing.inputs import (
     windows_with_usage,
 )
 from apps.billing.invoicing.models import BillingRun, Invoice, InvoiceLine, InvoiceStatus
+from apps.billing.invoicing.sla import SlaInputs, sla_credits, sla_inputs_load
 from apps.contracts import pricing
 from apps.core.money import ZERO, round_unit_price
 from apps.core.periods import Period
@@ -107,6 +109,7 @@ def invoice_plan(
     usage: dict[int, list[pricing.UsageRecord]],
     late: list[tuple[Period, dict[int, list[pricing.UsageRecord]], dict[int, list[pricing.UsageRecord]]]],
     agent_usage: dict[int, list[pricing.UsageRecord]] | None = None,
+    sla: SlaInputs | None = None,
 ) -> dict[str, list[PlannedLine]]:
     """Invoice lines of one customer for ``period`` by currency (pure, apart from reading inputs).
 
@@ -114,6 +117,7 @@ def invoice_plan(
     card its partner records from ``usage`` (docs/hardware-truth.md#reconciliation).
     """
     by_currency: dict[str, list[PlannedLine]] = defaultdict(list)
+    bounds = period.bounds(_tz())
     agent_usage = agent_usage or {}
     for loaded in contracts:
         contract = loaded.contract
@@ -135,6 +139,29 @@ def invoice_plan(
                     contract.prices_include_tax,
                 )
             )
+        if sla is not None and sla.lines:
+            # SLA credits follow the lines they credit (docs/hardware-truth.md#sla-credits-and-efficiency)
+            for credit in sla_credits(
+                sla=sla,
+                contract_label=str(contract),
+                positions={pk: line.position for pk, line in loaded.lines.items()},
+                charges=list(charges.lines),
+                period=str(period),
+                start=bounds[0],
+                end=bounds[1],
+                prices_include_tax=contract.prices_include_tax,
+                tz=ZoneInfo(_tz()),
+            ):
+                by_currency[contract.currency].append(
+                    PlannedLine(
+                        contract.pk,
+                        credit.line_id,
+                        credit.charge,
+                        credit.description,
+                        loaded.lines[credit.line_id].fapiao_classification,
+                        contract.prices_include_tax,
+                    )
+                )
         # late usage is read from partner records: the agent-billed cards take none
         late_cards = loaded.card_ids - loaded.agent_card_ids
         for late_period, all_usage, billed_usage in late:
@@ -223,6 +250,7 @@ class ChunkInputs:
     contracts: dict[int, list[LoadedContract]]
     usage: dict[int, list[pricing.CardUsage]]
     late: dict[int, list]
+    sla: SlaInputs = field(default_factory=SlaInputs)
     agent_usage: dict[int, list[pricing.CardUsage]] = field(default_factory=dict)
 
     def plan(self, customer_id: int, period: Period) -> dict[str, list[PlannedLine]]:
@@ -231,6 +259,7 @@ class ChunkInputs:
             period=period,
             usage=self.usage,
             late=self.late.get(customer_id, []),
+            sla=self.sla,
             agent_usage=self.agent_usage,
         )
 
@@ -252,7 +281,13 @@ def billing_inputs_load(*, customer_ids: list[int], period: Period, as_of: datet
         if _has_issued_late_periods(customer_ids, period)
         else {}
     )
-    return ChunkInputs(contracts=contracts, usage=usage, late=late, agent_usage=agent_usage)
+    sla = sla_inputs_load(
+        line_ids=[line_id for loaded in loaded_all for line_id in loaded.lines],
+        start=start,
+        end=end,
+        as_of=as_of,
+    )
+    return ChunkInputs(contracts=contracts, usage=usage, late=late, agent_usage=agent_usage, sla=sla)
 
 
 def invoice_drafts_refresh(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:

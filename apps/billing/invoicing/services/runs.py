@@ -22,6 +22,7 @@ from apps.billing.invoicing.services.invoicing import (
 )
 from apps.billing.invoicing.services.issuing import invoice_issue, period_has_ended
 from apps.billing.invoicing.services.reconciliation import invoice_reconcile
+from apps.billing.invoicing.services.sla_credits import sla_late_credit_notes
 from apps.contracts.models import Contract
 from apps.core.errors import DomainError
 from apps.core.periods import Period
@@ -114,6 +115,11 @@ def billing_run_chunk(
     result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
     invoice_reconcile(invoice_ids=result.invoice_ids)  # docs/hardware-truth.md#reconciliation
     invoice_auto_issue(result=result, now=now or timezone.now())
+    # incidents reported after an invoice was issued: credit notes, never a change to the invoice
+    _, sla_errors = sla_late_credit_notes(
+        customer_ids=customer_ids, period=Period.parse(run.period), as_of=run.as_of, now=now or timezone.now()
+    )
+    result.errors.update(sla_errors)
     billing_run_progress_record(run_id=run_id, result=result, customers=len(customer_ids))
     billing_run_finish_if_done(run_id=run_id, now=now)
     return result.invoice_ids
