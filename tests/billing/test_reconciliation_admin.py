@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from apps.accounts import roles
-from apps.billing.models import Invoice
+from apps.billing.models import Invoice, SettlementStatement
 from tests.billing.test_reconciliation import observe
 from tests.factories.billing_flows import at, bill, card_contract, use
 from tests.factories.catalogue import CustomerFactory, ServerFactory
@@ -89,3 +89,22 @@ def test_the_page_reads_a_constant_number_of_queries(am, finance_client):
             assert page(finance_client, invoice).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_the_provider_settlement_statement_shows_the_reconciliation_rate(am, finance_client):
+    invoice = flagged_draft(am)
+    provider = invoice.lines.get().contract_line.allocations.get().server.provider
+    statement = SettlementStatement.objects.create(provider=provider, period="2026-11", currency="CNY")
+    response = finance_client.get(reverse("admin:billing_settlementstatement_change", args=[statement.pk]))
+    # the agent confirmed 100 of the 110 hours billed from the provider's reports
+    assert "90.91 % (100 of 110 h matched)" in response.content.decode()
+    other = SettlementStatement.objects.create(provider=provider, period="2026-10", currency="CNY")
+    response = finance_client.get(reverse("admin:billing_settlementstatement_change", args=[other.pk]))
+    assert "no hours compared with the agent" in response.content.decode()
+
+
+def test_the_api_shows_the_reconciliation_status(am, api_client, make_staff):
+    invoice = flagged_draft(am)
+    api_client.force_authenticate(make_staff(roles.FINANCE, username="finance2"))
+    data = api_client.get(f"/api/v1/invoices/{invoice.pk}/").json()
+    assert (data["reconciliation_status"], data["reconciliation_decision"]) == ("flagged", "")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.billing.invoicing.reconciliation import provider_reconciliation_rate
 from apps.billing.settlements import services as services
 from apps.billing.settlements.models import SettlementLine, SettlementStatement
 from apps.billing.settlements.selectors import settlement_lines_queryset
@@ -164,6 +165,7 @@ class SettlementStatementAdmin(GuardedAdmin):
         "margin_amount",
         "line_count",
         "warning_count",
+        "reconciliation_rate",
         "built_at",
         "confirmed_at",
         "confirmed_by",
@@ -185,6 +187,15 @@ class SettlementStatementAdmin(GuardedAdmin):
 
     def has_pay_permission(self, request):
         return request.user.has_perm("billing.pay_settlementstatement")
+
+    @admin.display(description="reconciliation rate 核对一致率")
+    def reconciliation_rate(self, obj):
+        """Hours the agent confirmed / hours billed from this provider's reports in the period
+        (docs/hardware-truth.md#reconciliation)."""
+        rate = provider_reconciliation_rate(provider_id=obj.provider_id, period=obj.period)
+        if rate.percent is None:
+            return "— (no hours compared with the agent 无实测对比)"
+        return f"{rate.percent} % ({rate.matched_hours.normalize():f} of {rate.billed_hours.normalize():f} h matched)"
 
     @admin.display(description="warnings 警告", ordering="warning_count")
     def warnings(self, obj):

@@ -53,6 +53,8 @@ INVOICE_KEYS = {
     "voided_at",
     "void_reason",
     "early_issue_reason",
+    "reconciliation_status",
+    "reconciliation_decision",
     "lines",
 }
 LINE_KEYS = {

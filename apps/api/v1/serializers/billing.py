@@ -77,6 +77,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "voided_at",
             "void_reason",
             "early_issue_reason",
+            "reconciliation_status",
+            "reconciliation_decision",
             "lines",
         ]
         read_only_fields = fields
