@@ -231,6 +231,18 @@ def test_the_busy_threshold_counts_only_busy_agent_records(world):
     ]
 
 
+def test_a_card_the_agent_saw_only_idle_shows_no_busy_hours(world):
+    customer, server, contract = world
+    ContractLine.objects.filter(contract=contract).update(observed_busy_threshold_percent=Decimal("50"))
+    use(server, 100)
+    observe_hours(server, 100, utilization="5")
+    invoice = bill(customer)
+    assert invoice.reconciliation_status == "flagged"
+    assert figures(invoice) == [
+        (Decimal("100"), Decimal("0"), Decimal("0"), Decimal("100"), Decimal("0"), False)
+    ]
+
+
 def test_without_agent_records_nothing_is_reconciled(world):
     customer, server, _ = world
     use(server, 100)

@@ -49,20 +49,31 @@ WITH l AS (
       FROM l JOIN contracts_allocation al ON al.line_id = l.cline_id AND al.firm
       LEFT JOIN inventory_card c ON al.card_id IS NULL AND c.server_id = al.server_id
      WHERE al.start_at < l.w_end AND (al.end_at IS NULL OR al.end_at > l.w_start)
+), evidence AS (
+    -- lines with at least one agent record on one of their cards: only those are compared (a
+    -- LIMIT 1 probe per card, so a chunk without agents costs one index pass, not a second merge)
+    SELECT DISTINCT a.line_id FROM a
+     WHERE (SELECT true FROM metering_usagerecord u
+             WHERE u.card_id = a.card_id AND u.source = 'agent' AND u.voided_at IS NULL
+               AND u.received_at <= a.cutoff AND u.start_at < upper(a.win)
+               AND u.start_at > lower(a.win) - %(span)s AND u.end_at > lower(a.win)
+             LIMIT 1)
+), ae AS (
+    SELECT a.* FROM a JOIN evidence USING (line_id)
 ), records AS (
     SELECT a.line_id, a.card_id, u.source, tstzrange(u.start_at, u.end_at) * a.win AS r
-      FROM a JOIN metering_usagerecord u ON u.card_id = a.card_id
+      FROM ae a JOIN metering_usagerecord u ON u.card_id = a.card_id
      WHERE u.voided_at IS NULL AND u.received_at <= a.cutoff
        AND u.start_at < upper(a.win) AND u.start_at > lower(a.win) - %(span)s AND u.end_at > lower(a.win)
        AND (u.source = 'partner' OR a.threshold IS NULL OR u.utilization_percent >= a.threshold)
     UNION ALL
     SELECT a.line_id, a.card_id, u.source, tstzrange(u.start_at, u.end_at) * a.win AS r
-      FROM a JOIN metering_usagerecord u ON u.server_id = a.server_id
+      FROM ae a JOIN metering_usagerecord u ON u.server_id = a.server_id
      WHERE u.voided_at IS NULL AND u.received_at <= a.cutoff
        AND u.start_at < upper(a.win) AND u.start_at > lower(a.win) - %(span)s AND u.end_at > lower(a.win)
        AND (u.source = 'partner' OR a.threshold IS NULL OR u.utilization_percent >= a.threshold)
 ), cards AS (
-    SELECT line_id, card_id, range_agg(win) AS win FROM a GROUP BY line_id, card_id
+    SELECT line_id, card_id, range_agg(win) AS win FROM ae GROUP BY line_id, card_id
 ), unions AS (
     SELECT line_id, card_id,
            coalesce(range_agg(r) FILTER (WHERE source = 'partner'), '{}'::tstzmultirange) AS billed,
@@ -148,7 +159,8 @@ def lines_to_reconcile(*, invoice_ids: list[int]) -> list[LineToReconcile]:
 def reconciliation_figures(lines: list[LineToReconcile]) -> list[ReconciliationCard]:
     """Unsaved rows, one per allocated card of each line that has agent evidence (one query).
 
-    A line none of whose cards the agent observed at all has no evidence: it gets no rows.
+    A line none of whose cards has an agent record in its window has no evidence: it gets no rows.
+    A card the agent saw only idle (below the line's busy threshold) is evidence of no busy hours.
     """
     if not lines:
         return []
@@ -168,11 +180,8 @@ def reconciliation_figures(lines: list[LineToReconcile]) -> list[ReconciliationC
             },
         )
         rows = cursor.fetchall()
-    observed_lines = {row[0] for row in rows if row[6]}
     out = []
     for line_id, card_id, percent, hours_month, win, billed, observed, matched, bno, onb in rows:
-        if line_id not in observed_lines:
-            continue
         line = by_id[line_id]
         billed_h, bno_h, onb_h = hours(billed), hours(bno), hours(onb)
         tolerance = tolerance_hours(
