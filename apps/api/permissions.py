@@ -5,12 +5,13 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 
 from apps.api.authentication import PartnerAPIKeyAuthentication
-from apps.metering.models import PartnerAPIKey
+from apps.metering.models import AgentAPIKey, PartnerAPIKey
 
 
 def is_partner(request) -> bool:
-    """Signed with a provider's partner API key (``request.user`` is a ``PartnerSystem``)."""
-    return isinstance(getattr(request, "auth", None), PartnerAPIKey)
+    """Signed with a provider's partner API key (``request.user`` is a ``PartnerSystem``) or a
+    server's agent key (an ``AgentHost``): never a staff or customer user."""
+    return isinstance(getattr(request, "auth", None), PartnerAPIKey | AgentAPIKey)
 
 
 class PartnerKeyGate(PartnerAPIKeyAuthentication):

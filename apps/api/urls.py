@@ -3,6 +3,7 @@
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
+from apps.api.v1.views.agent import AgentIncidentView, AgentUsageView
 from apps.api.v1.views.auth import ObtainTokenView
 from apps.api.v1.views.billing import (
     BillingRunViewSet,
@@ -58,6 +59,8 @@ price_list_item = PriceListItemViewSet.as_view(
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("usage/", UsageView.as_view(), name="usage"),
+    path("agent/usage/", AgentUsageView.as_view(), name="agent-usage"),
+    path("agent/incidents/", AgentIncidentView.as_view(), name="agent-incidents"),
     re_path(r"^usage/(?P<event_id>.+)/$", UsageRecordView.as_view(), name="usage-record"),
     re_path(rf"^servers/{_PARENT.format('server_pk')}/cards/$", server_cards, name="server-cards"),
     re_path(

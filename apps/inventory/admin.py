@@ -1,15 +1,18 @@
+from decimal import Decimal
+
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from apps.core.admin import GuardedAdmin, GuardedHistoryAdmin
-from apps.core.money import decimal_text
+from apps.core.money import decimal_text, round_hours
 
 from . import selectors
-from .models import Card, GpuModel, Server
+from .models import Card, CardIncident, GpuModel, Server
 from .resources import ServerResource, import_error_lines
 
 
@@ -37,6 +40,21 @@ class CardInline(admin.TabularInline):
     extra = 0
     fields = ("slot", "uuid", "status")
     ordering = ("slot",)
+
+
+class CardIncidentInline(admin.TabularInline):
+    """The card's hardware incidents, newest first, as the agent reported them."""
+
+    model = CardIncident
+    extra = 0
+    fields = ("kind", "xid_code", "started_at", "ended_at", "detail", "reported_at")
+    readonly_fields = fields
+    ordering = ("-started_at",)
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class SupplyAgreementFilter(admin.SimpleListFilter):
@@ -79,6 +97,7 @@ class ServerAdmin(ImportExportMixin, GuardedHistoryAdmin):
     list_select_related = ("provider", "site", "gpu_model")
     autocomplete_fields = ["provider", "site", "gpu_model"]
     inlines = [CardInline]
+    readonly_fields = ("incidents",)
     show_full_result_count = False
     resource_classes = [ServerResource]
     import_formats = [CSV, XLSX]
@@ -107,6 +126,15 @@ class ServerAdmin(ImportExportMixin, GuardedHistoryAdmin):
     def hub(self, obj):
         return obj.site.get_hub_display()
 
+    @admin.display(description="incidents 硬件故障")
+    def incidents(self, obj):
+        """The server's card incidents: counts and a link to them in the incidents list."""
+        if obj.pk is None:
+            return "—"
+        total, ongoing = selectors.server_incident_counts(obj)
+        url = reverse("admin:inventory_cardincident_changelist") + f"?card__server__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} incidents, {} ongoing</a>', url, total, ongoing)
+
 
 @admin.register(Card)
 class CardAdmin(GuardedHistoryAdmin):
@@ -115,7 +143,65 @@ class CardAdmin(GuardedHistoryAdmin):
     search_fields = ("uuid", "server__serial")
     list_select_related = ("server", "server__gpu_model")
     autocomplete_fields = ["server"]
+    inlines = [CardIncidentInline]
 
     @admin.display(description="GPU model", ordering="server__gpu_model__name")
     def gpu_model(self, obj):
         return obj.server.gpu_model
+
+
+class OngoingFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "ongoing"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Ongoing 进行中"), ("no", "Ended 已恢复")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(ended_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(CardIncident)
+class CardIncidentAdmin(GuardedAdmin):
+    """Hardware incidents the metering agents reported (docs/hardware-truth.md#sources-and-incidents)."""
+
+    list_display = (
+        "card",
+        "server",
+        "slot",
+        "kind",
+        "xid_code",
+        "started_at",
+        "ended_at",
+        "hours",
+        "reported_at",
+    )
+    list_filter = (
+        OngoingFilter,
+        "kind",
+        "card__server__provider",
+        "card__server__site__hub",
+        ("started_at", admin.DateFieldListFilter),
+    )
+    search_fields = ("card__uuid", "card__server__serial", "detail", "source_event_id")
+    list_select_related = ("card", "card__server")
+    autocomplete_fields = ["card"]
+    date_hierarchy = "started_at"
+    readonly_fields = ("reported_at", "source_event_id")
+    show_full_result_count = False
+
+    @admin.display(description="server", ordering="card__server__serial")
+    def server(self, obj):
+        return obj.card.server
+
+    @admin.display(description="slot", ordering="card__slot")
+    def slot(self, obj):
+        return obj.card.slot
+
+    @admin.display(description="hours")
+    def hours(self, obj):
+        if obj.ended_at is None:
+            return "ongoing"
+        return decimal_text(round_hours(Decimal((obj.ended_at - obj.started_at).total_seconds()) / 3600))

@@ -8,7 +8,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from apps.providers.models import HubRegion, SupplyAgreement
 
-from .models import Card, HardwareStatus, Server
+from .models import Card, CardIncident, HardwareStatus, Server
 
 OUT_OF_SERVICE = (HardwareStatus.MAINTENANCE, HardwareStatus.RETIRED)
 
@@ -66,3 +66,11 @@ def servers_without_supply(*, on: datetime.date) -> QuerySet[Server]:
         valid_from__lte=on,
     )
     return Server.objects.exclude(status__in=OUT_OF_SERVICE).filter(~Exists(agreements))
+
+
+def server_incident_counts(server: Server) -> tuple[int, int]:
+    """``(incidents, ongoing)`` of the server's cards, in one query."""
+    counts = CardIncident.objects.filter(card__server=server).aggregate(
+        total=Count("pk"), ongoing=Count("pk", filter=Q(ended_at__isnull=True))
+    )
+    return counts["total"], counts["ongoing"]

@@ -21,7 +21,7 @@ from apps.core.errors import Conflict, DomainError, InvalidState
 from apps.core.validators import validate_nvml_uuid
 from apps.providers.models import Provider, Site
 
-from .models import Card, GpuModel, HardwareStatus, Server
+from .models import Card, CardIncident, GpuModel, HardwareStatus, Server
 
 MAX_CARDS_PER_SERVER = 16
 DEFAULT_CARD_COUNT = 8
@@ -338,3 +338,122 @@ def card_add(
         except IntegrityError as exc:
             raise _conflict_from(exc, cards_field=None) from exc
     return card
+
+
+# -- card incidents (docs/hardware-truth.md#sources-and-incidents) ------------------------------
+@dataclass(frozen=True, slots=True)
+class IncidentReportResult:
+    created: int  # new incidents
+    ended: int  # ongoing incidents whose end this report brought
+    unchanged: int  # resends of what is stored already
+
+
+class IncidentsRejected(DomainError):
+    """Some incidents name another server's card or contradict the stored one; nothing stored.
+
+    ``errors``: ``[{"index", "event_id", "code": "invalid" | "conflict", "errors": {field: [msg]}}]``
+    """
+
+    code = "invalid_batch"
+    http_status = 400
+
+    def __init__(self, errors: list[dict]) -> None:
+        self.errors = errors
+        super().__init__(
+            gettext("%(count)s incident(s) of the batch are invalid or conflicting; nothing was stored.")
+            % {"count": len(errors)},
+        )
+
+
+def _incident_error(index: int, event_id: str, code: str, field: str, message: str) -> dict:
+    return {"index": index, "event_id": event_id, "code": code, "errors": {field: [message]}}
+
+
+@transaction.atomic
+def card_incidents_report(*, server: Server, incidents: list[dict], now) -> IncidentReportResult:
+    """Store the incidents the metering agent of ``server`` reports, all or nothing.
+
+    Each incident: ``event_id``, ``card`` (normalised NVML UUID), ``kind``, ``xid_code``,
+    ``detail``, ``start``, ``end`` (``None`` while ongoing). The agent's ``event_id`` is unique
+    per card: sent again it is a resend (unchanged), or brings the end of an ongoing incident;
+    another kind or start, or another end than the stored one, is a conflict. Only the server's
+    own cards may be named.
+    """
+    uuids = {incident["card"] for incident in incidents}
+    cards = {card.uuid: card for card in Card.objects.filter(server=server, uuid__in=uuids)}
+    errors: list[dict] = []
+    for index, incident in enumerate(incidents):
+        if incident["card"] not in cards:
+            errors.append(
+                _incident_error(
+                    index,
+                    incident["event_id"],
+                    "invalid",
+                    "card",
+                    gettext("No card with this UUID in this server."),
+                )
+            )
+    if errors:
+        raise IncidentsRejected(errors)
+    stored = {
+        (row.card_id, row.source_event_id): row
+        for row in CardIncident.objects.select_for_update().filter(
+            card__in=list(cards.values()), source_event_id__in={i["event_id"] for i in incidents}
+        )
+    }
+    new: dict[tuple[int, str], CardIncident] = {}
+    ended: dict[int, CardIncident] = {}
+    unchanged = 0
+    for index, incident in enumerate(incidents):
+        card = cards[incident["card"]]
+        key = (card.pk, incident["event_id"])
+        found = stored.get(key) or new.get(key)
+        if found is None:
+            new[key] = CardIncident(
+                card=card,
+                kind=incident["kind"],
+                xid_code=incident.get("xid_code"),
+                detail=incident.get("detail") or "",
+                started_at=incident["start"],
+                ended_at=incident.get("end"),
+                reported_at=now,
+                source_event_id=incident["event_id"],
+            )
+            continue
+        end = incident.get("end")
+        if found.kind != incident["kind"] or found.started_at != incident["start"]:
+            errors.append(
+                _incident_error(
+                    index,
+                    incident["event_id"],
+                    "conflict",
+                    "event_id",
+                    gettext("This event id is stored with another kind or start."),
+                )
+            )
+        elif end is None or found.ended_at == end:
+            unchanged += 1
+        elif found.ended_at is None:
+            found.ended_at = end
+            if incident.get("detail"):
+                found.detail = incident["detail"]
+            if found.pk is not None:
+                ended[found.pk] = found
+        else:
+            errors.append(
+                _incident_error(
+                    index,
+                    incident["event_id"],
+                    "conflict",
+                    "end",
+                    gettext("This incident is stored as ended at another time."),
+                )
+            )
+    if errors:
+        raise IncidentsRejected(errors)
+    for incident in new.values():
+        incident.full_clean(exclude=["card"], validate_unique=False, validate_constraints=False)
+    CardIncident.objects.bulk_create(new.values())
+    if ended:
+        CardIncident.objects.bulk_update(ended.values(), ["ended_at", "detail"])
+    return IncidentReportResult(created=len(new), ended=len(ended), unchanged=unchanged)

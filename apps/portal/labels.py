@@ -37,6 +37,13 @@ LABELS = {
         "expire": _("Expired"),
     },
     "flow": {"supplier_side": _("Paid at issue"), "customer_claim": _("Claimed by you after payment")},
+    "incident": {
+        "xid": _("Xid error"),
+        "ecc_double_bit": _("Double-bit ECC error"),
+        "fell_off_bus": _("Fell off the bus"),
+        "thermal_throttle": _("Thermal throttling"),
+        "power_throttle": _("Power throttling"),
+    },
 }
 
 

@@ -29,7 +29,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Greatest
+from django.db.models.functions import Coalesce, Greatest
 
 from apps.billing.invoicing.models import Invoice, InvoiceStatus
 from apps.billing.invoicing.selectors import overdue_q
@@ -37,7 +37,7 @@ from apps.contracts.models import Allocation, Contract, ContractLine
 from apps.contracts.selectors import contract_list
 from apps.core.money import ZERO, round_hours
 from apps.core.periods import Period
-from apps.inventory.models import Card, GpuModel, Server
+from apps.inventory.models import Card, CardIncident, GpuModel, Server
 from apps.metering.models import UsageRecord
 from apps.metering.selectors import ContractUtilisation, contract_utilisation, covering_allocations
 
@@ -312,4 +312,25 @@ def portal_contracts(*, user) -> QuerySet[Contract]:
             Prefetch("lines", queryset=lines), Prefetch("lines__allocations", queryset=allocations)
         )
         .order_by("-start_at", "number", "version")
+    )
+
+
+def customer_incidents(*, customer, now: datetime.datetime) -> QuerySet[CardIncident]:
+    """Hardware incidents of the cards the customer held while they held them: a firm allocation
+    of one of the customer's contracts covers the card (whole server or that card) at some
+    instant of the incident, an ongoing one counting until ``now``
+    (docs/hardware-truth.md#sources-and-incidents). Newest first, card and server joined (one
+    query per page)."""
+    held = Allocation.objects.filter(
+        Q(end_at__isnull=True) | Q(end_at__gt=OuterRef("started_at")),
+        Q(card__isnull=True) | Q(card_id=OuterRef("card_id")),
+        line__contract__customer=customer,
+        firm=True,
+        server_id=OuterRef("card__server_id"),
+        start_at__lt=Coalesce(OuterRef("ended_at"), Value(now)),
+    )
+    return (
+        CardIncident.objects.filter(Exists(held))
+        .select_related("card", "card__server", "card__server__gpu_model")
+        .order_by("-started_at", "-pk")
     )

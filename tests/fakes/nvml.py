@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-NOT_SUPPORTED, LIBRARY_NOT_FOUND, GPU_IS_LOST = 3, 12, 15  # NVML return codes
+NOT_SUPPORTED, TIMEOUT, LIBRARY_NOT_FOUND, GPU_IS_LOST = 3, 10, 12, 15  # NVML return codes
+EVENT_DOUBLE_BIT_ECC, EVENT_XID = 0x2, 0x8
+THERMAL, POWER_BRAKE, SW_POWER_CAP = 0x40, 0x80, 0x4  # clock event reasons
 GIB = 1024**3
 
 
@@ -25,9 +27,23 @@ class FakeGpu:
         energy: int | None = None,
         processes_error: int | None = None,
         util_error: int = NOT_SUPPORTED,
+        throttle: int = 0,
+        ecc_uncorrected: int | None = 0,
     ) -> None:
         self.uuid, self.pids, self.util, self.mem, self.energy = uuid, pids, util, mem, energy
         self.processes_error, self.util_error = processes_error, util_error
+        # health: clock event reasons, the volatile uncorrected ECC counter, lost (fell off the bus)
+        self.throttle, self.ecc_uncorrected, self.lost = throttle, ecc_uncorrected, False
+        self.events: list[tuple[int, int]] = []  # (event type, data) waiting in the event set
+
+    def xid(self, code: int) -> None:
+        """An Xid critical error event (read by the next nvmlEventSetWait)."""
+        self.events.append((EVENT_XID, code))
+
+    def double_bit_ecc(self) -> None:
+        self.events.append((EVENT_DOUBLE_BIT_ECC, 0))
+        if self.ecc_uncorrected is not None:
+            self.ecc_uncorrected += 1
 
 
 class FakePynvml:
@@ -53,10 +69,39 @@ class FakePynvml:
         return len(self.gpus)
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        if self.gpus[index].lost:
+            raise FakeNVMLError(GPU_IS_LOST)
         return self.gpus[index]
 
     def nvmlDeviceGetUUID(self, gpu: FakeGpu) -> str:
         return gpu.uuid
+
+    # -- health --------------------------------------------------------------------------------
+    def nvmlEventSetCreate(self) -> list[FakeGpu]:
+        self.registered: list[FakeGpu] = []
+        return self.registered
+
+    def nvmlDeviceRegisterEvents(self, gpu: FakeGpu, types: int, event_set: list[FakeGpu]) -> None:
+        event_set.append(gpu)
+
+    def nvmlEventSetWait_v2(self, event_set: list[FakeGpu], timeout_ms: int) -> SimpleNamespace:
+        for gpu in event_set:
+            if gpu.events:
+                kind, data = gpu.events.pop(0)
+                return SimpleNamespace(device=gpu, eventType=kind, eventData=data)
+        raise FakeNVMLError(TIMEOUT)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, gpu: FakeGpu) -> int:
+        if gpu.lost:
+            raise FakeNVMLError(GPU_IS_LOST)
+        return gpu.throttle
+
+    def nvmlDeviceGetTotalEccErrors(self, gpu: FakeGpu, error_type: int, counter_type: int) -> int:
+        if gpu.lost:
+            raise FakeNVMLError(GPU_IS_LOST)
+        if gpu.ecc_uncorrected is None:
+            raise FakeNVMLError(NOT_SUPPORTED)
+        return gpu.ecc_uncorrected
 
     def nvmlDeviceGetComputeRunningProcesses(self, gpu: FakeGpu) -> list[SimpleNamespace]:
         if gpu.processes_error is not None:

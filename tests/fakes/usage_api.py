@@ -1,4 +1,5 @@
-"""A local HTTP server answering ``POST /api/v1/usage/`` like the real API (docs/usage-api.md)."""
+"""A local HTTP server answering ``POST /api/v1/usage/`` (and the agent's ``/api/v1/agent/usage/``
+and ``/api/v1/agent/incidents/``) like the real API (docs/usage-api.md, docs/hardware-truth.md)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ class FakeUsageApi:
         self.api_key = api_key
         self.stored: dict[str, dict[str, Any]] = {}
         self.accepted = self.duplicates = self.conflicts = 0
-        self.requests: list[tuple[dict[str, str], Any]] = []
+        self.requests: list[tuple[dict[str, str], Any]] = []  # usage posts
+        self.paths: list[str] = []  # path of each usage post
+        self.incidents: dict[str, dict[str, Any]] = {}  # event id → latest incident record
+        self.incident_requests: list[Any] = []
         self.script: list[Any] = []
         self.known_cards: set[str] | None = None
         self.release = threading.Event()
@@ -80,7 +84,24 @@ class FakeUsageApi:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/api/v1/agent/incidents/" and not api.script:
+                    with api.lock:
+                        api.incident_requests.append(body)
+                        created = sum(1 for r in body if r["event_id"] not in api.incidents)
+                        ended = sum(
+                            1
+                            for r in body
+                            if r["end"]
+                            and (api.incidents.get(r["event_id"]) or {}).get("end") is None
+                            and r["event_id"] in api.incidents
+                        )
+                        api.incidents.update({r["event_id"]: r for r in body})
+                    self.answer(
+                        201, {"created": created, "ended": ended, "unchanged": len(body) - created - ended}
+                    )
+                    return
                 with api.lock:
+                    api.paths.append(self.path)
                     api.requests.append((dict(self.headers), body))
                     step = api.script.pop(0) if api.script else None
                     if step == "drop":
@@ -92,7 +113,8 @@ class FakeUsageApi:
                 if step is not None:
                     self.answer(*step)
                     return
-                if self.path != "/api/v1/usage/" or self.headers["Authorization"] != f"Api-Key {api.api_key}":
+                usage_paths = ("/api/v1/usage/", "/api/v1/agent/usage/")
+                if self.path not in usage_paths or self.headers["Authorization"] != f"Api-Key {api.api_key}":
                     self.answer(401, {"code": "not_authenticated"})
                     return
                 with api.lock:

@@ -7,7 +7,10 @@ A cycle, under the spool lock:
    the spool, so an event id is never reused with different telemetry;
 3. append the new records to the spool (fsync) and remember their windows;
 4. send everything in the spool, oldest first, in batches; remove what the API accepted
-   (or counted as duplicates), move what it refused for good to ``P.rejected``, keep the rest.
+   (or counted as duplicates), move what it refused for good to ``P.rejected``, keep the rest;
+5. with an incident tracker (the agent key's default): read the cards' health, turn it into
+   incident records (``incidents``), keep them in ``P.incidents`` and send them to
+   ``/api/v1/agent/incidents/`` the same way (docs/hardware-truth.md#sources-and-incidents).
 
 A record is sent only once its window ends at most 4 minutes from now (the API refuses records
 ending more than 5 minutes ahead); with the default 60 s interval that is at once.
@@ -25,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apps.metering.agent.collector import MODE_ALWAYS, build_records, window_containing
+from apps.metering.agent.incidents import DEFAULT_THROTTLE_SECONDS, IncidentTracker
 from apps.metering.agent.nvml import CardReader
 from apps.metering.agent.sender import Sender, batches, rejected_indexes
 from apps.metering.agent.spool import Spool
@@ -49,6 +53,9 @@ class CycleReport:
     pending: int = 0  # records left in the spool after the cycle
     sampling_failed: bool = False
     delivery_failed: bool = False
+    incidents_new: int = 0  # incident records this cycle's health read brought
+    incidents_sent: int = 0
+    incidents_pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -75,8 +82,13 @@ class Agent:
         spool: Spool | None = None,
         sender: Sender | None = None,
         dry_run: Callable[[list[dict[str, Any]]], Any] | None = None,
+        incidents: bool = False,
+        throttle_seconds: int = DEFAULT_THROTTLE_SECONDS,
     ) -> None:
-        """``dry_run``: instead of spooling and sending, hand each cycle's records to it."""
+        """``dry_run``: instead of spooling and sending, hand each cycle's records to it.
+        ``incidents``: also read the cards' health and report incidents (an agent key)."""
+        self.incidents = incidents
+        self.throttle_seconds = throttle_seconds
         self.reader = reader
         self.dry_run = dry_run
         self.now = now
@@ -129,6 +141,8 @@ class Agent:
                     self._spool_new(new)
                     pending.extend(new)
             self._send(pending, unreadable, report, send_until)
+            if self.incidents:
+                self._incidents(report, at if sample else None)
         self._log(report)
         return report
 
@@ -226,6 +240,51 @@ class Agent:
                 self.spool.replace(remaining)
             except OSError as exc:  # they will be sent again: duplicates, not doubles
                 logger.error("cannot rewrite the spool %s: %s", self.spool.path, exc)
+
+    # -- incidents -----------------------------------------------------------------------------
+    def _incidents(self, report: CycleReport, at: datetime | None) -> None:
+        """Read health (when sampling), track incidents, send the pending incident records."""
+        assert self.spool is not None and self.sender is not None
+        saved = self.spool.load_incidents()
+        tracker = IncidentTracker(throttle_seconds=self.throttle_seconds, state=saved.get("tracker"))
+        pending: list[dict[str, Any]] = [r for r in saved.get("pending") or [] if isinstance(r, dict)]
+        read_health = getattr(self.reader, "read_health", None)
+        if at is not None and read_health is not None:
+            try:
+                new = tracker.observe(read_health(), at)
+            except Exception as exc:  # health is evidence: a failed read must not stop usage
+                logger.error("cannot read the cards' health this cycle: %s", exc)
+                new = []
+            report.incidents_new = len(new)
+            for record in new:
+                logger.warning(
+                    "incident %s on %s %s",
+                    record["kind"],
+                    record["card"],
+                    "ended" if record["end"] else "began",
+                )
+            # the latest record of an incident says all: an end replaces the unsent start
+            latest = {record["event_id"]: record for record in [*pending, *new]}
+            pending = list(latest.values())
+        if pending:
+            result = self.sender.post_incidents(pending)
+            if result.outcome == "delivered":
+                report.incidents_sent = len(pending)
+                pending = []
+            elif result.outcome == "rejected":
+                bad = rejected_indexes(result.response, pending)
+                refused = pending if bad is None else [pending[i] for i in sorted(bad)]
+                self._reject(refused, result.status, result.response, whole=bad is None, size=len(pending))
+                report.rejected += len(refused)
+                pending = [] if bad is None else [r for i, r in enumerate(pending) if i not in bad]
+            else:
+                report.delivery_failed = True
+                logger.warning("%s; %d incident records kept for the next cycle", result.reason, len(pending))
+        report.incidents_pending = len(pending)
+        try:
+            self.spool.save_incidents({"tracker": tracker.state(), "pending": pending})
+        except OSError as exc:
+            logger.error("cannot write the incident file %s: %s", self.spool.incidents_path, exc)
 
     def _reject(
         self, refused: list[dict[str, Any]], status: int | None, response: Any, *, whole: bool, size: int

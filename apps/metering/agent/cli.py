@@ -16,8 +16,9 @@ from typing import Any
 
 from apps.metering.agent.agent import Agent, Clock
 from apps.metering.agent.collector import MODE_BUSY, MODES
+from apps.metering.agent.incidents import DEFAULT_THROTTLE_SECONDS
 from apps.metering.agent.nvml import CardReader, Nvml, NvmlUnavailable
-from apps.metering.agent.sender import Sender
+from apps.metering.agent.sender import AGENT_USAGE_PATH, USAGE_PATH, Sender
 from apps.metering.agent.spool import Spool
 
 PROG = "python -m apps.metering.agent"
@@ -28,7 +29,11 @@ EXIT_OK, EXIT_INCOMPLETE, EXIT_UNUSABLE = 0, 1, 2
 DESCRIPTION = """\
 Suanli metering agent (docs/usage-api.md#metering-agent). Reads NVML every INTERVAL
 seconds and reports each busy card's time as usage records, one per card and window,
-to POST {URL}/api/v1/usage/.
+to POST {URL}/api/v1/agent/usage/ with the server's agent key (--key agent, the default;
+manage.py create_agent_key SERIAL), or to POST {URL}/api/v1/usage/ with a provider's
+partner key (--key partner). With the agent key it also reports hardware incidents (Xid
+errors, double-bit ECC errors, a card fallen off the bus, thermal or power throttling
+longer than --throttle-seconds) to POST {URL}/api/v1/agent/incidents/.
 Windows are [k*INTERVAL, (k+1)*INTERVAL) seconds since the epoch (UTC); the event id is
 "<card uuid>:<window start>", so a resend is counted as a duplicate, never billed twice.
 Records are spooled before they are sent and kept until the API has answered for them."""
@@ -38,6 +43,7 @@ files (next to --spool P):
   P           records not yet accepted (JSON lines; resent every cycle)
   P.rejected  records the API refused for good (HTTP 400/409/422), with its answer
   P.state     last window reported per card (a window is reported once)
+  P.incidents open incidents and incident reports not yet accepted
   P.lock      held while a cycle runs
 
 --once samples the window it runs in, [floor(now), floor(now)+INTERVAL), sends it with
@@ -81,7 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SUANLI_URL") or DEFAULT_URL,
         help=f"Suanli base URL (default: $SUANLI_URL or {DEFAULT_URL})",
     )
-    parser.add_argument("--api-key", help="partner API key (default: $SUANLI_API_KEY)")
+    parser.add_argument("--api-key", help="API key (default: $SUANLI_API_KEY)")
+    parser.add_argument(
+        "--key",
+        choices=("agent", "partner"),
+        default="agent",
+        help="agent: the server's agent key (agent usage and incidents); partner: a provider's partner "
+        "key (partner usage, no incidents) (default: agent)",
+    )
+    parser.add_argument(
+        "--throttle-seconds",
+        type=_interval,
+        default=DEFAULT_THROTTLE_SECONDS,
+        metavar="SECONDS",
+        help=f"report throttling that lasts at least this long (default: {DEFAULT_THROTTLE_SECONDS})",
+    )
+    parser.add_argument("--no-incidents", action="store_true", help="do not report hardware incidents")
     parser.add_argument(
         "--interval", type=_interval, default=60, metavar="SECONDS", help="window length (default: 60)"
     )
@@ -169,7 +190,8 @@ def main(
     try:
         sender = None
         if not args.dry_run:
-            sender = Sender(url=args.url, api_key=api_key, timeout=args.timeout, opener=opener)
+            path = AGENT_USAGE_PATH if args.key == "agent" else USAGE_PATH
+            sender = Sender(url=args.url, api_key=api_key, timeout=args.timeout, opener=opener, path=path)
         agent = Agent(
             reader=reader,
             now=now or (lambda: datetime.now(UTC)),
@@ -178,6 +200,8 @@ def main(
             spool=None if args.dry_run else Spool(args.spool),
             sender=sender,
             dry_run=_print_records if args.dry_run else None,
+            incidents=args.key == "agent" and not args.no_incidents,
+            throttle_seconds=args.throttle_seconds,
         )
         if args.once:
             report = agent.cycle()

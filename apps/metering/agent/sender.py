@@ -1,9 +1,12 @@
-"""POST usage batches to ``{url}/api/v1/usage/`` with urllib (standard library only).
+"""POST usage batches to ``{url}/api/v1/agent/usage/`` (a server's agent key) or
+``{url}/api/v1/usage/`` (a partner key), and hardware incidents to ``{url}/api/v1/agent/incidents/``,
+with urllib (standard library only; docs/hardware-truth.md#sources-and-incidents).
 
 Each answer becomes one of three outcomes:
 
 ``delivered``
-    HTTP 200/201 whose body is ``{"accepted": n, "duplicates": m}``.
+    HTTP 200/201 whose body is ``{"accepted": n, "duplicates": m}`` (incidents:
+    ``{"created", "ended", "unchanged"}``).
 ``rejected`` (permanent: retrying the same batch cannot help)
     HTTP 400 (invalid batch; nothing of it was stored), 409 (conflicting content under a known
     event id), 422. :func:`rejected_indexes` reads which records the answer names.
@@ -27,7 +30,9 @@ from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
-USAGE_PATH = "/api/v1/usage/"
+USAGE_PATH = "/api/v1/usage/"  # partner usage (a provider's partner key)
+AGENT_USAGE_PATH = "/api/v1/agent/usage/"  # the agent's own usage (a server's agent key)
+AGENT_INCIDENTS_PATH = "/api/v1/agent/incidents/"
 MAX_BATCH_RECORDS = 10_000  # docs/usage-api.md#limits
 # Django refuses request bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB by default) with a
 # 400, and 10,000 records are about 3 MB, so batches are also cut by size.
@@ -129,15 +134,45 @@ class Sender:
         api_key: str,
         timeout: float = 30.0,
         opener: urllib.request.OpenerDirector | None = None,
+        path: str = USAGE_PATH,
     ) -> None:
-        self.endpoint = url.rstrip("/") + USAGE_PATH
+        self.endpoint = url.rstrip("/") + path
+        self.incidents_endpoint = url.rstrip("/") + AGENT_INCIDENTS_PATH
         self._api_key = api_key
         self.timeout = timeout
         self._opener = opener or default_opener()
 
     def post(self, batch: Sequence[dict[str, Any]]) -> SendResult:
+        answer = self._send(self.endpoint, batch)
+        if isinstance(answer, SendResult):
+            return answer
+        return self._result(*answer, len(batch))
+
+    def post_incidents(self, batch: Sequence[dict[str, Any]]) -> SendResult:
+        """Incidents: delivered on 200/201 with ``created``/``ended``/``unchanged`` counts (as
+        ``accepted`` = created + ended, ``duplicates`` = unchanged)."""
+        answer = self._send(self.incidents_endpoint, batch)
+        if isinstance(answer, SendResult):
+            return answer
+        status, body = answer
+        if status in (200, 201):
+            counts = body if isinstance(body, dict) else {}
+            values = [counts.get(key) for key in ("created", "ended", "unchanged")]
+            if all(isinstance(n, int) and not isinstance(n, bool) for n in values):
+                return SendResult(
+                    "delivered", status, accepted=values[0] + values[1], duplicates=values[2], response=body
+                )
+            return SendResult(
+                "retry",
+                status,
+                response=body,
+                reason=f"HTTP {status} without incident counts: is {self.incidents_endpoint} the Suanli API?",
+            )
+        return self._result(status, body, len(batch))
+
+    def _send(self, endpoint: str, batch: Sequence[dict[str, Any]]) -> tuple[int, Any] | SendResult:
         request = urllib.request.Request(
-            self.endpoint,
+            endpoint,
             data=encode(batch),
             method="POST",
             headers={
@@ -162,8 +197,8 @@ class Sender:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError):
                 reason = f"timed out after {self.timeout:g} s"
-            return SendResult("retry", reason=f"cannot reach {self.endpoint}: {reason}")
-        return self._result(status, _body(raw), len(batch))
+            return SendResult("retry", reason=f"cannot reach {endpoint}: {reason}")
+        return status, _body(raw)
 
     def _result(self, status: int, body: Any, size: int) -> SendResult:
         if status in (200, 201):

@@ -16,6 +16,10 @@
     The last window start reported per card. A window is reported at most once per card, so a
     restart or a second ``--once`` in the same window cannot send a different record under an
     event id already used (the server would count it as a conflict, not a duplicate).
+``P.incidents`` (JSON)
+    Hardware incidents (docs/hardware-truth.md#sources-and-incidents): the ones open now and the
+    last ECC counter per card (``tracker``), and the incident records not yet accepted by the API
+    (``pending``), so a restart neither forgets an open incident nor loses its end.
 ``P.lock``
     ``flock``ed during a cycle, so a daemon and a ``--once`` run on one spool take turns.
 """
@@ -100,6 +104,7 @@ class Spool:
         self.rejected_path = self.path.with_name(self.path.name + ".rejected")
         self.state_path = self.path.with_name(self.path.name + ".state")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.incidents_path = self.path.with_name(self.path.name + ".incidents")
 
     # -- the outbox -------------------------------------------------------------------------
     def read(self) -> tuple[list[dict[str, Any]], int]:
@@ -176,6 +181,21 @@ class Spool:
     def save_state(self, last_window_start: dict[str, str]) -> None:
         data = {"version": 1, "last_window_start": dict(sorted(last_window_start.items()))}
         _replace_durably(self.state_path, json.dumps(data, indent=1).encode() + b"\n")
+
+    # -- hardware incidents ----------------------------------------------------------------------
+    def load_incidents(self) -> dict[str, Any]:
+        """``{"tracker": {...}, "pending": [incident records]}``; empty when there is none yet."""
+        try:
+            data = json.loads(self.incidents_path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            logger.warning("incident file %s is unreadable, starting afresh", self.incidents_path)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_incidents(self, data: dict[str, Any]) -> None:
+        _replace_durably(self.incidents_path, json.dumps({"version": 1, **data}, indent=1).encode() + b"\n")
 
     # -- one agent at a time -------------------------------------------------------------------
     @contextlib.contextmanager

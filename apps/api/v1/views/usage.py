@@ -48,6 +48,7 @@ from apps.api.v1.serializers.usage import (
     UsageVoidSerializer,
 )
 from apps.metering import services, validation
+from apps.metering.models import UsageSource
 from apps.metering.validation import MAX_BATCH_RECORDS
 
 from .base import ERROR
@@ -245,15 +246,45 @@ class UsageView(UsageListMixin, PartnerAPIView):
                 )
         else:
             return _error("invalid", gettext("Expected a usage record object or a list of them."), 400)
+        refused = self._refused_source(records)
+        if refused is not None:
+            return refused
         try:
-            result = services.usage_ingest(
-                provider=request.auth.provider, payload_records=records, received_at=timezone.now()
-            )
+            result = self._store_records(request, records)
         except services.UsageRejected as rejected:
             return self._rejected(rejected, single=single)
         return _json(
             {"accepted": result.accepted, "duplicates": result.duplicates},
             201 if result.accepted else 200,
+        )
+
+    # The source the records of this endpoint have (docs/hardware-truth.md#sources-and-incidents).
+    source = UsageSource.PARTNER
+
+    def _refused_source(self, records: list[Any]) -> HttpResponse | None:
+        """A record may say ``"source"``, but only this endpoint's (the key dropped before
+        validation); claiming the other answers 403 ``source_not_allowed`` (nothing stored)."""
+        if isinstance(records, validation.AgentBatch):
+            return None  # the agent's shape has no source
+        for record in records:
+            if isinstance(record, dict) and "source" in record:
+                if record["source"] != self.source:
+                    return _error(
+                        "source_not_allowed",
+                        gettext(
+                            "Records with source %(claimed)s are not taken here: this endpoint stores "
+                            "%(source)s usage (agent usage goes to /api/v1/agent/usage/ with the "
+                            "server's agent key)."
+                        )
+                        % {"claimed": json.dumps(record["source"])[:40], "source": self.source},
+                        403,
+                    )
+                del record["source"]
+        return None
+
+    def _store_records(self, request, records: list[Any]) -> services.IngestResult:
+        return services.usage_ingest(
+            provider=request.auth.provider, payload_records=records, received_at=timezone.now()
         )
 
     @staticmethod
