@@ -2,7 +2,17 @@
 
 from django.urls import path
 
-from apps.portal.views import auth, contracts, dashboard, incidents, invoices, team, usage, vouchers
+from apps.portal.views import (
+    auth,
+    contracts,
+    dashboard,
+    efficiency,
+    incidents,
+    invoices,
+    team,
+    usage,
+    vouchers,
+)
 
 app_name = "portal"
 
@@ -26,6 +36,7 @@ urlpatterns = [
     path("contracts/<int:pk>/", contracts.contract_detail, name="contract_detail"),
     path("usage/", usage.usage_list, name="usage_list"),
     path("usage.csv", usage.usage_csv, name="usage_csv"),
+    path("efficiency/", efficiency.efficiency, name="efficiency"),
     path("incidents/", incidents.incident_list, name="incident_list"),
     path("vouchers/", vouchers.voucher_list_view, name="voucher_list"),
     path("vouchers/<int:pk>/claim-pack/", vouchers.voucher_claim_pack, name="voucher_claim_pack"),
