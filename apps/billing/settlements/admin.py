@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.billing.invoicing.efficiency import contract_efficiency_list
 from apps.billing.invoicing.reconciliation import provider_reconciliation_rate
 from apps.billing.settlements import services as services
 from apps.billing.settlements.models import SettlementLine, SettlementStatement
@@ -166,6 +167,7 @@ class SettlementStatementAdmin(GuardedAdmin):
         "line_count",
         "warning_count",
         "reconciliation_rate",
+        "efficiency",
         "built_at",
         "confirmed_at",
         "confirmed_by",
@@ -196,6 +198,41 @@ class SettlementStatementAdmin(GuardedAdmin):
         if rate.percent is None:
             return "— (no hours compared with the agent 无实测对比)"
         return f"{rate.percent} % ({rate.matched_hours.normalize():f} of {rate.billed_hours.normalize():f} h matched)"
+
+    @admin.display(description="efficiency 能效")
+    def efficiency(self, obj):
+        """Per contract on this provider's hardware in the period: billed card-hours against the
+        agent's busy card-hours, mean utilisation, energy (docs/hardware-truth.md#sla-credits-and-efficiency)."""
+        rows = contract_efficiency_list(period=Period.parse(obj.period), provider_id=obj.provider_id)
+        if not rows:
+            return "— (no hardware allocated 无分配)"
+
+        def text(value, suffix=""):
+            return "—" if value is None else f"{value}{suffix}"
+
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td class='num'>{}</td><td class='num'>{}</td><td class='num'>{}</td>"
+            "<td class='num'>{}</td><td class='num'>{}</td></tr>",
+            (
+                (
+                    r.contract,
+                    r.customer_code,
+                    r.billed_card_hours,
+                    r.busy_card_hours,
+                    text(r.busy_share_percent, " %"),
+                    text(r.mean_utilisation_percent, " %"),
+                    text(r.energy_kwh),
+                )
+                for r in rows
+            ),
+        )
+        return format_html(
+            "<table data-testid='settlement-efficiency'><thead><tr><th>contract 合同</th><th>customer 客户</th>"
+            "<th>billed card-h 计费卡时</th><th>busy card-h 繁忙卡时</th><th>busy share 繁忙占比</th>"
+            "<th>mean utilisation 平均利用率</th><th>energy kWh 能耗</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
 
     @admin.display(description="warnings 警告", ordering="warning_count")
     def warnings(self, obj):
