@@ -145,11 +145,32 @@ SELECT al.line_id, sum(upper(r) - lower(r)) AS used
 """
 
 
+def model_defaults_in_db(cursor) -> None:
+    """Give every NOT NULL column of the scratch database its model field's default, so the
+    set-based SQL of the benches, which names the columns it fills, keeps working when a model
+    gains a field (Django keeps defaults in Python, not in the table)."""
+    from django.apps import apps
+    from django.db import connection
+    from django.db.models import NOT_PROVIDED
+
+    for model in apps.get_models():
+        if model._meta.proxy or not model._meta.managed:
+            continue
+        for field in model._meta.concrete_fields:
+            if field.null or field.primary_key or field.unique or field.default is NOT_PROVIDED:
+                continue
+            value = field.get_db_prep_save(field.get_default(), connection)
+            cursor.execute(
+                f'ALTER TABLE "{model._meta.db_table}" ALTER COLUMN "{field.column}" SET DEFAULT %s', [value]
+            )
+
+
 def load(cursor, *, customers: int, records: int) -> None:
     """The bench's customers, contracts and hardware, and ``records`` usage records in November 2026."""
     cards = customers * 2
     per_card = max(1, records // cards)
     step = (30 * 86400) // per_card
+    model_defaults_in_db(cursor)
     cursor.execute(LOAD_SQL, {"servers": customers * 3, "customers": customers})
     cursor.execute(USAGE_SQL, {"per_card": per_card, "step": step, "length": int(step * 0.8)})
 

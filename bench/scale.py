@@ -55,7 +55,7 @@ DB_NAME = "suanli_bench_scale"
 INGEST_BATCH = 500
 HEAVY = "bench-1"
 
-from bench.billing import LOAD_SQL, floor_seconds, machine  # noqa: E402
+from bench.billing import LOAD_SQL, floor_seconds, machine, model_defaults_in_db  # noqa: E402
 
 
 def admin_url() -> str:
@@ -405,6 +405,7 @@ def main() -> None:
     customers = args.customers
     try:
         with connection.cursor() as cursor:
+            model_defaults_in_db(cursor)
             cursor.execute(LOAD_SQL, {"servers": customers * 3, "customers": customers})
             # contracts in force since December 2025, so the whole year's usage is the customers'
             cursor.execute("UPDATE contracts_contract SET start_at = %s", [month_start(2025, 12)])
