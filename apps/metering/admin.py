@@ -1,4 +1,5 @@
-"""Admin of partner API keys (operations) and of usage records (read-only: usage arrives by API)."""
+"""Admin of partner and agent API keys (operations) and of usage records (read-only: usage arrives
+by API)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from apps.inventory.models import Card, Server
 from apps.providers.models import Provider
 
 from . import selectors, services
-from .models import PartnerAPIKey, UsageRecord
+from .models import AgentAPIKey, PartnerAPIKey, UsageRecord
 from .validation import normalize_card_uuid
 
 
@@ -45,6 +46,36 @@ class PartnerAPIKeyAdmin(GuardedAdminMixin, APIKeyModelAdmin):
         self.message_user(
             request,
             f"{count} key{'s' if count != 1 else ''} revoked; partner systems using them now get 401.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(AgentAPIKey)
+class AgentAPIKeyAdmin(GuardedAdminMixin, APIKeyModelAdmin):
+    """The metering agent's key of one server (docs/hardware-truth.md#sources-and-incidents):
+    shown once on creation, like partner keys; it posts that server's agent usage and incidents."""
+
+    list_display = ("name", "server", "prefix", "created", "expiry_date", "_has_expired", "revoked")
+    list_filter = ("revoked", "server__provider", "created")
+    search_fields = ("name", "prefix", "server__serial")
+    list_select_related = ("server",)
+    autocomplete_fields = ["server"]
+    fields = ("server", "name", "prefix", "expiry_date", "revoked")
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "server") if obj is not None else fields
+
+    @admin.action(description="Revoke selected keys 吊销", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = services.agent_key_revoke(api_keys=queryset, actor=request.user)
+        for key in revoked:
+            self.log_change(request, key, "Revoked.")
+        count = len(revoked)
+        self.message_user(
+            request,
+            f"{count} key{'s' if count != 1 else ''} revoked; agents using them now get 401.",
             messages.SUCCESS,
         )
 
@@ -133,11 +164,13 @@ class CappedCountPaginator(Paginator):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdminMixin, GuardedAdmin):
-    """Usage as partner systems reported it; search by exact event id, card UUID or server serial."""
+    """Usage as partner systems and metering agents reported it (``source``); search by exact event
+    id, card UUID or server serial."""
 
     list_display = (
         "event_id",
         "provider",
+        "source",
         "hardware",
         "start_at",
         "end_at",
@@ -146,7 +179,7 @@ class UsageRecordAdmin(ReadOnlyAdminMixin, GuardedAdmin):
         "received_at",
         "voided_at",
     )
-    list_filter = ("provider", HardwareFilter, PeriodFilter, RatedFilter, VoidedFilter)
+    list_filter = ("provider", "source", HardwareFilter, PeriodFilter, RatedFilter, VoidedFilter)
     list_select_related = ("provider", "card", "server")
     search_fields = ("event_id",)  # see get_search_results: exact matches that use indexes
     search_help_text = "Exact event id, card UUID (GPU-…) or server serial."
