@@ -108,3 +108,16 @@ def test_the_api_shows_the_reconciliation_status(am, api_client, make_staff):
     api_client.force_authenticate(make_staff(roles.FINANCE, username="finance2"))
     data = api_client.get(f"/api/v1/invoices/{invoice.pk}/").json()
     assert (data["reconciliation_status"], data["reconciliation_decision"]) == ("flagged", "")
+
+
+def test_finance_finds_the_flagged_drafts(am, finance_client):
+    flagged = flagged_draft(am)
+    customer = CustomerFactory(auto_issue=False)
+    server = ServerFactory()
+    card_contract(customer, am, server, price="10.00")
+    use(server, 50)
+    matched = bill(customer)
+    url = reverse("admin:billing_invoice_changelist") + "?reconciliation_status__exact=flagged"
+    response = finance_client.get(url)
+    assert list(response.context["cl"].result_list) == [flagged]
+    assert matched.reconciliation_status == "not_needed"

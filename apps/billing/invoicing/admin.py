@@ -230,6 +230,7 @@ class InvoiceAdmin(GuardedAdmin):
     )
     list_filter = (
         "status",
+        "reconciliation_status",
         OverdueFilter,
         InvoicePeriodFilter,
         "currency",

@@ -4,6 +4,53 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+# billing_invoice_freeze() of 0010 with the reconciliation frozen too: the status and decision an
+# invoice was issued under, who decided and when, are part of what was issued.
+_FREEZE = r"""
+CREATE OR REPLACE FUNCTION billing_invoice_freeze() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF OLD.status <> 'draft' THEN
+            RAISE EXCEPTION 'invoice % is % and cannot be deleted', OLD.number, OLD.status
+                USING ERRCODE = 'integrity_constraint_violation', CONSTRAINT = 'invoice_frozen';
+        END IF;
+        RETURN OLD;
+    END IF;
+    IF OLD.status <> 'draft' AND (
+        NEW.customer_id IS DISTINCT FROM OLD.customer_id OR
+        NEW.currency IS DISTINCT FROM OLD.currency OR
+        NEW.period IS DISTINCT FROM OLD.period OR
+        NEW.number IS DISTINCT FROM OLD.number OR
+        NEW.prices_include_tax IS DISTINCT FROM OLD.prices_include_tax OR
+        NEW.net_amount IS DISTINCT FROM OLD.net_amount OR
+        NEW.tax_amount IS DISTINCT FROM OLD.tax_amount OR
+        NEW.total_amount IS DISTINCT FROM OLD.total_amount OR
+        NEW.usage_cutoff_at IS DISTINCT FROM OLD.usage_cutoff_at OR
+        NEW.issued_on IS DISTINCT FROM OLD.issued_on OR
+        NEW.issued_at IS DISTINCT FROM OLD.issued_at OR
+        NEW.due_on IS DISTINCT FROM OLD.due_on OR
+        NEW.fapiao IS DISTINCT FROM OLD.fapiao OR
+        NEW.early_issue_reason IS DISTINCT FROM OLD.early_issue_reason OR
+        %s
+        NEW.status = 'draft' OR
+        (OLD.status = 'void' AND NEW.status IS DISTINCT FROM OLD.status)
+    ) THEN
+        RAISE EXCEPTION 'invoice % is % and frozen: its money, lines and identity cannot change', OLD.number, OLD.status
+            USING ERRCODE = 'integrity_constraint_violation', CONSTRAINT = 'invoice_frozen';
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+"""
+FREEZE_SQL = _FREEZE.replace(
+    "%s",
+    "NEW.reconciliation_status IS DISTINCT FROM OLD.reconciliation_status OR\n"
+    "        NEW.reconciliation_decision IS DISTINCT FROM OLD.reconciliation_decision OR\n"
+    "        NEW.reconciliation_decided_by_id IS DISTINCT FROM OLD.reconciliation_decided_by_id OR\n"
+    "        NEW.reconciliation_decided_at IS DISTINCT FROM OLD.reconciliation_decided_at OR",
+)
+PREVIOUS_FREEZE_SQL = _FREEZE.replace("        %s\n", "")
+
 
 def roles(apps, schema_editor):
     from apps.accounts.roles import sync_roles
@@ -138,5 +185,6 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunSQL(FREEZE_SQL, PREVIOUS_FREEZE_SQL),
         migrations.RunPython(roles, migrations.RunPython.noop),
     ]
