@@ -53,6 +53,8 @@ def replica_view(view):
             return view(request, *args, **kwargs)
         with use_replica():
             response = view(request, *args, **kwargs)
+            if not getattr(response, "is_rendered", True):  # a TemplateResponse renders here, not later
+                response.render()
         if getattr(response, "streaming", False):
             response.streaming_content = _in_replica(response.streaming_content)
         return response

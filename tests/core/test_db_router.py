@@ -159,3 +159,24 @@ def test_writes_and_the_admin_never_touch_the_replica(world):
         api.post(f"/api/v1/invoices/{invoice.pk}/void/", {"reason": "test"}, content_type="application/json")
     assert len(on_replica) == 0
     assert Invoice.objects.using("default").get(pk=invoice.pk).status == "void"
+
+
+@REPLICA_ON
+def test_a_template_response_renders_its_lazy_reads_on_the_replica():
+    from django.template import engines
+    from django.template.response import SimpleTemplateResponse
+    from django.test import RequestFactory
+
+    from apps.core.db_router import replica_view
+
+    CustomerFactory(code="lazy-r")
+    template = engines["django"].from_string("{% for c in customers %}{{ c.code }}{% endfor %}")
+
+    @replica_view
+    def view(request):  # the queryset is evaluated only when the template renders
+        return SimpleTemplateResponse(template, {"customers": Customer.objects.filter(code="lazy-r")})
+
+    with CaptureQueriesContext(connections["replica"]) as on_replica:
+        response = view(RequestFactory().get("/"))
+    assert response.content == b"lazy-r"
+    assert touches(on_replica, "customers_customer")
