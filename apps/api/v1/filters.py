@@ -17,7 +17,7 @@ from apps.customers.models import Customer, InvoiceType
 from apps.inventory.models import GpuModel, HardwareStatus, Server
 from apps.inventory.services import card_uuid_normalize
 from apps.metering import selectors as metering_selectors
-from apps.metering.models import UsageRecord
+from apps.metering.models import UsageRecord, UsageSource
 from apps.providers.models import HubRegion, Provider, ProviderType, Site
 
 _BOOLEAN_VALUES = {"true", "false", "1", "0"}
@@ -145,10 +145,14 @@ class UsageRecordFilter(filters.FilterSet):
         method="filter_rated", help_text="true: a firm allocation covers it; false: none does (unrated)."
     )
     voided = filters.BooleanFilter(field_name="voided_at", lookup_expr="isnull", exclude=True)
+    source = filters.ChoiceFilter(
+        choices=UsageSource.choices,
+        help_text="partner: reported by the provider's system; agent: by the metering agent on the host.",
+    )
 
     class Meta:
         model = UsageRecord
-        fields = ["period", "provider", "card", "server", "contract", "rated", "voided"]
+        fields = ["period", "provider", "card", "server", "contract", "rated", "voided", "source"]
 
     def filter_period(self, queryset, name, value):
         start, end = Period.parse(value).bounds(settings.BILLING_TIME_ZONE)

@@ -36,6 +36,7 @@ from apps.metering.agent.spool import Spool
 logger = logging.getLogger(__name__)
 
 SEND_AHEAD = timedelta(minutes=4)
+MAX_INCIDENTS_PER_POST = 1000  # the incidents endpoint's limit; the rest wait for the next cycle
 SAMPLE_LEAD_SECONDS = 2.0  # the daemon samples a window this long before it ends
 
 Clock = Callable[[], datetime]
@@ -267,16 +268,18 @@ class Agent:
             latest = {record["event_id"]: record for record in [*pending, *new]}
             pending = list(latest.values())
         if pending:
-            result = self.sender.post_incidents(pending)
+            batch, rest = pending[:MAX_INCIDENTS_PER_POST], pending[MAX_INCIDENTS_PER_POST:]
+            result = self.sender.post_incidents(batch)
             if result.outcome == "delivered":
-                report.incidents_sent = len(pending)
-                pending = []
+                report.incidents_sent = len(batch)
+                pending = rest
             elif result.outcome == "rejected":
-                bad = rejected_indexes(result.response, pending)
-                refused = pending if bad is None else [pending[i] for i in sorted(bad)]
-                self._reject(refused, result.status, result.response, whole=bad is None, size=len(pending))
+                bad = rejected_indexes(result.response, batch)
+                refused = batch if bad is None else [batch[i] for i in sorted(bad)]
+                self._reject(refused, result.status, result.response, whole=bad is None, size=len(batch))
                 report.rejected += len(refused)
-                pending = [] if bad is None else [r for i, r in enumerate(pending) if i not in bad]
+                kept = [] if bad is None else [r for i, r in enumerate(batch) if i not in bad]
+                pending = kept + rest
             else:
                 report.delivery_failed = True
                 logger.warning("%s; %d incident records kept for the next cycle", result.reason, len(pending))

@@ -227,3 +227,18 @@ def test_every_kind_is_taken(server, agent_key):
 def test_the_partner_key_cannot_post_incidents(server, partner):
     assert_error(post(INCIDENTS, [xid(uuid_of(server))], partner), 403, "permission_denied")
     assert CardIncident.objects.count() == 0
+
+
+def test_usage_reads_show_the_source_and_filter_by_it(server, agent_key, partner):
+    uuid = uuid_of(server)
+    post(USAGE, card_record(uuid, START - HOUR, START, event_id="sched-job-1"), partner)
+    post(AGENT_USAGE, card_record(uuid, START), agent_key)
+    headers = {"HTTP_AUTHORIZATION": f"Api-Key {partner}"}
+    both = Client().get(USAGE, **headers).json()["results"]
+    assert sorted((r["event_id"], r["source"]) for r in both) == [
+        (f"{uuid}:{START.isoformat()}", "agent"),
+        ("sched-job-1", "partner"),
+    ]
+    agent_only = Client().get(USAGE, {"source": "agent"}, **headers).json()["results"]
+    assert [r["source"] for r in agent_only] == ["agent"]
+    assert Client().get(USAGE, {"source": "nvml"}, **headers).status_code == 400

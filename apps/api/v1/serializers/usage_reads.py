@@ -48,6 +48,7 @@ class UsageRecordSerializer(serializers.ModelSerializer):
             "id",
             "event_id",
             "provider",
+            "source",
             "card",
             "server",
             "start",
