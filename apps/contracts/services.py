@@ -401,6 +401,22 @@ def allocation_remove(*, allocation: Allocation, actor) -> None:
 
 
 @transaction.atomic
+def line_sla_set(*, line: ContractLine, sla: SlaPolicy | None, actor, reason: str = "") -> ContractLine:
+    """Give a line of a draft or running contract an SLA policy (or take its own away, leaving the
+    price list's): credits only ever lower what the customer pays, so it needs no amendment
+    (docs/hardware-truth.md#sla-policies). Kept in the line's history with ``reason``."""
+    contract = _locked(line.contract)
+    _require_status(
+        contract, ContractStatus.DRAFT, ContractStatus.ACTIVE, ContractStatus.SUSPENDED, action="edit"
+    )
+    line = ContractLine.objects.select_for_update().get(pk=line.pk)
+    if line.sla_id != (sla.pk if sla else None):
+        line.sla = sla
+        _save(line, actor, reason or "SLA set", update_fields=["sla"])
+    return line
+
+
+@transaction.atomic
 def line_delete(*, line: ContractLine, actor) -> None:
     """Remove a line (with its tentative allocations and tiers) from a draft."""
     contract = _locked(line.contract)

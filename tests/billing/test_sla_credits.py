@@ -220,3 +220,22 @@ def test_late_incident_adds_only_the_rest_when_the_tier_deepens(am, gold, make_s
     assert note.sla_credit.credit_percent == Decimal("50.00")
     run(period="2026-12", as_of=h(1, 4, month=1, year=2027))
     assert CreditNote.objects.filter(invoice=invoice).count() == 1
+
+
+def test_an_sla_given_to_a_running_line_credits_and_the_invoice_prints(am, gold, make_staff):
+    from apps.billing.invoicing.pdf import invoice_pdf
+    from apps.contracts.services import line_sla_set
+
+    customer, server = leased_server(am, None)
+    line = customer.contracts.get().lines.get()
+    line_sla_set(line=line, sla=gold, actor=am, reason="Dedicated-server SLA")
+    assert line.history.latest().history_change_reason == "Dedicated-server SLA"
+    incident(server.cards.get(slot=0), h(10), h(12, 12))  # 60 of 5,760 card-h: 98.96 % → 25 %
+    run()
+    invoice = Invoice.objects.get(customer=customer)
+    assert invoice.lines.get(kind="sla_credit").amount == Decimal("-36000.00")
+    invoice = invoice_issue(
+        invoice=invoice, actor=make_staff(roles.FINANCE, username="fin"), now=h(1, 10, month=12)
+    )
+    assert invoice.total_amount == Decimal("108000.00")
+    assert invoice_pdf(invoice).startswith(b"%PDF")
