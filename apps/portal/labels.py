@@ -31,6 +31,7 @@ LABELS = {
         "recurring": _("Recurring"),
         "minimum_commitment_shortfall": _("Minimum commitment shortfall"),
         "late_usage": _("Late usage"),
+        "sla_credit": _("SLA credit"),
         "issue": _("Granted"),
         "redeem": _("Redeemed"),
         "reverse": _("Reversed"),
