@@ -306,10 +306,18 @@ def _concurrent_change() -> DomainError:
 
 @transaction.atomic
 def usage_void(
-    *, provider, event_id: str, reason: str, now: datetime.datetime, actor: object = None
+    *,
+    provider,
+    event_id: str,
+    reason: str,
+    now: datetime.datetime,
+    actor: object = None,
+    source: str = UsageSource.PARTNER,
 ) -> UsageRecord:
     """Void the provider's record ``event_id`` (billing leaves it out) while no issued invoice
     covers it (``selectors.usage_invoice_covering``); voiding a voided record changes nothing.
+    Only records of ``source``: a partner system cannot void what the agent observed
+    (docs/hardware-truth.md#sources-and-incidents).
 
     Raises ``DomainError`` ``not_found`` (404) for an event id the provider never sent and
     ``Conflict`` ``already_invoiced`` (409) once an issued or paid invoice billed it: a credit
@@ -320,7 +328,7 @@ def usage_void(
     record = (
         UsageRecord.objects.select_for_update(of=("self",))
         .select_related("card")
-        .filter(provider=provider, event_id=event_id, start_at=Subquery(month))
+        .filter(provider=provider, event_id=event_id, start_at=Subquery(month), source=source)
         .order_by()
         .first()
     )

@@ -242,3 +242,12 @@ def test_usage_reads_show_the_source_and_filter_by_it(server, agent_key, partner
     agent_only = Client().get(USAGE, {"source": "agent"}, **headers).json()["results"]
     assert [r["source"] for r in agent_only] == ["agent"]
     assert Client().get(USAGE, {"source": "nvml"}, **headers).status_code == 400
+
+
+def test_a_partner_key_cannot_void_what_the_agent_observed(server, agent_key, partner):
+    record = card_record(uuid_of(server), START)
+    assert post(AGENT_USAGE, record, agent_key).status_code == 201
+    url = f"{USAGE}{record['event_id']}/"
+    response = Client().delete(url, HTTP_AUTHORIZATION=f"Api-Key {partner}")
+    assert_error(response, 404, "not_found")
+    assert UsageRecord.objects.get().voided_at is None
