@@ -45,6 +45,8 @@ SAVED_MODELS = (
     "billing.SettlementStatement",
     "billing.BillingRun",
     "metering.PartnerAPIKey",
+    "metering.AgentAPIKey",
+    "inventory.CardIncident",  # changes by hand (agent reports are bulk-written, with reported_at)
     "accounts.CustomerMembership",
 )
 # Written by another app that may not be installed yet: audited once it is.
@@ -221,7 +223,10 @@ def _groups_changed(sender, instance, action, reverse, model, pk_set, **kwargs):
 
 
 # Admin actions that change rows with QuerySet.update and log each row: model label → field set.
-ADMIN_LOGGED = {"metering.partnerapikey": {"Revoked.": {"revoked": [False, True]}}}
+ADMIN_LOGGED = {
+    "metering.partnerapikey": {"Revoked.": {"revoked": [False, True]}},
+    "metering.agentapikey": {"Revoked.": {"revoked": [False, True]}},
+}
 
 
 def _admin_logged(sender, instance, created, raw=False, **kwargs):
