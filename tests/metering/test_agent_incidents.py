@@ -36,12 +36,13 @@ def test_an_xid_opens_an_incident_that_ends_at_the_next_healthy_read():
             "card": GPU_A,
             "kind": "xid",
             "xid_code": 79,
-            "detail": "Xid 79",
+            "detail": "Xid 79: GPU has fallen off the bus",
             "start": iso(T0),
             "end": None,
         }
     ]
     assert tracker.observe([CardHealth(0, GPU_A, xid_codes=(79,))], T0 + MIN) == []  # still erring
+    assert IncidentTracker().observe([CardHealth(1, GPU_B, xid_codes=(1234,))], T0)[0]["detail"] == "Xid 1234"
     ended = tracker.observe([CardHealth(0, GPU_A)], T0 + 2 * MIN)
     assert [(r["event_id"], r["end"]) for r in ended] == [(first[0]["event_id"], iso(T0 + 2 * MIN))]
     assert tracker.open == {}

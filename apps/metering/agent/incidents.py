@@ -16,7 +16,7 @@ incidents open so far:
 Every change is a record for ``POST /api/v1/agent/incidents/``::
 
     {"event_id": "GPU-…:xid-79:2026-11-01T08:15:00+00:00", "card": "GPU-…", "kind": "xid",
-     "xid_code": 79, "detail": "Xid 79", "start": "2026-11-01T08:15:00+00:00", "end": null}
+     "xid_code": 79, "detail": "Xid 79: GPU has fallen off the bus", "start": "2026-11-01T08:15:00+00:00", "end": null}
 
 sent when the incident opens (``end`` null) and again when it ends (``end`` set); the event id
 is the same, so the server ends the stored incident, and a resend changes nothing.
@@ -39,6 +39,26 @@ THERMAL_THROTTLE = "thermal_throttle"
 POWER_THROTTLE = "power_throttle"
 THROTTLES = (THERMAL_THROTTLE, POWER_THROTTLE)
 DEFAULT_THROTTLE_SECONDS = 300
+
+# What the common Xid codes mean (NVIDIA's Xid catalogue), for the incident's detail.
+XID_MEANINGS = {
+    13: "graphics engine exception",
+    31: "GPU memory page fault",
+    43: "GPU stopped processing",
+    45: "preemptive cleanup",
+    48: "double-bit ECC error",
+    61: "internal micro-controller breakpoint",
+    62: "internal micro-controller halt",
+    63: "ECC page retirement or row remapping",
+    64: "ECC page retirement or row remapper failure",
+    74: "NVLink error",
+    79: "GPU has fallen off the bus",
+    92: "high single-bit ECC error rate",
+    94: "contained ECC error",
+    95: "uncontained ECC error",
+    119: "GSP RPC timeout",
+    120: "GSP error",
+}
 
 DETAILS = {
     FELL_OFF_BUS: "GPU is lost (NVML_ERROR_GPU_IS_LOST): fell off the bus",
@@ -140,7 +160,7 @@ class IncidentTracker:
             "card": card,
             "kind": kind,
             "xid_code": code,
-            "detail": f"Xid {code}" if kind == XID else DETAILS[kind],
+            "detail": _xid_detail(code) if kind == XID and code is not None else DETAILS[kind],
             "start": start,
             "reported": False,
         }
@@ -150,3 +170,8 @@ class IncidentTracker:
         if state["kind"] not in THROTTLES:
             return True
         return at - datetime.fromisoformat(state["start"]) >= self.throttle
+
+
+def _xid_detail(code: int) -> str:
+    meaning = XID_MEANINGS.get(code)
+    return f"Xid {code}: {meaning}" if meaning else f"Xid {code}"
