@@ -168,6 +168,7 @@ def test_billing_the_observed_hours_re_rates_the_line(world, finance):
     invoice = bill(customer)
     assert (invoice.reconciliation_status, invoice.reconciliation_decision) == ("decided", "observed")
     assert invoice.total_amount == Decimal("1000.00")
+    assert BillingRun.objects.filter(customer=customer).latest("pk").draft_changes == {}  # nothing changed
     # back to bill as reported: 1,100.00 again, and it can be issued
     invoice_reconciliation_decide(invoice=invoice, decision="as_reported", actor=finance, now=ISSUE_AT)
     issued = invoice_issue(invoice=invoice, now=ISSUE_AT)

@@ -52,13 +52,17 @@ def _key(row: ReconciliationCard) -> tuple:
     return (row.contract_line_id, row.card_id, *(getattr(row, name) for name in FIGURES))
 
 
-def invoice_reconcile(*, invoice_ids: list[int]) -> dict[int, str]:
+def invoice_reconcile(*, invoice_ids: list[int], changes: dict[str, dict] | None = None) -> dict[int, str]:
     """Recompute the discrepancy rows of these drafts and set their status (constant queries).
 
     ``not_needed`` when no line has agent evidence, ``matched`` when every card is within its
     provider's tolerance, else ``flagged`` — unless finance decided on exactly these figures, in
     which case the decision stands (and an ``observed`` decision is applied again to the lines a
     refresh just rewrote). Returns the new status by invoice id.
+
+    ``changes``: the run's draft changes ('customer currency' → before/after totals), corrected
+    for the drafts whose observed rating was applied again (a refresh that changed nothing in the
+    end is not a change).
     """
     if not invoice_ids:
         return {}
@@ -69,7 +73,8 @@ def invoice_reconcile(*, invoice_ids: list[int]) -> dict[int, str]:
     reapply: list[Invoice] = []
     with transaction.atomic():
         drafts = list(
-            Invoice.objects.select_for_update()
+            Invoice.objects.select_for_update(of=("self",))
+            .select_related("customer")
             .filter(pk__in=invoice_ids, status=InvoiceStatus.DRAFT)
             .order_by("pk")
         )
@@ -110,6 +115,11 @@ def invoice_reconcile(*, invoice_ids: list[int]) -> dict[int, str]:
             Invoice.objects.filter(pk=invoice.pk).update(
                 **{name: getattr(invoice, name) for name in TOTALS}, updated_at=invoice.updated_at
             )
+            change = (changes or {}).get(f"{invoice.customer.code} {invoice.currency}")
+            if change is not None:
+                change["after"] = str(invoice.total_amount)
+                if change["before"] == change["after"]:
+                    del changes[f"{invoice.customer.code} {invoice.currency}"]
     return {inv.pk: inv.reconciliation_status for inv in drafts}
 
 

@@ -113,7 +113,8 @@ def billing_run_chunk(
     """
     run = BillingRun.objects.get(pk=run_id)
     result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
-    invoice_reconcile(invoice_ids=result.invoice_ids)  # docs/hardware-truth.md#reconciliation
+    # docs/hardware-truth.md#reconciliation
+    invoice_reconcile(invoice_ids=result.invoice_ids, changes=result.changes)
     invoice_auto_issue(result=result, now=now or timezone.now())
     # incidents reported after an invoice was issued: credit notes, never a change to the invoice
     _, sla_errors = sla_late_credit_notes(
