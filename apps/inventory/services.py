@@ -380,7 +380,14 @@ def card_incidents_report(*, server: Server, incidents: list[dict], now) -> Inci
     own cards may be named.
     """
     uuids = {incident["card"] for incident in incidents}
-    cards = {card.uuid: card for card in Card.objects.filter(server=server, uuid__in=uuids)}
+    # The cards' rows are locked, so two posts of the same new incident (a resend racing the
+    # first) take turns: the second finds it stored instead of failing on the unique key.
+    cards = {
+        card.uuid: card
+        for card in Card.objects.select_for_update(of=("self",))
+        .filter(server=server, uuid__in=uuids)
+        .order_by("pk")
+    }
     errors: list[dict] = []
     for index, incident in enumerate(incidents):
         if incident["card"] not in cards:
