@@ -22,6 +22,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "customers.customer": ["view", "add", "change"],
         "accounts.customermembership": ALL,
         "contracts.pricelist": VIEW,
+        "contracts.slapolicy": VIEW,
+        "contracts.slacredittier": VIEW,
         "contracts.pricelistitem": VIEW,
         "contracts.taxcategory": VIEW,
         "inventory.gpumodel": VIEW,
@@ -46,6 +48,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     SALES_MANAGER: {
         "customers.customer": VIEW,
         "contracts.pricelist": ALL,
+        "contracts.slapolicy": ALL,
+        "contracts.slacredittier": ALL,
         "contracts.pricelistitem": ALL,
         "contracts.taxcategory": VIEW,
         "inventory.gpumodel": VIEW,
@@ -65,6 +69,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     FINANCE: {
         "customers.customer": ["view", "change"],
         "contracts.pricelist": VIEW,
+        "contracts.slapolicy": VIEW,
+        "contracts.slacredittier": VIEW,
         "contracts.pricelistitem": VIEW,
         "contracts.taxcategory": ALL,
         "inventory.gpumodel": VIEW,
