@@ -10,6 +10,8 @@
 # records against nvidia-smi: one per GPU in always mode, aligned 60 s windows, event id
 # "<uuid>:<start>", telemetry keys known. If torch with CUDA is importable, it also puts a
 # matmul load on GPU 0 and checks that busy mode then reports that card.
+# It also reads every card's health twice (docs/hardware-truth.md#sources-and-incidents: the
+# NVML event set, the ECC counter, the clock event reasons) and checks no card is lost.
 # Outputs (nvidia-smi listing, the JSON documents) are left in $OUT (default: a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +59,29 @@ else
     echo "== torch with CUDA not importable: skipping the loaded busy-mode check"
 fi
 
+echo "== card health (incidents: Xid/ECC events, ECC counter, clock event reasons, lost cards)"
+timeout "$STEP_TIMEOUT" "$PYTHON" - "$OUT_DIR" <<'PY'
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apps.metering.agent.incidents import IncidentTracker
+from apps.metering.agent.nvml import Nvml
+
+with Nvml() as nvml:
+    reads = [nvml.read_health(), nvml.read_health()]
+health = [asdict(h) for h in reads[-1]]
+(Path(sys.argv[1]) / "health.json").write_text(json.dumps(health, indent=1))
+for h in health:
+    print(h)
+assert health and not any(h["lost"] for h in health), health
+tracker = IncidentTracker(throttle_seconds=1)
+now = datetime.now(UTC)
+print("incidents now:", tracker.observe(reads[0], now), tracker.observe(reads[1], now + timedelta(seconds=1)))
+PY
+
 echo "== checks"
 "$PYTHON" - "$OUT_DIR" "$LOADED" <<'PY'
 import json
@@ -97,5 +122,7 @@ if loaded:
     print(f"loaded: busy mode reported {[r['card'] for r in loaded_records]}")
 for r in always:
     print(f"{r['card']}: telemetry {r['telemetry']}")
-print(f"DEVICE CHECK PASSED: {len(always)} GPU(s) in always mode, {len(busy)} busy; outputs in {out}")
+health = json.loads((out / "health.json").read_text())
+assert sorted(h["uuid"] for h in health) == sorted(listed), (listed, health)
+print(f"DEVICE CHECK PASSED: {len(always)} GPU(s) in always mode, {len(busy)} busy, health of {len(health)}; outputs in {out}")
 PY
