@@ -193,3 +193,11 @@ def test_with_a_partner_key_the_agent_posts_partner_usage_and_no_incidents(tmp_p
     gpus[0].xid(79)
     assert run_once(tmp_path, api, FakePynvml(gpus), FakeClock(T0), "--key", "partner") == 0
     assert api.paths == ["/api/v1/usage/"] and api.incidents == {}
+
+
+def test_an_incident_never_ends_in_the_second_it_began():
+    tracker = IncidentTracker()
+    tracker.observe([CardHealth(0, GPU_A, xid_codes=(13,))], T0)
+    assert tracker.observe([CardHealth(0, GPU_A)], T0 + timedelta(milliseconds=400)) == []
+    (ended,) = tracker.observe([CardHealth(0, GPU_A)], T0 + timedelta(seconds=1))
+    assert ended["end"] > ended["start"]

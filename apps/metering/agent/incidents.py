@@ -147,6 +147,8 @@ class IncidentTracker:
                 continue
             if state["kind"] != FELL_OFF_BUS and state["card"] not in readable:
                 continue  # a card that did not answer is not healthy again yet
+            if isoformat(at) <= state["start"]:
+                continue  # whole seconds: an end must come after the start (the next read ends it)
             del self.open[key]
             if state["reported"] or self._due(state, at):
                 records.append(incident_record(state, at))
