@@ -414,7 +414,7 @@ def test_once_dry_run_prints_the_records_and_sends_and_writes_nothing(tmp_path, 
     spool = tmp_path / "spool.jsonl"
 
     code = main(
-        ["--once", "--dry-run", "--url", api.url, "--spool", str(spool)],
+        ["--once", "--dry-run", "--mode", "busy", "--url", api.url, "--spool", str(spool)],
         reader=Nvml(module=FakePynvml(gpus)),
         now=clock,
     )
@@ -437,7 +437,11 @@ def test_once_sends_with_the_key_and_url_from_the_environment(tmp_path, gpus, cl
     monkeypatch.setenv("SUANLI_API_KEY", API_KEY)
     fake = FakePynvml(gpus)
 
-    code = main(["--once", "--spool", str(tmp_path / "spool.jsonl")], reader=Nvml(module=fake), now=clock)
+    code = main(
+        ["--once", "--mode", "busy", "--spool", str(tmp_path / "spool.jsonl")],
+        reader=Nvml(module=fake),
+        now=clock,
+    )
 
     assert code == 0
     assert sorted(api.stored) == [f"{GPU_A}:{W0}", f"{GPU_C}:{W0}"]
@@ -451,7 +455,7 @@ def test_once_exits_1_when_the_api_cannot_be_reached_and_keeps_the_records(
     url = f"http://127.0.0.1:{free_port()}"
 
     code = main(
-        ["--once", "--url", url, "--spool", str(tmp_path / "spool.jsonl")],
+        ["--once", "--mode", "busy", "--url", url, "--spool", str(tmp_path / "spool.jsonl")],
         reader=Nvml(module=FakePynvml(gpus)),
         now=clock,
     )
@@ -622,7 +626,7 @@ def test_the_daemon_through_main_stops_on_the_stop_event(tmp_path, gpus, api, mo
             stop.set()
 
     code = main(
-        ["--url", api.url, "--spool", str(tmp_path / "spool.jsonl")],
+        ["--mode", "busy", "--url", api.url, "--spool", str(tmp_path / "spool.jsonl")],
         reader=Nvml(module=FakePynvml(gpus)),
         now=clock,
         sleep=sleep,
@@ -631,3 +635,16 @@ def test_the_daemon_through_main_stops_on_the_stop_event(tmp_path, gpus, api, mo
 
     assert code == 0
     assert api.posted_ids() == [f"{card}:{w}" for w in (W0, W1) for card in (GPU_A, GPU_C)]
+
+
+def test_with_the_agent_key_the_default_mode_is_always(tmp_path, gpus, clock, api, monkeypatch):
+    """Reconciliation reads a card present as observed: the agent key reports every card."""
+    monkeypatch.setenv("SUANLI_API_KEY", API_KEY)
+    code = main(
+        ["--once", "--url", api.url, "--spool", str(tmp_path / "spool.jsonl")],
+        reader=Nvml(module=FakePynvml(gpus)),
+        now=clock,
+    )
+    assert code == 0
+    assert sorted(api.stored) == [f"{GPU_A}:{W0}", f"{GPU_B}:{W0}", f"{GPU_C}:{W0}"]
+    assert api.paths == ["/api/v1/agent/usage/"]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apps.metering.agent.agent import Agent, Clock
-from apps.metering.agent.collector import MODE_BUSY, MODES
+from apps.metering.agent.collector import MODE_ALWAYS, MODE_BUSY, MODES
 from apps.metering.agent.incidents import DEFAULT_THROTTLE_SECONDS
 from apps.metering.agent.nvml import CardReader, Nvml, NvmlUnavailable
 from apps.metering.agent.sender import AGENT_USAGE_PATH, USAGE_PATH, Sender
@@ -28,7 +28,8 @@ EXIT_OK, EXIT_INCOMPLETE, EXIT_UNUSABLE = 0, 1, 2
 
 DESCRIPTION = """\
 Suanli metering agent (docs/usage-api.md#metering-agent). Reads NVML every INTERVAL
-seconds and reports each busy card's time as usage records, one per card and window,
+seconds and reports each card's time (every card present, or only busy ones: --mode)
+as usage records, one per card and window,
 to POST {URL}/api/v1/agent/usage/ with the server's agent key (--key agent, the default;
 manage.py create_agent_key SERIAL), or to POST {URL}/api/v1/usage/ with a provider's
 partner key (--key partner). With the agent key it also reports hardware incidents (Xid
@@ -109,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mode",
         choices=MODES,
-        default=MODE_BUSY,
-        help="busy: cards with compute processes; always: every card (dedicated lease) (default: busy)",
+        default=None,
+        help="busy: cards with compute processes; always: every card present, with its utilisation "
+        "(default: always with --key agent, the evidence reconciliation reads; busy with --key partner)",
     )
     parser.add_argument(
         "--spool", default=DEFAULT_SPOOL, metavar="PATH", help=f"spool file (default: {DEFAULT_SPOOL})"
@@ -173,6 +175,8 @@ def main(
 ) -> int:
     """The entry point; the keyword arguments let tests replace NVML, the clock and sleeping."""
     args = build_parser().parse_args(argv)
+    if args.mode is None:
+        args.mode = MODE_ALWAYS if args.key == "agent" else MODE_BUSY
     _configure_logging(args.log_level)
     log = logging.getLogger(__name__)
 
