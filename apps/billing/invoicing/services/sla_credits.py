@@ -30,6 +30,7 @@ from apps.billing.invoicing.models import (
 )
 from apps.billing.invoicing.services.issuing import CreditRequest, credit_note_create
 from apps.billing.invoicing.sla import CREDITED_KINDS, credit_amount, sla_inputs_load
+from apps.contracts.models import ContractLine
 from apps.core.money import ZERO, round_percent, round_places, split_tax
 from apps.core.periods import Period
 
@@ -54,17 +55,22 @@ def _candidates(customer_ids: list[int], period: Period) -> list[_Issued]:
     earliest = period
     for _ in range(LOOKBACK_MONTHS):
         earliest = earliest.previous()
+    # the customers' lines with an SLA first (few), then their issued lines by the (line, kind) index
+    sla_lines = list(
+        ContractLine.objects.filter(contract__customer_id__in=id_array(customer_ids))
+        .filter(Q(sla__isnull=False) | Q(contract__price_list__sla__isnull=False))
+        .values_list("pk", flat=True)
+    )
+    if not sla_lines:
+        return []
     found: dict[tuple[int, int], _Issued] = {}
     for line_id, invoice_id, inv_period, issued_at, include_tax, cline_id, amount, gross in (
         InvoiceLine.objects.filter(
-            invoice__customer_id__in=id_array(customer_ids),
+            contract_line_id__in=id_array(sla_lines),
+            kind__in=CREDITED_KINDS,
             invoice__status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
             invoice__period__gte=str(earliest),
             invoice__period__lte=str(period),
-            kind__in=CREDITED_KINDS,
-        )
-        .filter(
-            Q(contract_line__sla__isnull=False) | Q(contract_line__contract__price_list__sla__isnull=False)
         )
         .order_by("invoice_id", "position")
         .values_list(
