@@ -137,7 +137,7 @@ def run_once(tmp_path, api, fake, clock, *extra) -> int:
 
 
 def test_the_agent_posts_usage_to_the_agent_endpoint_and_an_incident_with_its_start_then_its_end(
-    tmp_path, api
+    tmp_path, api, caplog
 ):
     gpus = [FakeGpu(GPU_A, pids=(1,), util=90), FakeGpu(GPU_B, pids=(2,), util=80)]
     fake = FakePynvml(gpus)
@@ -146,6 +146,7 @@ def test_the_agent_posts_usage_to_the_agent_endpoint_and_an_incident_with_its_st
 
     assert run_once(tmp_path, api, fake, clock) == 0
     assert set(api.paths) == {"/api/v1/agent/usage/"} and len(api.stored) == 2
+    assert "incidents: 1 new reports, 1 sent, 0 waiting" in caplog.text
     (incident,) = api.incidents.values()
     assert (incident["card"], incident["kind"], incident["xid_code"], incident["end"]) == (
         GPU_B,

@@ -320,6 +320,15 @@ class Agent:
             report.rejected,
             report.pending,
         )
+        if self.incidents and (report.incidents_new or report.incidents_sent or report.incidents_pending):
+            logger.log(
+                level,
+                "incidents: %d new reports, %d sent, %d waiting in %s",
+                report.incidents_new,
+                report.incidents_sent,
+                report.incidents_pending,
+                self.spool.incidents_path if self.spool else "-",
+            )
 
     # -- the daemon ----------------------------------------------------------------------------
     def run(self, stop: threading.Event, sleep: Callable[[float], Any] | None = None) -> None:
