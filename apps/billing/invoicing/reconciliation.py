@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils.translation import gettext
 
-from apps.billing.invoicing.inputs import RECORD_MAX_SPAN
+from apps.billing.invoicing.inputs import RECORD_MAX_SPAN, id_array
 from apps.billing.invoicing.models import (
     Invoice,
     InvoiceLine,
@@ -128,7 +128,7 @@ def lines_to_reconcile(*, invoice_ids: list[int]) -> list[LineToReconcile]:
     """The metered usage lines of these drafts whose contract line bills the partner's reports."""
     rows = (
         InvoiceLine.objects.filter(
-            invoice_id__in=invoice_ids,
+            invoice_id__in=id_array(invoice_ids),
             invoice__status=InvoiceStatus.DRAFT,
             kind=LineKind.USAGE,
             contract_line__term="hourly",

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.translation import gettext
 
-from apps.billing.invoicing.inputs import EPOCH, RECORD_MAX_SPAN
+from apps.billing.invoicing.inputs import EPOCH, RECORD_MAX_SPAN, id_array
 from apps.billing.invoicing.models import (
     Invoice,
     InvoiceLine,
@@ -58,7 +58,8 @@ def invoice_reconcile(*, invoice_ids: list[int], changes: dict[str, dict] | None
     ``not_needed`` when no line has agent evidence, ``matched`` when every card is within its
     provider's tolerance, else ``flagged`` — unless finance decided on exactly these figures, in
     which case the decision stands (and an ``observed`` decision is applied again to the lines a
-    refresh just rewrote). Returns the new status by invoice id.
+    refresh just rewrote). Returns the new status by invoice id of the drafts that have or had
+    figures (the others stay ``not_needed``).
 
     ``changes``: the run's draft changes ('customer currency' → before/after totals), corrected
     for the drafts whose observed rating was applied again (a refresh that changed nothing in the
@@ -70,16 +71,24 @@ def invoice_reconcile(*, invoice_ids: list[int], changes: dict[str, dict] | None
     by_invoice: dict[int, list[ReconciliationCard]] = defaultdict(list)
     for row in fresh:
         by_invoice[row.invoice_id].append(row)
+    # Only drafts with figures now or a status from before need a look: without agents, none do.
+    relevant = set(by_invoice) | set(
+        Invoice.objects.filter(pk__in=id_array(invoice_ids), status=InvoiceStatus.DRAFT)
+        .exclude(reconciliation_status=ReconciliationStatus.NOT_NEEDED)
+        .values_list("pk", flat=True)
+    )
+    if not relevant:
+        return {}
     reapply: list[Invoice] = []
     with transaction.atomic():
         drafts = list(
             Invoice.objects.select_for_update(of=("self",))
             .select_related("customer")
-            .filter(pk__in=invoice_ids, status=InvoiceStatus.DRAFT)
+            .filter(pk__in=id_array(relevant), status=InvoiceStatus.DRAFT)
             .order_by("pk")
         )
         old: dict[int, set[tuple]] = defaultdict(set)
-        for row in ReconciliationCard.objects.filter(invoice_id__in=[inv.pk for inv in drafts]):
+        for row in ReconciliationCard.objects.filter(invoice_id__in=id_array(inv.pk for inv in drafts)):
             old[row.invoice_id].add(_key(row))
         changed = []
         for invoice in drafts:
@@ -105,9 +114,9 @@ def invoice_reconcile(*, invoice_ids: list[int], changes: dict[str, dict] | None
             invoice.reconciliation_status = status
             if before != (status, invoice.reconciliation_decision):
                 changed.append(invoice)
-        ReconciliationCard.objects.filter(invoice_id__in=[inv.pk for inv in drafts]).delete()
+        ReconciliationCard.objects.filter(invoice_id__in=id_array(inv.pk for inv in drafts)).delete()
         draft_ids = {inv.pk for inv in drafts}
-        ReconciliationCard.objects.bulk_create([row for row in fresh if row.invoice_id in draft_ids])
+        _copy_rows([row for row in fresh if row.invoice_id in draft_ids])
         if changed:
             Invoice.objects.bulk_update(changed, DECISION_FIELDS)
         for invoice in reapply:
@@ -121,6 +130,23 @@ def invoice_reconcile(*, invoice_ids: list[int], changes: dict[str, dict] | None
                 if change["before"] == change["after"]:
                     del changes[f"{invoice.customer.code} {invoice.currency}"]
     return {inv.pk: inv.reconciliation_status for inv in drafts}
+
+
+# COPY columns from the model, so a new field is written (or fails loudly) without a second list.
+_ROW_FIELDS = tuple(f for f in ReconciliationCard._meta.concrete_fields if not f.primary_key)
+
+
+def _copy_rows(rows: list[ReconciliationCard]) -> None:
+    """Insert the rows with COPY (thousands per chunk where agents report every card)."""
+    if not rows:
+        return
+    columns = ", ".join(f.column for f in _ROW_FIELDS)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY billing_reconciliationcard ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([getattr(row, f.attname) for f in _ROW_FIELDS])
 
 
 @transaction.atomic
