@@ -7,6 +7,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -108,6 +109,11 @@ def test_the_api_shows_the_reconciliation_status(am, api_client, make_staff):
     api_client.force_authenticate(make_staff(roles.FINANCE, username="finance2"))
     data = api_client.get(f"/api/v1/invoices/{invoice.pk}/").json()
     assert (data["reconciliation_status"], data["reconciliation_decision"]) == ("flagged", "")
+    # issuing it through the API is refused until finance decides
+    with time_machine.travel(datetime.datetime(2026, 12, 2, 10, tzinfo=datetime.UTC), tick=False):
+        refused = api_client.post(f"/api/v1/invoices/{invoice.pk}/issue/", format="json")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "reconciliation_flagged"
 
 
 def test_finance_finds_the_flagged_drafts(am, finance_client):
