@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DB_NAME = "suanli_bench_reports"
 
-from bench.billing import LOAD_SQL, machine  # noqa: E402
+from bench.billing import LOAD_SQL, machine, model_defaults_in_db  # noqa: E402
 
 JAN_1 = "2025-12-31 16:00+00"  # 2026-01-01 00:00 in the billing zone
 
@@ -152,6 +152,7 @@ def psql_admin(sql: str) -> None:
 
 
 def load(cursor, *, customers: int, months: int) -> None:
+    model_defaults_in_db(cursor)
     cursor.execute(LOAD_SQL, {"servers": customers * 3, "customers": customers})
     cursor.execute(SPREAD_SQL, {})
     cursor.execute(INVOICES_SQL, {"months": months})

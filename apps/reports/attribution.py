@@ -15,14 +15,12 @@ from decimal import Decimal
 
 from django.db import connection
 
-from apps.billing.models import Invoice, InvoiceLine, SettlementLine, SettlementStatement
-from apps.billing.settlements.services.planning import SETTLED_KINDS
-from apps.contracts.models import Allocation, ContractLine
 from apps.core.money import round_percent
 from apps.customers.models import Customer
-from apps.inventory.models import GpuModel, Server
-from apps.providers.models import HubRegion, Provider, Site
-from apps.reports.selectors import BILLED, PeriodRange
+from apps.inventory.models import GpuModel
+from apps.providers.models import HubRegion, Provider
+from apps.reports import facts
+from apps.reports.selectors import PeriodRange
 
 ZERO = Decimal("0.00")
 
@@ -64,76 +62,28 @@ REASONS = {
 }
 HUB_LABELS = dict(HubRegion.choices)
 
-T = {
-    "invoice": Invoice._meta.db_table,
-    "line": InvoiceLine._meta.db_table,
-    "sline": SettlementLine._meta.db_table,
-    "statement": SettlementStatement._meta.db_table,
-    "cline": ContractLine._meta.db_table,
-    "allocation": Allocation._meta.db_table,
-    "server": Server._meta.db_table,
-    "site": Site._meta.db_table,
-}
-
-# One row per part of a billed invoice line: a settlement line's share (provider, GPU model, hub
-# when one hub holds it, cost), or the whole line when it has no settlement line (GPU model from
-# its contract line, no provider, no hub, no cost). One pass: the lines of the range's billed
-# invoices, each with its settlement lines if any (joins whose columns a dimension does not use
-# are dropped by the planner).
-PARTS = f"""
-WITH parts AS (
-    SELECT i.period, i.customer_id, i.currency,
-           (il.contract_line_id IS NOT NULL AND il.kind = ANY(%(settled_kinds)s)) AS hardware,
-           sl.id IS NOT NULL AS settled,
-           coalesce(sl.gpu_model_id, cl.gpu_model_id) AS gpu_model_id, st.provider_id, {{hub}} AS hub,
-           coalesce(sl.revenue_net_amount, il.net_amount) AS revenue, coalesce(sl.cost_amount, 0.00) AS cost
-    FROM {T["invoice"]} i
-    JOIN {T["line"]} il ON il.invoice_id = i.id
-    LEFT JOIN {T["sline"]} sl ON sl.invoice_line_id = il.id
-    LEFT JOIN {T["statement"]} st ON st.id = sl.statement_id
-    LEFT JOIN {T["cline"]} cl ON cl.id = il.contract_line_id
-    {{hub_joins}}
-    WHERE i.status = ANY(%(statuses)s) AND i.period >= %(first)s AND i.period <= %(last)s
-)
-"""
-
-# The hub of a settled share: its allocation's site's hub; with no single allocation (a P-unit or
-# multi-card line), the hub of the line's firm allocations to that provider and model when they
-# are all in one hub.
-HUB = "CASE WHEN sl.allocation_id IS NOT NULL THEN own_site.hub WHEN shared.hubs = 1 THEN shared.hub END"
-HUB_JOINS = f"""
-    LEFT JOIN {T["allocation"]} own ON own.id = sl.allocation_id
-    LEFT JOIN {T["server"]} own_server ON own_server.id = own.server_id
-    LEFT JOIN {T["site"]} own_site ON own_site.id = own_server.site_id
-    LEFT JOIN (
-        SELECT a2.line_id, v2.provider_id, v2.gpu_model_id, min(s2.hub) AS hub, count(DISTINCT s2.hub) AS hubs
-        FROM {T["allocation"]} a2
-        JOIN {T["server"]} v2 ON v2.id = a2.server_id
-        JOIN {T["site"]} s2 ON s2.id = v2.site_id
-        WHERE a2.firm
-        GROUP BY 1, 2, 3
-    ) shared ON sl.allocation_id IS NULL AND shared.line_id = sl.contract_line_id
-            AND shared.provider_id = st.provider_id AND shared.gpu_model_id = sl.gpu_model_id
-"""
-
+# The parts of the range's billed invoices, per fact key: the revenue facts of the keys not marked
+# changed, and the live parts of the marked ones (apps/reports/facts.py), read in one snapshot;
 # grouped by the dimension's value and whether the part is hardware / settled (few groups, so a
-# hash aggregate); the reason of a NULL value is named in Python
-QUERY = (
-    PARTS
-    + """
+# hash aggregate); the reason of a NULL value is named in Python. ``hardware`` NULL: the invoices'
+# net amount beyond their parts.
+QUERY = """
+WITH live AS ({live}),
+parts AS (
+    SELECT f.period, f.customer_id, f.currency, f.hardware, f.settled, f.gpu_model_id, f.provider_id, f.hub,
+           f.revenue, f.cost
+    FROM {fact} f
+    WHERE f.period >= %(first)s AND f.period <= %(last)s AND NOT {fresh}
+    UNION ALL
+    SELECT * FROM live
+)
 SELECT {key}, {label}, g.hardware, g.settled, g.currency, g.revenue, g.cost
 FROM (
     SELECT {group} AS k, p.hardware, p.settled, p.currency, sum(p.revenue) AS revenue, sum(p.cost) AS cost
     FROM parts p
     GROUP BY 1, 2, 3, 4
 ) g {join}
-UNION ALL
-SELECT NULL, 'total', NULL, NULL, i.currency, sum(i.net_amount), 0.00
-FROM {T_invoice} i
-WHERE i.status = ANY(%(statuses)s) AND i.period >= %(first)s AND i.period <= %(last)s
-GROUP BY i.currency
 """
-)
 
 
 @dataclass(frozen=True)
@@ -166,30 +116,26 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
     _, group, key, label, join = DIMENSIONS[by]
     hub = by == "hub"
     sql = QUERY.format(
+        live=facts.parts_sql(
+            f"i.period >= %(first)s AND i.period <= %(last)s AND {facts.marked('i')}", hub=hub
+        ),
+        fact=facts.T["fact"],
+        fresh=facts.marked("f"),
         group=group,
         key=key,
         label=label,
         join=join,
-        T_invoice=T["invoice"],
-        hub=HUB if hub else "NULL::varchar",
-        hub_joins=HUB_JOINS if hub else "",
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            sql,
-            {
-                "statuses": list(BILLED),
-                "first": str(period_range.first),
-                "last": str(period_range.last),
-                "settled_kinds": list(SETTLED_KINDS),
-            },
+            sql, {**facts.parameters(), "first": str(period_range.first), "last": str(period_range.last)}
         )
         fetched = cursor.fetchall()
-    totals: dict[str, Decimal] = {}
+    outside: dict[str, Decimal] = {}  # per currency billed: the invoices' net amount beyond their parts
     sums: dict[tuple[str, str, str], list] = {}  # (reason, key, currency) → label, revenue, cost, unsettled
     for row_key, row_label, hardware, settled, currency, revenue, cost in fetched:
         if hardware is None:
-            totals[currency] = revenue
+            outside[currency] = outside.get(currency, ZERO) + revenue
             continue
         if row_key is not None:
             reason = ""
@@ -221,13 +167,13 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
             )
         )
     # whatever the invoices' net amounts hold beyond their lines (none when they agree)
-    for currency, total in totals.items():
-        rest = total - sum((r.revenue_amount for r in rows if r.currency == currency), ZERO)
+    currencies = {currency for _, _, currency in sums} | set(outside)
+    for currency, rest in outside.items():
         if rest:
             rows.append(MarginRow("rest", REASONS["rest"], currency, rest, ZERO, ZERO, attributed=False))
     if by == "month":
         present = {(r.key, r.currency) for r in rows}
-        for currency in totals:
+        for currency in sorted(currencies):
             rows.extend(
                 MarginRow(period, period, currency, ZERO, ZERO, ZERO)
                 for period in period_range.texts
