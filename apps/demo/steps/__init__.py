@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from . import billing, contracts, customers, hardware, people, prices
+from . import billing, contracts, customers, hardware, hardware_truth, people, prices
 from .base import DemoContext, ProgressFactory, Tally, no_progress
 from .data import DEFAULT_SEED, DEMO_PASSWORD
 
@@ -40,6 +40,7 @@ STEPS: list[Step] = [
     Step("contracts", contracts.load_contracts),
     Step("usage", billing.load_usage),
     Step("billing", billing.load_billing),
+    Step("hardware truth", hardware_truth.load_hardware_truth),
 ]
 
 
