@@ -44,3 +44,17 @@ def test_account_managers_and_finance_read_but_do_not_add(client, make_staff, ro
     client.force_login(make_staff(role))
     assert "Gold 99.5" in client.get(reverse("admin:contracts_slapolicy_changelist")).content.decode()
     assert client.get(reverse("admin:contracts_slapolicy_add")).status_code == 403
+
+
+def test_a_lines_page_sets_its_usage_source_busy_threshold_and_sla(client, make_staff):
+    from tests.factories.catalogue import CustomerFactory, ServerFactory
+    from tests.factories.contracts import draft, server_line
+
+    am = make_staff(roles.ACCOUNT_MANAGER, username="am1")
+    SlaPolicy.objects.create(name="Gold 99.5", target_percent=Decimal("99.50"))
+    line = draft(CustomerFactory(), am, [server_line(ServerFactory())]).lines.get()
+    client.force_login(am)
+    body = client.get(reverse("admin:contracts_contractline_change", args=[line.pk])).content.decode()
+    for name in ("usage_source", "observed_busy_threshold_percent", "sla"):
+        assert f'name="{name}"' in body, name
+    assert "Gold 99.5 (99.5 %)" in body
