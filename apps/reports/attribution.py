@@ -68,7 +68,8 @@ HUB_LABELS = dict(HubRegion.choices)
 # hash aggregate); the reason of a NULL value is named in Python. ``hardware`` NULL: the invoices'
 # net amount beyond their parts.
 QUERY = """
-WITH live AS ({live}),
+WITH marked_invoices AS MATERIALIZED ({marked_invoices}),
+live AS ({live}),
 parts AS (
     SELECT f.period, f.customer_id, f.currency, f.hardware, f.settled, f.gpu_model_id, f.provider_id, f.hub,
            f.revenue, f.cost
@@ -117,8 +118,10 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
     hub = by == "hub"
     sql = QUERY.format(
         live=facts.parts_sql(
-            f"i.period >= %(first)s AND i.period <= %(last)s AND {facts.marked('i')}", hub=hub
+            "i.id IN (SELECT id FROM marked_invoices) AND i.period >= %(first)s AND i.period <= %(last)s",
+            hub=hub,
         ),
+        marked_invoices=facts.MARKED_INVOICES,
         fact=facts.T["fact"],
         fresh=facts.marked("f"),
         group=group,

@@ -51,6 +51,17 @@ def marked(alias: str, changes: str = T["change"]) -> str:
     OR EXISTS (SELECT 1 FROM {changes} WHERE period IS NULL AND customer_id IS NULL))"""
 
 
+# The billed-or-not invoices whose key is marked changed (as ``marked("i")``), found from the marks
+# through the invoices' customer index: few marks, few rows, so the planner keeps the live part
+# of a report small (no parallel scan of every invoice, no JIT compilation).
+MARKED_INVOICES = f"""
+    SELECT i.id FROM {T["change"]} c JOIN {T["invoice"]} i ON i.customer_id = c.customer_id
+     WHERE c.customer_id IS NOT NULL AND (c.period IS NULL OR c.period = i.period)
+    UNION
+    SELECT i.id FROM {T["change"]} c JOIN {T["invoice"]} i ON c.period IS NULL OR c.period = i.period
+     WHERE c.customer_id IS NULL
+"""
+
 # The hub of a settled share: its allocation's site's hub; with no single allocation (a P-unit or
 # multi-card line), the hub of the line's firm allocations to that provider and model when they
 # are all in one hub.
