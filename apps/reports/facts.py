@@ -131,10 +131,15 @@ def parameters() -> dict:
     return {"statuses": list(BILLED), "settled_kinds": list(SETTLED_KINDS)}
 
 
+# The marks a refresh takes: deleted from the table of changes into a temporary table (analysed, so
+# the key look-ups below are hashed), every key when one mark says so.
+CLAIM = f"""
+CREATE TEMPORARY TABLE claimed ON COMMIT DROP AS
+WITH taken AS (DELETE FROM {T["change"]} RETURNING period, customer_id)
+SELECT DISTINCT period, customer_id FROM taken
+"""
 REFRESH = f"""
-WITH claimed AS (
-    DELETE FROM {T["change"]} RETURNING period, customer_id
-), gone AS (
+WITH gone AS (
     DELETE FROM {T["fact"]} f WHERE {marked("f", "claimed")} RETURNING 1
 ), fresh AS (
     {parts_sql(marked("i", "claimed"))}
@@ -146,13 +151,20 @@ SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM gone), (SELECT coun
 
 
 def facts_refresh() -> dict:
-    """Fold the marked keys into the facts: delete the marks seen, recompute their facts from the
-    live invoices in the same statement. One refresh at a time (an advisory lock); a key marked
-    while it runs stays marked for the next. Returns ``{"changes", "deleted", "written"}``."""
+    """Fold the marked keys into the facts: take (delete) the marks seen, recompute their facts
+    from the live invoices, in one transaction. One refresh at a time (an advisory lock); a key
+    marked while it runs stays marked for the next. Returns ``{"changes", "deleted", "written"}``."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REFRESH_LOCK])
+        cursor.execute(CLAIM)
+        cursor.execute(
+            "DELETE FROM claimed WHERE EXISTS (SELECT 1 FROM claimed WHERE period IS NULL AND customer_id IS NULL)"
+            " AND (period IS NOT NULL OR customer_id IS NOT NULL)"
+        )
+        cursor.execute("ANALYZE claimed")
         cursor.execute(REFRESH, parameters())
         changes, deleted, written = cursor.fetchone()
+        cursor.execute("DROP TABLE claimed")
     return {"changes": changes, "deleted": deleted, "written": written}
 
 
