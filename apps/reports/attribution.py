@@ -74,7 +74,7 @@ parts AS (
     SELECT f.period, f.customer_id, f.currency, f.hardware, f.settled, f.gpu_model_id, f.provider_id, f.hub,
            f.revenue, f.cost
     FROM {fact} f
-    WHERE f.period >= %(first)s AND f.period <= %(last)s AND NOT {fresh}
+    WHERE f.period >= %(first)s AND f.period <= %(last)s AND {fresh}
     UNION ALL
     SELECT * FROM live
 )
@@ -123,7 +123,7 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
         ),
         marked_invoices=facts.MARKED_INVOICES,
         fact=facts.T["fact"],
-        fresh=facts.marked("f"),
+        fresh=facts.unmarked("f"),
         group=group,
         key=key,
         label=label,

@@ -51,6 +51,16 @@ def marked(alias: str, changes: str = T["change"]) -> str:
     OR EXISTS (SELECT 1 FROM {changes} WHERE period IS NULL AND customer_id IS NULL))"""
 
 
+def unmarked(alias: str) -> str:
+    """SQL: the row ``alias`` has no key marked changed — as anti-joins on the customer (and on the
+    few marks of every customer), so a read stays linear however many marks wait for a refresh."""
+    return f"""(
+    NOT EXISTS (SELECT 1 FROM {T["change"]} c WHERE c.customer_id = {alias}.customer_id
+                  AND (c.period IS NULL OR c.period = {alias}.period))
+    AND NOT EXISTS (SELECT 1 FROM {T["change"]} c WHERE c.customer_id IS NULL
+                      AND (c.period IS NULL OR c.period = {alias}.period)))"""
+
+
 # The billed-or-not invoices whose key is marked changed (as ``marked("i")``), found from the marks
 # through the invoices' customer index: few marks, few rows, so the planner keeps the live part
 # of a report small (no parallel scan of every invoice, no JIT compilation).

@@ -58,6 +58,7 @@ class FactChange(models.Model):
 
     class Meta:
         default_permissions = ()
+        indexes = [models.Index(fields=["customer_id", "period"], name="reports_factchange_key")]
 
     def __str__(self) -> str:
         return f"{self.period or '*'} {self.customer_id or '*'}"
