@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.billing.invoicing.selectors import billing_today
+from apps.core.db_router import replica_view
 from apps.core.money import decimal_text
 from apps.core.periods import Period
 from apps.reports import attribution, selectors, utilisation
@@ -55,6 +56,8 @@ def csv_cell(value) -> str:
 
 
 def report_view(view):
+    view = replica_view(view)  # reads on DATABASE_REPLICA_URL when set (docs/scaling.md#read-replicas)
+
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         if not request.user.has_perm(PERMISSION):

@@ -180,3 +180,18 @@ def test_a_template_response_renders_its_lazy_reads_on_the_replica():
         response = view(RequestFactory().get("/"))
     assert response.content == b"lazy-r"
     assert touches(on_replica, "customers_customer")
+
+
+@REPLICA_ON
+def test_finance_reports_read_on_the_replica(world):
+    _, _, _, finance = world
+    client = Client()
+    client.force_login(finance)
+    with (
+        CaptureQueriesContext(connections["replica"]) as on_replica,
+        time_machine.travel(DEC_2, tick=False),
+    ):
+        response = client.get("/admin/reports/revenue/")
+    assert response.status_code == 200
+    assert touches(on_replica, "billing_invoice")
+    assert writes(on_replica) == []
