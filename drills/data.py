@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-LOAD_SQL = """
+# The drills' provider and its site (also loaded by the pg_restart drill). Every NOT NULL column is
+# named: Django keeps field defaults in Python, so a new model field needs its value here too.
+PROVIDER_SQL = """
 INSERT INTO providers_provider (code, name, type, contact_name, contact_email, contact_phone, settlement_terms_days,
-    is_related_party, notes, created_at, updated_at)
-VALUES ('drill-idc', 'Drill IDC', 'idc', '', '', '', 30, false, '', now(), now());
+    is_related_party, notes, reconciliation_tolerance_percent, reconciliation_tolerance_hours, created_at, updated_at)
+VALUES ('drill-idc', 'Drill IDC', 'idc', '', '', '', 30, false, '', 1.00, 0.50, now(), now());
 INSERT INTO providers_site (provider_id, name, city, hub, created_at, updated_at)
 SELECT id, 'Drill site', 'Chengdu', 'chengyu', now(), now() FROM providers_provider WHERE code = 'drill-idc';
+"""
+
+LOAD_SQL = (
+    PROVIDER_SQL
+    + """
 
 INSERT INTO inventory_server (provider_id, site_id, serial, gpu_model_id, card_count, status, currency, created_at,
     updated_at)
@@ -34,9 +41,9 @@ SELECT 'C-2025-' || lpad(c.id::text, 6, '0'), 1, c.id, u.id, 'CNY', true, '2024-
 
 -- one monthly server line; the price varies with the customer so that totals differ
 INSERT INTO contracts_contractline (contract_id, position, resource, gpu_model_id, quantity, term, list_unit_price,
-    term_discount_percent, discount_percent, tax_category_id, yearly_billing, p_basis)
+    term_discount_percent, discount_percent, tax_category_id, yearly_billing, p_basis, usage_source)
 SELECT k.id, 1, 'server', m.id, 1, 'monthly', 100000.00 + (k.customer_id %% 97) * 13.37, 15, 0, t.id,
-       'monthly_instalments', 'fp16_dense'
+       'monthly_instalments', 'fp16_dense', 'partner'
   FROM contracts_contract k CROSS JOIN inventory_gpumodel m CROSS JOIN contracts_taxcategory t
  WHERE m.name = 'A100-SXM4-40GB' AND t.code = 'it_service';
 
@@ -47,6 +54,7 @@ SELECT lines.line_id, r.id, NULL, NULL, timestamptz '2024-12-31 16:00+00', NULL,
   FROM lines JOIN ranked r ON r.rn = lines.cn;
 ANALYZE;
 """
+)
 
 
 def load_monthly_customers(database_url: str, customers: int) -> None:

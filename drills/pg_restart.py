@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from drills.common import BIN, ROOT, env_int, log, process_env
+from drills.data import PROVIDER_SQL
 from drills.http_drills import CARDS_SQL, Gunicorn, free_port, partner_key, usage_batch
 
 PG_BIN = next(
@@ -29,18 +30,16 @@ PG_BIN = next(
     Path("/usr/lib/postgresql/15/bin"),
 )
 
-LOAD_SQL = """
-INSERT INTO providers_provider (code, name, type, contact_name, contact_email, contact_phone, settlement_terms_days,
-    is_related_party, notes, created_at, updated_at)
-VALUES ('drill-idc', 'Drill IDC', 'idc', '', '', '', 30, false, '', now(), now());
-INSERT INTO providers_site (provider_id, name, city, hub, created_at, updated_at)
-SELECT id, 'Drill site', 'Chengdu', 'chengyu', now(), now() FROM providers_provider WHERE code = 'drill-idc';
+LOAD_SQL = (
+    PROVIDER_SQL
+    + """
 INSERT INTO inventory_server (provider_id, site_id, serial, gpu_model_id, card_count, status, currency, created_at,
     updated_at)
 SELECT p.id, s.id, 'D-' || g, m.id, 8, 'available', 'CNY', now(), now()
   FROM generate_series(1, 8) g, providers_provider p, providers_site s, inventory_gpumodel m
  WHERE p.code = 'drill-idc' AND s.provider_id = p.id AND m.name = 'A100-SXM4-40GB';
 """
+)
 
 
 def as_postgres(args: list[str]) -> list[str]:
