@@ -71,17 +71,19 @@ QUERY = """
 WITH marked_invoices AS MATERIALIZED ({marked_invoices}),
 live AS ({live}),
 parts AS (
-    SELECT f.period, f.customer_id, f.currency, f.hardware, f.settled, f.gpu_model_id, f.provider_id, f.hub,
-           f.revenue, f.cost
-    FROM {fact} f
-    WHERE f.period >= %(first)s AND f.period <= %(last)s AND {fresh}
+    SELECT {group} AS k, p.hardware, p.settled, p.currency, sum(p.revenue) AS revenue, sum(p.cost) AS cost
+    FROM {fact} p
+    WHERE p.period >= %(first)s AND p.period <= %(last)s AND {fresh}
+    GROUP BY 1, 2, 3, 4
     UNION ALL
-    SELECT * FROM live
+    SELECT {group} AS k, p.hardware, p.settled, p.currency, sum(p.revenue) AS revenue, sum(p.cost) AS cost
+    FROM live p
+    GROUP BY 1, 2, 3, 4
 )
 SELECT {key}, {label}, g.hardware, g.settled, g.currency, g.revenue, g.cost
 FROM (
-    SELECT {group} AS k, p.hardware, p.settled, p.currency, sum(p.revenue) AS revenue, sum(p.cost) AS cost
-    FROM parts p
+    SELECT k, hardware, settled, currency, sum(revenue) AS revenue, sum(cost) AS cost
+    FROM parts
     GROUP BY 1, 2, 3, 4
 ) g {join}
 """
@@ -123,7 +125,7 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
         ),
         marked_invoices=facts.MARKED_INVOICES,
         fact=facts.T["fact"],
-        fresh=facts.unmarked("f"),
+        fresh=facts.unmarked("p"),
         group=group,
         key=key,
         label=label,
