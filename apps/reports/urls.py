@@ -4,7 +4,7 @@ permission (apps.reports.views.report_view)."""
 from django.contrib import admin
 from django.urls import path
 
-from apps.reports import views
+from apps.reports import efficiency, views
 
 app_name = "reports"
 
@@ -18,4 +18,5 @@ urlpatterns = [
     path("voucher-redemptions/", admin.site.admin_view(views.vouchers), name="vouchers"),
     path("margin/", admin.site.admin_view(views.margin), name="margin"),
     path("utilisation/", admin.site.admin_view(views.utilisation_report), name="utilisation"),
+    path("efficiency/", admin.site.admin_view(efficiency.efficiency_report), name="efficiency"),
 ]

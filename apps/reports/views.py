@@ -682,6 +682,7 @@ REPORTS = [
     ("reports:vouchers", "Voucher redemptions per programme 算力券核销"),
     ("reports:margin", "Margin by month, customer, GPU model, provider and hub 毛利(多维度)"),
     ("reports:utilisation", "Utilisation and idle capacity per provider and site 利用率与空闲算力"),
+    ("reports:efficiency", "Efficiency per contract: billed and busy card-hours, utilisation, energy 能效"),
 ]
 
 
