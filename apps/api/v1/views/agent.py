@@ -27,7 +27,6 @@ from apps.api.authentication import IsAgentHost, PartnerAPIKeyAuthentication
 from apps.api.v1.serializers.agent import CardIncidentInSerializer, CardIncidentReportResultSerializer
 from apps.api.v1.serializers.usage import (
     UsageBatchErrorSerializer,
-    UsageIngestResultSerializer,
     UsageRecordInSerializer,
 )
 from apps.inventory import services as inventory_services
@@ -35,7 +34,7 @@ from apps.metering import services
 from apps.metering.models import UsageSource
 
 from .base import ERROR
-from .usage import UsageView
+from .usage import USAGE_BATCH_RESPONSES, UsageView
 
 MAX_INCIDENTS = 1_000
 
@@ -76,18 +75,7 @@ class AgentUsageView(AgentAPIView, UsageView):
     @extend_schema(
         operation_id="agent_usage_create",
         request={"application/json": UsageRecordInSerializer(many=True)},
-        responses={
-            200: OpenApiResponse(UsageIngestResultSerializer, description="Every record was a duplicate."),
-            201: OpenApiResponse(UsageIngestResultSerializer, description="New records stored."),
-            400: OpenApiResponse(
-                UsageBatchErrorSerializer, description="Nothing stored; `errors` per record."
-            ),
-            401: ERROR,
-            403: ERROR,
-            409: OpenApiResponse(UsageBatchErrorSerializer, description="A single record conflicts."),
-            413: ERROR,
-            415: ERROR,
-        },
+        responses=USAGE_BATCH_RESPONSES,
         tags=["agent"],
         description=(
             "The metering agent's usage of its server's cards, stored with source `agent`. Same body "

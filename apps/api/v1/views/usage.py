@@ -174,6 +174,19 @@ class PartnerAPIView(APIView):
         super().permission_denied(request, message=message, code=code)
 
 
+# The answers of a usage batch, as partner systems and the metering agent get them.
+USAGE_BATCH_RESPONSES = {
+    200: OpenApiResponse(UsageIngestResultSerializer, description="Every record was a duplicate."),
+    201: OpenApiResponse(UsageIngestResultSerializer, description="New records stored."),
+    400: OpenApiResponse(UsageBatchErrorSerializer, description="Nothing stored; `errors` per record."),
+    401: ERROR,
+    403: ERROR,
+    409: OpenApiResponse(UsageBatchErrorSerializer, description="A single record conflicts."),
+    413: ERROR,
+    415: ERROR,
+}
+
+
 class UsageView(UsageListMixin, PartnerAPIView):
     """Partner systems push usage records here (docs/usage-api.md#batch-rules): one record, or
     a list of up to 10,000. ``GET`` lists records (``UsageListMixin``, docs/api.md#usage-reads).
@@ -188,18 +201,7 @@ class UsageView(UsageListMixin, PartnerAPIView):
         # The view parses the body itself (no DRF parser), so the media type is named here.
         request={_JSON: UsageRecordInSerializer(many=True)},
         examples=[USAGE_BATCH_EXAMPLE],
-        responses={
-            200: OpenApiResponse(UsageIngestResultSerializer, description="Every record was a duplicate."),
-            201: OpenApiResponse(UsageIngestResultSerializer, description="New records stored."),
-            400: OpenApiResponse(
-                UsageBatchErrorSerializer, description="Nothing stored; `errors` per record."
-            ),
-            401: ERROR,
-            403: ERROR,
-            409: OpenApiResponse(UsageBatchErrorSerializer, description="A single record conflicts."),
-            413: ERROR,
-            415: ERROR,
-        },
+        responses=USAGE_BATCH_RESPONSES,
         tags=["usage"],
         description=(
             "Body: one usage record object or a list of up to 10,000. "
