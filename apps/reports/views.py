@@ -498,44 +498,57 @@ def _page_rows(table: list[list], totals: int, note: str) -> tuple[list[list] | 
     )
 
 
-def _revenue_by(request, period_range, errors, by):
+def _dimension_report(
+    request, period_range, errors, by, *, name, chart, columns, note, dimensions
+) -> TemplateResponse | HttpResponse:
+    """Revenue or margin by ``by``: a chart per currency (``chart``: its English and Chinese name
+    and the value of a row), the rows and their totals with ``columns`` as (header, value of a
+    row) after the dimension's cells, paged."""
     rows = attribution.revenue_margin(period_range=period_range, by=by)
     totals = attribution.margin_totals(rows)
     label = attribution.DIMENSIONS[by][0]
+    english, chinese = name
+    chart_english, chart_chinese, chart_value = chart
     charts = [
         bar_chart(
-            _bars(rows, t.currency, lambda r: r.revenue_amount, top=by != "month"),
-            title=f"Net revenue by {label} 净收入 ({t.currency}, {_range_text(period_range)})",
+            _bars(rows, t.currency, chart_value, top=by != "month"),
+            title=f"{chart_english} by {label} {chart_chinese} ({t.currency}, {_range_text(period_range)})",
         )
         for t in totals
     ]
-    header = [
-        "by 维度",
-        "key 键",
-        "name 名称",
-        "currency 币种",
-        "net amount 不含税金额",
-        "of which not settled 其中未结算",
-    ]
-    table = [[*_dimension_cells(r, by), r.revenue_amount, r.unsettled_amount] for r in rows + totals]
-    html_rows, note = _page_rows(
-        table,
-        len(totals),
-        "Issued and paid invoices' line net amounts, attributed to hardware through the provider "
-        "settlement lines; what cannot be attributed is shown as an unattributed row, so the rows add up "
-        "to the total. 通过供应商结算行归属到硬件；无法归属的金额单列。",
-    )
+    header = ["by 维度", "key 键", "name 名称", "currency 币种", *(title for title, _ in columns)]
+    table = [[*_dimension_cells(r, by), *(value(r) for _, value in columns)] for r in rows + totals]
+    html_rows, note = _page_rows(table, len(totals), note)
     return render_report(
         request,
-        title=f"Revenue by {label} 收入",
-        slug=f"revenue-by-{by}",
+        title=f"{english} by {label} {chinese}",
+        slug=f"{english.lower()}-by-{by}",
         period_range=period_range,
         errors=errors,
         header=header,
         rows=table,
         charts=charts,
         html_rows=html_rows,
-        extra={"note": note, "dimensions": dimension_links(request, by, REVENUE_DIMENSIONS)},
+        extra={"note": note, "dimensions": dimension_links(request, by, dimensions)},
+    )
+
+
+def _revenue_by(request, period_range, errors, by):
+    return _dimension_report(
+        request,
+        period_range,
+        errors,
+        by,
+        name=("Revenue", "收入"),
+        chart=("Net revenue", "净收入", lambda r: r.revenue_amount),
+        columns=[
+            ("net amount 不含税金额", lambda r: r.revenue_amount),
+            ("of which not settled 其中未结算", lambda r: r.unsettled_amount),
+        ],
+        note="Issued and paid invoices' line net amounts, attributed to hardware through the provider "
+        "settlement lines; what cannot be attributed is shown as an unattributed row, so the rows add up "
+        "to the total. 通过供应商结算行归属到硬件；无法归属的金额单列。",
+        dimensions=REVENUE_DIMENSIONS,
     )
 
 
@@ -543,57 +556,24 @@ def _revenue_by(request, period_range, errors, by):
 def margin(request):
     period_range, errors = period_range_from(request)
     by, by_errors = dimension_from(request, default="month")
-    errors += by_errors
-    rows = attribution.revenue_margin(period_range=period_range, by=by)
-    totals = attribution.margin_totals(rows)
-    label = attribution.DIMENSIONS[by][0]
-    charts = [
-        bar_chart(
-            _bars(rows, t.currency, lambda r: r.margin_amount, top=by != "month"),
-            title=f"Margin by {label} 毛利 ({t.currency}, {_range_text(period_range)})",
-        )
-        for t in totals
-    ]
-    header = [
-        "by 维度",
-        "key 键",
-        "name 名称",
-        "currency 币种",
-        "net revenue 净收入",
-        "provider cost 供应商成本",
-        "margin 毛利",
-        "margin % 毛利率",
-        "revenue not settled 未结算收入",
-    ]
-    table = [
-        [
-            *_dimension_cells(r, by),
-            r.revenue_amount,
-            r.cost_amount,
-            r.margin_amount,
-            r.margin_percent,
-            r.unsettled_amount,
-        ]
-        for r in rows + totals
-    ]
-    html_rows, note = _page_rows(
-        table,
-        len(totals),
-        "Margin = customer net revenue (excl. VAT) − provider cost from the settlement lines "
+    return _dimension_report(
+        request,
+        period_range,
+        errors + by_errors,
+        by,
+        name=("Margin", "毛利"),
+        chart=("Margin", "毛利", lambda r: r.margin_amount),
+        columns=[
+            ("net revenue 净收入", lambda r: r.revenue_amount),
+            ("provider cost 供应商成本", lambda r: r.cost_amount),
+            ("margin 毛利", lambda r: r.margin_amount),
+            ("margin % 毛利率", lambda r: r.margin_percent),
+            ("revenue not settled 未结算收入", lambda r: r.unsettled_amount),
+        ],
+        note="Margin = customer net revenue (excl. VAT) − provider cost from the settlement lines "
         "(draft statements included). Revenue not settled has no cost yet: its margin is not final. "
         "毛利 = 客户不含税收入 − 供应商结算成本；未结算收入尚无成本。",
-    )
-    return render_report(
-        request,
-        title=f"Margin by {label} 毛利",
-        slug=f"margin-by-{by}",
-        period_range=period_range,
-        errors=errors,
-        header=header,
-        rows=table,
-        charts=charts,
-        html_rows=html_rows,
-        extra={"note": note, "dimensions": dimension_links(request, by, MARGIN_DIMENSIONS)},
+        dimensions=MARGIN_DIMENSIONS,
     )
 
 
