@@ -2,6 +2,7 @@
 of both (docs/hardware-truth.md#sources-and-incidents)."""
 
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F, Q
 from rest_framework_api_key.models import AbstractAPIKey
@@ -120,6 +121,10 @@ class UsageRecord(models.Model):
                 fields=["server", "start_at"], name="usage_server_start", condition=Q(server__isnull=False)
             ),
             models.Index(fields=["provider", "start_at"], name="usage_provider_start"),
+            # Records arrive in time order, so a block range index finds the late arrivals of a
+            # month for billing's late-usage screen at almost no cost to ingestion
+            # (docs/rating.md#late-usage).
+            BrinIndex(fields=["received_at"], name="usage_received_brin"),
         ]
         constraints = [
             # Per partition; the global key is UsageEvent's (docs/partitions.md#idempotency).

@@ -94,3 +94,37 @@ def test_only_the_customer_with_late_usage_gets_a_late_line(customers):
         "c3": Decimal("30.00"),
         "c4": Decimal("10.00"),
     }
+
+
+def test_the_screen_finds_each_window_with_a_record_received_after_its_own_cutoff(customers):
+    """Windows invoiced after their end are screened by arrival, an early-issued one by its cards;
+    each window is judged by its own cutoff, not by the earliest of the chunk."""
+    from apps.billing.invoicing.inputs import LateWindow, windows_with_usage
+
+    start, end = h(1, month=10), h(1)
+    cards = [card for _, card in customers]
+    # c1: invoiced early (cut off on 15 October), a record of the 20th received that day
+    usage(card=cards[1], start=h(20, month=10), end=h(20, 1, month=10), received_at=h(20, 2, month=10))
+    # c2: cut off on 10 November; its record arrived on the 5th, before its cutoff (not late for it)
+    usage(card=cards[2], start=h(12, month=10), end=h(12, 1, month=10), received_at=h(5))
+    # c3: a record of its whole server received on 20 November, after its cutoff
+    usage(server=cards[3].server, start=h(14, month=10), end=h(14, 1, month=10), received_at=h(20))
+    # c4: a September record received late is outside the October window
+    usage(card=cards[4], start=h(3, month=9), end=h(3, 1, month=9), received_at=h(20))
+
+    def window(n, cutoff):
+        card = cards[n]
+        return LateWindow(start, end, cutoff, frozenset({card.pk}), frozenset({card.server_id}))
+
+    windows = [
+        window(0, h(1, 3)),
+        window(1, h(15, month=10)),
+        window(2, h(10)),
+        window(3, h(1, 3)),
+        window(4, h(1, 3)),
+    ]
+    assert windows_with_usage(windows, as_of=AS_OF) == {1, 3}
+    # the same windows one at a time: the same answers
+    assert [bool(windows_with_usage([w], as_of=AS_OF)) for w in windows] == [False, True, False, True, False]
+    # nothing received after as_of counts
+    assert windows_with_usage(windows, as_of=h(19)) == {1}

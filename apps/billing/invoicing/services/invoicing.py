@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Func, JSONField, Value
 
 from apps.billing.invoicing.descriptions import line_description
 from apps.billing.invoicing.inputs import (
@@ -470,6 +470,8 @@ INVOICE_FIELDS = tuple(
     f for f in Invoice._meta.concrete_fields if not f.primary_key and f.attname not in _INVOICE_NULL_ON_DRAFT
 )
 INVOICE_COLUMNS = tuple(f.column for f in INVOICE_FIELDS)
+# COPY adapts plain values itself (as _copy_lines relies on); only JSON needs the field's preparation
+_INVOICE_JSON_FIELDS = frozenset(f.attname for f in INVOICE_FIELDS if f.get_internal_type() == "JSONField")
 
 
 def _copy_invoices(invoices: list[Invoice]) -> None:
@@ -486,8 +488,14 @@ def _copy_invoices(invoices: list[Invoice]) -> None:
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN") as copy:
             for inv in invoices:
+                values = inv.__dict__
                 copy.write_row(
-                    [f.get_db_prep_save(getattr(inv, f.attname), connection) for f in INVOICE_FIELDS]
+                    [
+                        f.get_db_prep_save(values[f.attname], connection)
+                        if f.attname in _INVOICE_JSON_FIELDS
+                        else values[f.attname]
+                        for f in INVOICE_FIELDS
+                    ]
                 )
         cursor.execute(
             "SELECT customer_id, currency, id FROM billing_invoice WHERE period = %s AND status = 'draft' "
@@ -524,16 +532,23 @@ def _stored_values(line: InvoiceLine) -> tuple:
 
 
 def billing_run_progress_record(*, run_id: int, result: ChunkResult, customers: int) -> None:
-    """Add a chunk's counts to its run (atomic increments; safe with parallel workers)."""
-    BillingRun.objects.filter(pk=run_id).update(
-        customers_done=F("customers_done") + customers,
-        invoices_created=F("invoices_created") + result.created,
-        invoices_refreshed=F("invoices_refreshed") + result.refreshed,
-        invoices_unchanged=F("invoices_unchanged") + result.unchanged,
+    """Add a chunk's counts, errors and draft changes to its run: one UPDATE of atomic increments and
+    JSON merges (``||``), safe with parallel workers; a chunk sends only its own changes."""
+    fields = {
+        "customers_done": F("customers_done") + customers,
+        "invoices_created": F("invoices_created") + result.created,
+        "invoices_refreshed": F("invoices_refreshed") + result.refreshed,
+        "invoices_unchanged": F("invoices_unchanged") + result.unchanged,
+    }
+    if result.errors:
+        fields["errors"] = _json_merged("errors", result.errors)
+    if result.changes:
+        fields["draft_changes"] = _json_merged("draft_changes", result.changes)
+    BillingRun.objects.filter(pk=run_id).update(**fields)
+
+
+def _json_merged(name: str, added: dict) -> Func:
+    """``name || added`` as SQL: the stored object with ``added``'s keys put in (theirs win)."""
+    return Func(
+        F(name), Value(added, output_field=JSONField()), arg_joiner=" || ", template="(%(expressions)s)"
     )
-    if result.errors or result.changes:
-        with transaction.atomic():
-            run = BillingRun.objects.select_for_update().get(pk=run_id)
-            run.errors = {**run.errors, **result.errors}
-            run.draft_changes = {**run.draft_changes, **result.changes}
-            run.save(update_fields=["errors", "draft_changes"])
