@@ -1,6 +1,6 @@
 """Finance reports benchmark (not a test): every report selector and page over 100,000 invoices.
 
-    .venv/bin/python bench/reports.py [--customers 10000] [--months 10] [--runs 7] [--keep]
+    .venv/bin/python bench/reports.py [--customers 10000] [--months 10] [--runs 7] [--keep | --reuse]
 
 Builds a scratch PostgreSQL database (``suanli_bench_reports`` on the server of ``BENCH_DATABASE_URL``,
 default ``postgres://postgres@127.0.0.1:5432/postgres``), migrates it and fills it with set-based
@@ -16,7 +16,8 @@ attribution.py, utilisation.py) and every report page through Django's test clie
 user, HTML and CSV: median and p95 of ``--runs`` runs, SQL queries per call. The floor, measured
 in the same run, is the plainest query over the same rows: ``SELECT period, currency,
 sum(net_amount) FROM billing_invoice WHERE status IN ('issued', 'paid') AND period BETWEEN …
-GROUP BY 1, 2``. The last line is
+GROUP BY 1, 2``. ``--keep`` leaves the scratch database in place; ``--reuse`` times a kept one again
+without rebuilding it (and keeps it). The last line is
 
     reports: worst <x> ms (target 500)
 """
@@ -198,13 +199,20 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the database a --keep run left, without rebuilding it"
+    )
+    parser.add_argument("--only", default="", help="time only the lines whose name contains this text")
     args = parser.parse_args()
+    args.keep = args.keep or args.reuse
 
     env = {**os.environ, "DATABASE_URL": scratch_url(), "DJANGO_SETTINGS_MODULE": "config.settings.test"}
     print(f"machine: {machine()}")
     started = time.perf_counter()
-    psql_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    psql_admin(f'CREATE DATABASE "{DB_NAME}"')
+    if not args.reuse:
+        psql_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        psql_admin(f'CREATE DATABASE "{DB_NAME}"')
+    # a reused database gets the migrations added since it was built
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
     )
@@ -229,7 +237,8 @@ def main() -> None:
     setup_test_environment()  # the test client's host is allowed
     migrated = time.perf_counter()
     with connection.cursor() as cursor:
-        load(cursor, customers=args.customers, months=args.months)
+        if not args.reuse:
+            load(cursor, customers=args.customers, months=args.months)
         cursor.execute("ANALYZE")
         cursor.execute("SELECT version()")
         pg = cursor.fetchone()[0].split(" on ")[0]
@@ -242,16 +251,18 @@ def main() -> None:
     print(f"database: {pg}")
     from apps.reports import facts
 
-    refreshed = time.perf_counter()
-    rebuilt = facts.facts_rebuild()
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE reports_revenuefact")
+    if not args.reuse:
+        refreshed = time.perf_counter()
+        rebuilt = facts.facts_rebuild()
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE reports_revenuefact")
+        print(
+            f"revenue facts rebuilt in {time.perf_counter() - refreshed:.1f} s: {rebuilt['written']} rows"
+            " (apps/reports/facts.py; the reports read them)"
+        )
     print(
-        f"revenue facts rebuilt in {time.perf_counter() - refreshed:.1f} s: {rebuilt['written']} rows"
-        " (apps/reports/facts.py; the reports read them)"
-    )
-    print(
-        f"built in {time.perf_counter() - started:.0f} s (load {time.perf_counter() - migrated:.0f} s): "
+        f"{'reused' if args.reuse else 'built'} in {time.perf_counter() - started:.0f} s"
+        f" (load {time.perf_counter() - migrated:.0f} s): "
         f"{invoices} issued invoices, {lines} invoice lines, {settled} settlement lines, {cards} cards"
     )
     first, last = Period(2026, 1), Period(2026, args.months)
@@ -281,7 +292,9 @@ def main() -> None:
         },
         "utilisation": lambda: utilisation.utilisation(period_range=period_range, now=now),
     }
-    user = User.objects.create_user(username="bench-finance", password="x", is_staff=True)
+    user = User.objects.filter(username="bench-finance").first() or User.objects.create_user(
+        username="bench-finance", password="x", is_staff=True
+    )
     user.groups.add(Group.objects.get(name=roles.FINANCE))
     client = Client()
     client.force_login(user)
@@ -323,6 +336,8 @@ def main() -> None:
 
         worst = (0.0, "")
         for name, call in [*calls.items(), *((f"GET {short(url)}", page(client, url)) for url in urls)]:
+            if args.only not in name:
+                continue
             median, p95, queries = timed(call, args.runs)
             worst = max(worst, (p95, name))
             print(

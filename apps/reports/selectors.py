@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, Count, DecimalField, F, IntegerField, Q, Sum, Value, When
+from django.db import connection
+from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from apps.billing.models import Invoice, InvoiceLine, InvoiceStatus, SettlementStatement, VoucherLedgerEntry
@@ -20,6 +21,7 @@ from apps.billing.vouchers.models import LedgerKind
 from apps.contracts.models import Allocation
 from apps.core.periods import Period
 from apps.core.units import TFLOPS_PER_P
+from apps.customers.models import Customer
 from apps.inventory.models import HardwareStatus, Server
 from apps.metering.selectors import unrated_usage_counts
 from apps.reports.economics import annualise, margin_per_p_year, payback_months
@@ -132,55 +134,62 @@ def _amount_due():
     )
 
 
+# Issued invoices with an amount due, summed per bucket, currency and customer id first (few
+# thousand groups of integers, held in memory), then named from the customers: grouping every
+# invoice by the customer's code and name would carry those strings through the aggregate.
+AR_AGING_SQL = f"""
+SELECT g.bucket, g.currency, c.code, c.name, g.invoices, g.amount
+FROM (
+    SELECT CASE WHEN i.due_on IS NULL OR i.due_on >= %(today)s THEN 0
+                WHEN i.due_on >= %(days_30)s THEN 1
+                WHEN i.due_on >= %(days_60)s THEN 2
+                WHEN i.due_on >= %(days_90)s THEN 3
+                ELSE 4 END AS bucket,
+           i.currency, i.customer_id, count(*) AS invoices, sum(d.due) AS amount
+    FROM {Invoice._meta.db_table} i
+    CROSS JOIN LATERAL (
+        SELECT i.total_amount - i.voucher_amount - i.credited_amount - i.paid_amount AS due
+    ) d
+    WHERE i.status = %(issued)s AND d.due > 0
+    GROUP BY 1, 2, 3
+) g
+JOIN {Customer._meta.db_table} c ON c.id = g.customer_id
+ORDER BY g.bucket, g.currency, g.amount DESC, c.code
+"""
+
+
 def ar_aging(*, today: datetime.date) -> list[dict]:
     """Issued, unpaid invoices' amount due (total − voucher − credited − paid) by days past due on
     ``today`` (a billing-zone date): one row per bucket and currency with its customers, largest
     first; one query."""
-    due = _amount_due()
-
-    def days(n: int) -> datetime.date:
-        return today - datetime.timedelta(days=n)
-
-    bucket = Case(
-        When(Q(due_on__isnull=True) | Q(due_on__gte=today), then=Value(0)),
-        When(due_on__gte=days(30), then=Value(1)),
-        When(due_on__gte=days(60), then=Value(2)),
-        When(due_on__gte=days(90), then=Value(3)),
-        default=Value(4),
-        output_field=IntegerField(),
-    )
-    rows = (
-        Invoice.objects.filter(status=InvoiceStatus.ISSUED)
-        .annotate(due=due, bucket=bucket)
-        .filter(due__gt=0)
-        .order_by()
-        .values("bucket", "currency", customer_code=F("customer__code"), customer_name=F("customer__name"))
-        .annotate(invoices=Count("pk"), amount=Sum("due"))
-        .order_by("bucket", "currency", "-amount", "customer_code")
-    )
-    out: dict[tuple[int, str], dict] = {}
-    for row in rows:
-        key, label = BUCKETS[row["bucket"]]
-        entry = out.setdefault(
-            (row["bucket"], row["currency"]),
+    with connection.cursor() as cursor:
+        cursor.execute(
+            AR_AGING_SQL,
             {
+                "issued": InvoiceStatus.ISSUED.value,
+                "today": today,
+                **{f"days_{n}": today - datetime.timedelta(days=n) for n in (30, 60, 90)},
+            },
+        )
+        fetched = cursor.fetchall()
+    out: dict[tuple[int, str], dict] = {}
+    entry, at = None, None
+    for bucket, currency, code, name, invoices, amount in fetched:  # in bucket and currency order
+        if (bucket, currency) != at:
+            at = (bucket, currency)
+            key, label = BUCKETS[bucket]
+            entry = out[at] = {
                 "bucket": key,
                 "label": label,
-                "currency": row["currency"],
+                "currency": currency,
                 "invoices": 0,
                 "amount": ZERO,
                 "customers": [],
-            },
-        )
-        entry["invoices"] += row["invoices"]
-        entry["amount"] += row["amount"]
-        entry["customers"].append(
-            {
-                "customer_code": row["customer_code"],
-                "customer_name": row["customer_name"],
-                "invoices": row["invoices"],
-                "amount": row["amount"],
             }
+        entry["invoices"] += invoices
+        entry["amount"] += amount
+        entry["customers"].append(
+            {"customer_code": code, "customer_name": name, "invoices": invoices, "amount": amount}
         )
     currencies = sorted({currency for _, currency in out}) or [settings.DEFAULT_CURRENCY]
     return [
@@ -204,16 +213,17 @@ def ar_aging(*, today: datetime.date) -> list[dict]:
 
 
 def server_revenue(*, servers, period_range: PeriodRange) -> dict[tuple[int, str], Decimal]:
-    """Billed net revenue of ``servers`` over the range, ``{(server_id, currency): amount}``: each
-    invoice line goes to the servers its contract line was allocated, in equal shares; two queries."""
-    lines = Allocation.objects.filter(server__in=servers).values("line_id")
+    """Billed net revenue of ``servers`` (a queryset, read as a subquery) over the range,
+    ``{(server_id, currency): amount}``: each invoice line goes to the servers its contract line
+    was allocated, in equal shares; two queries."""
+    lines = Allocation.objects.filter(server__in=servers.values("pk")).values("line_id")
     servers_of: dict[int, set[int]] = {}
     for line_id, server_id in (
-        Allocation.objects.filter(line_id__in=lines).values_list("line_id", "server_id").distinct()
+        Allocation.objects.filter(line_id__in=lines).order_by().values_list("line_id", "server_id").distinct()
     ):
         servers_of.setdefault(line_id, set()).add(server_id)
     out: dict[tuple[int, str], Decimal] = {}
-    for row in (
+    for contract_line_id, currency, net_amount in (
         InvoiceLine.objects.filter(
             contract_line_id__in=lines,
             invoice__status__in=BILLED,
@@ -223,42 +233,49 @@ def server_revenue(*, servers, period_range: PeriodRange) -> dict[tuple[int, str
         .order_by()
         .values("contract_line_id", currency=F("invoice__currency"))
         .annotate(net_amount=Sum("net_amount"))
+        .values_list("contract_line_id", "currency", "net_amount")
     ):
-        shared = servers_of.get(row["contract_line_id"], set())
+        shared = servers_of.get(contract_line_id, set())
         for server_id in shared:
-            key = (server_id, row["currency"])
-            out[key] = out.get(key, ZERO) + row["net_amount"] / len(shared)
+            key = (server_id, currency)
+            out[key] = out.get(key, ZERO) + net_amount / len(shared)
     return out
 
 
 def server_payback(*, period_range: PeriodRange) -> list[dict]:
     """Platform-owned servers (those with a purchase cost): revenue over the range, annualised,
-    their annual cash cost and payback months; three queries."""
+    their annual cash cost and payback months; three queries (the servers read as plain values:
+    thousands of them)."""
+    owned = Server.objects.filter(purchase_cost_amount__isnull=False)
     servers = list(
-        Server.objects.filter(purchase_cost_amount__isnull=False)
-        .select_related("provider", "gpu_model")
-        .order_by("serial")
+        owned.order_by("serial").values_list(
+            "pk",
+            "serial",
+            "provider__code",
+            "gpu_model__name",
+            "currency",
+            "purchase_cost_amount",
+            "annual_cash_cost_amount",
+        )
     )
-    revenue = server_revenue(servers=servers, period_range=period_range)
+    revenue = server_revenue(servers=owned, period_range=period_range)
     rows = []
-    for server in servers:
-        earned = revenue.get((server.pk, server.currency), ZERO)
+    for pk, serial, provider_code, gpu_model, currency, purchase_amount, annual_cash_cost in servers:
+        earned = revenue.get((pk, currency), ZERO)
         annual = annualise(earned, period_range.months)
-        cash_cost = server.annual_cash_cost_amount or ZERO
+        cash_cost = annual_cash_cost or ZERO
         rows.append(
             {
-                "serial": server.serial,
-                "provider_code": server.provider.code,
-                "gpu_model": server.gpu_model.name,
-                "currency": server.currency,
-                "purchase_amount": server.purchase_cost_amount,
+                "serial": serial,
+                "provider_code": provider_code,
+                "gpu_model": gpu_model,
+                "currency": currency,
+                "purchase_amount": purchase_amount,
                 "revenue_amount": earned.quantize(Decimal("0.01")),
                 "annual_revenue_amount": annual.quantize(Decimal("0.01")),
                 "annual_cash_cost_amount": cash_cost,
                 "payback_months": payback_months(
-                    purchase_amount=server.purchase_cost_amount,
-                    annual_revenue=annual,
-                    annual_cash_cost=cash_cost,
+                    purchase_amount=purchase_amount, annual_revenue=annual, annual_cash_cost=cash_cost
                 ),
             }
         )

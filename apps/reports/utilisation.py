@@ -34,50 +34,71 @@ T = {
 }
 
 HOURS = "coalesce(extract(epoch FROM upper({r}) - lower({r})) / 3600, 0)"
+RETIRED_SERVER_AT = "coalesce(rs.at, CASE WHEN v.status = %(retired)s THEN v.updated_at END)"
+
+
+def _life(cards: str, extra: str = "") -> str:
+    """SQL: the rows of ``cards`` (``server_id``, ``created_at``, ``in_service`` and ``retired_at``
+    of the card itself, ``n`` cards) with their site, P per card, whether they are in service (the
+    card and its server), and ``span``: their life ``[created_at, retired)`` within the range,
+    retired being the first recorded retirement of the card or of its server."""
+    return f"""
+    SELECT k.n, k.server_id, k.created_at, v.site_id, g.fp16_dense_tflops / %(tflops_per_p)s AS p_per_card,
+           (k.in_service AND v.status <> %(retired)s) AS in_service,
+           tstzrange(k.created_at, CASE WHEN e.retired_at < k.created_at THEN k.created_at
+                                        ELSE e.retired_at END, '[)')
+           * tstzrange(%(start)s, %(end)s, '[)') AS span{extra}
+    FROM {cards} k
+    JOIN {T["server"]} v ON v.id = k.server_id
+    JOIN {T["model"]} g ON g.id = v.gpu_model_id
+    LEFT JOIN retired_server rs ON rs.id = v.id
+    CROSS JOIN LATERAL (SELECT LEAST(k.retired_at, {RETIRED_SERVER_AT}) AS retired_at) e"""
+
+
+# A card's own state: in service (neither it nor, below, its server retired) and its first recorded
+# retirement (the row's last change when it is retired with no history of it).
+CARD_STATE = """c.server_id, c.created_at, c.status <> %(retired)s AS in_service,
+           coalesce(rc.at, CASE WHEN c.status = %(retired)s THEN c.updated_at END) AS retired_at"""
 
 QUERY = f"""
 WITH retired_card AS (
     SELECT id, min(history_date) AS at FROM {T["hcard"]} WHERE status = %(retired)s GROUP BY id
 ), retired_server AS (
     SELECT id, min(history_date) AS at FROM {T["hserver"]} WHERE status = %(retired)s GROUP BY id
-), ends AS NOT MATERIALIZED (
-    -- the first recorded retirement of the card or of its server (the row's last change when
-    -- it is retired with no history of it)
-    SELECT c.id, c.server_id, c.created_at, v.site_id,
-           g.fp16_dense_tflops / %(tflops_per_p)s AS p_per_card,
-           (c.status <> %(retired)s AND v.status <> %(retired)s) AS in_service,
-           LEAST(coalesce(rc.at, CASE WHEN c.status = %(retired)s THEN c.updated_at END),
-                 coalesce(rs.at, CASE WHEN v.status = %(retired)s THEN v.updated_at END)) AS retired_at
-    FROM {T["card"]} c
-    JOIN {T["server"]} v ON v.id = c.server_id
-    JOIN {T["model"]} g ON g.id = v.gpu_model_id
+), cards AS (
+    -- the cards of a server that share one life (created together, retired together or not at
+    -- all) as one row of n cards: the range arithmetic below runs per server, not per card
+    SELECT {CARD_STATE}, count(*)::integer AS n
+    FROM {T["card"]} c LEFT JOIN retired_card rc ON rc.id = c.id
+    GROUP BY 1, 2, 3, 4
+), own AS (
+    -- each card's own firm allocations, one card at a time
+    SELECT {CARD_STATE}, 1 AS n, tstzrange(a.start_at, a.end_at, '[)') AS held
+    FROM {T["allocation"]} a
+    JOIN {T["card"]} c ON c.id = a.card_id
     LEFT JOIN retired_card rc ON rc.id = c.id
-    LEFT JOIN retired_server rs ON rs.id = v.id
-), life AS NOT MATERIALIZED (
-    SELECT e.*,
-           tstzrange(e.created_at, CASE WHEN e.retired_at < e.created_at THEN e.created_at
-                                        ELSE e.retired_at END, '[)')
-           * tstzrange(%(start)s, %(end)s, '[)') AS span
-    FROM ends e
-), held AS NOT MATERIALIZED (
-    -- each card's firm allocations: its own, and its whole server's (firm ones never overlap)
-    SELECT l.site_id, l.p_per_card, l.in_service, l.created_at, l.span,
+    WHERE a.firm
+), life AS MATERIALIZED ({_life("cards")}
+), held AS (
+    -- the cards' firm allocations: their whole server's, and their own (firm ones never overlap)
+    SELECT l.site_id, l.p_per_card, l.in_service, l.created_at, l.n, l.span,
            tstzrange(a.start_at, a.end_at, '[)') AS held
-    FROM life l JOIN {T["allocation"]} a ON a.card_id = l.id AND a.firm
-    UNION ALL
-    SELECT l.site_id, l.p_per_card, l.in_service, l.created_at, l.span, tstzrange(a.start_at, a.end_at, '[)')
     FROM life l JOIN {T["allocation"]} a ON a.server_id = l.server_id AND a.card_id IS NULL AND a.firm
+    UNION ALL
+    SELECT site_id, p_per_card, in_service, created_at, n, span, held
+    FROM ({_life("own", ", k.held")}) o
 ), available AS (
-    SELECT site_id, count(*) FILTER (WHERE NOT isempty(span)) AS cards,
-           sum({HOURS.format(r="span")}) AS hours,
-           sum({HOURS.format(r="span")} * p_per_card) AS p_hours,
-           count(*) FILTER (WHERE in_service AND created_at <= %(now)s) AS in_service_now
-    FROM life GROUP BY site_id
+    SELECT site_id, coalesce(sum(n) FILTER (WHERE NOT isempty(span)), 0) AS cards,
+           sum(n * hours) AS hours, sum(n * hours * p_per_card) AS p_hours,
+           coalesce(sum(n) FILTER (WHERE in_service AND created_at <= %(now)s), 0) AS in_service_now
+    FROM (SELECT *, {HOURS.format(r="span")} AS hours FROM life) l
+    GROUP BY site_id
 ), allocated AS (
-    SELECT site_id, sum({HOURS.format(r="span * held")}) AS hours,
-           sum({HOURS.format(r="span * held")} * p_per_card) AS p_hours,
-           count(*) FILTER (WHERE in_service AND created_at <= %(now)s AND held @> %(now)s::timestamptz) AS held_now
-    FROM held GROUP BY site_id
+    SELECT site_id, sum(n * hours) AS hours, sum(n * hours * p_per_card) AS p_hours,
+           coalesce(sum(n) FILTER (WHERE in_service AND created_at <= %(now)s AND held @> %(now)s::timestamptz), 0)
+           AS held_now
+    FROM (SELECT *, {HOURS.format(r="span * held")} AS hours FROM held) h
+    GROUP BY site_id
 )
 SELECT pr.code, pr.name, s.name, s.hub, av.cards, av.hours, coalesce(al.hours, 0),
        av.p_hours - coalesce(al.p_hours, 0), av.in_service_now - coalesce(al.held_now, 0)

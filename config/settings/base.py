@@ -108,12 +108,26 @@ TEMPLATES = [
 
 # Database: PostgreSQL everywhere. DATABASE_URL wins; local settings fall back to an embedded server.
 DATABASE_URL = env("DATABASE_URL")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)} if DATABASE_URL else {}
+# PostgreSQL's JIT compilation off on the application's connections: its heaviest reads (the
+# finance reports) aggregate a few hundred thousand rows, where compiling a plan costs 100–250 ms
+# and saves less (docs/reports.md#measured-benchreportspy).
+JIT_OFF = "-c jit=off"
+
+
+def database_settings(url: str, *, conn_max_age: int = 60) -> dict:
+    """Django's DATABASES entry of ``url``, with JIT off (after any ``options`` the URL gives)."""
+    parsed = dj_database_url.parse(url, conn_max_age=conn_max_age)
+    options = parsed.setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} {JIT_OFF}".strip()
+    return parsed
+
+
+DATABASES = {"default": database_settings(DATABASE_URL)} if DATABASE_URL else {}
 # A streaming replica of it: report views, portal pages and exports read there when set
 # (apps/core/db_router.py, docs/scaling.md#read-replicas); writes and everything else stay on default.
 DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL")
 if DATABASE_URL and DATABASE_REPLICA_URL:
-    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60)
+    DATABASES["replica"] = database_settings(DATABASE_REPLICA_URL)
 REPLICA_READS = bool(DATABASE_URL and DATABASE_REPLICA_URL)
 DATABASE_ROUTERS = ["apps.core.db_router.ReplicaRouter"]
 

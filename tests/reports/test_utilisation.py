@@ -172,3 +172,40 @@ def test_the_page_csv_and_permissions(fleet, client, make_staff):
     assert client.get("/admin/reports/utilisation/").status_code == 200
     client.force_login(make_staff(roles.OPERATIONS, username="ops-util"))
     assert client.get("/admin/reports/utilisation/").status_code == 403
+
+
+def test_a_whole_server_allocation_counts_each_of_its_cards(make_staff, django_assert_max_num_queries):
+    """Cards created together are summed together: a 4-card server allocated whole for ten days
+    (4 × 240 h) and one of its cards alone from Nov 21 (240 h) of 4 × 720 h available."""
+    with time_machine.travel(at(9, 20), tick=False):
+        east = SiteFactory(provider=ProviderFactory(code="util-q", name="Quad"), name="East", hub="chengyu")
+        server = ServerFactory(site=east, card_count=4)
+        line = draft(
+            CustomerFactory(code="util-d"),
+            make_staff(roles.ACCOUNT_MANAGER, username="am-quad"),
+            [card_line(ServerFactory(), 1)],
+        ).lines.get()
+    Card.objects.filter(server=server).update(created_at=at(10, 1))
+    Allocation.objects.create(line=line, server=server, start_at=at(11, 1), end_at=at(11, 11), firm=True)
+    Allocation.objects.create(
+        line=line, server=server, card=server.cards.get(slot=2), slot=2, start_at=at(11, 21), firm=True
+    )
+    with django_assert_max_num_queries(1):
+        rows = utilisation.utilisation(period_range=NOVEMBER, now=AFTER)
+    assert [
+        (
+            r["site"],
+            r["cards"],
+            r["available_hours"],
+            r["allocated_hours"],
+            r["utilisation_percent"],
+            r["idle_p_hours"],
+            r["idle_cards_now"],
+        )
+        for r in rows
+        if r["provider_code"] == "util-q"
+    ] == [
+        # 1680 idle card-hours × 0.312 P; now, slot 2 is held and the other three idle
+        ("East", 4, D("2880.0000"), D("1200.0000"), D("41.7"), D("524.1600"), 3),
+        ("", 4, D("2880.0000"), D("1200.0000"), D("41.7"), D("524.1600"), 3),
+    ]
