@@ -491,12 +491,16 @@ def _bars(
     ]
 
 
-def _page_rows(table: list[list], totals: int, note: str) -> tuple[list[list] | None, str]:
-    """The first PAGE_ROWS rows of ``table`` and its last ``totals`` rows, and the note saying so."""
-    body = len(table) - totals
+def _page_rows(
+    table: list[list], totals: int, note: str, *, body: int | None = None
+) -> tuple[list[list] | None, str]:
+    """The first PAGE_ROWS rows of ``table`` and its last ``totals`` rows, and the note saying so;
+    ``body``: the number of rows the report has, when ``table`` holds only the first of them."""
+    if body is None:
+        body = len(table) - totals
     if body <= PAGE_ROWS:
         return None, note
-    shown = table[:PAGE_ROWS] + table[body:]
+    shown = table[:PAGE_ROWS] + table[len(table) - totals :]
     return (
         shown,
         f"{note} Showing the first {PAGE_ROWS} of {body} rows and the totals; the CSV has them all. 页面显示前{PAGE_ROWS}行，CSV含全部。",
@@ -522,8 +526,10 @@ def _dimension_report(
         for t in totals
     ]
     header = ["by 维度", "key 键", "name 名称", "currency 币种", *(title for title, _ in columns)]
-    table = [[*_dimension_cells(r, by), *(value(r) for _, value in columns)] for r in rows + totals]
-    html_rows, note = _page_rows(table, len(totals), note)
+    # the CSV has every row; the page only the rows it shows, so only those are made into cells
+    shown = rows if request.GET.get("format") == "csv" else rows[:PAGE_ROWS]
+    table = [[*_dimension_cells(r, by), *(value(r) for _, value in columns)] for r in shown + totals]
+    html_rows, note = _page_rows(table, len(totals), note, body=len(rows))
     return render_report(
         request,
         title=f"{english} by {label} {chinese}",
