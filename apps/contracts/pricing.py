@@ -102,6 +102,15 @@ def micros_between(start: datetime, end: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * MICROS_PER_SECOND + delta.microseconds
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICRO = timedelta(microseconds=1)
+
+
+def epoch_micros(instant: datetime) -> int:
+    """``instant`` as exact microseconds since the Unix epoch (UTC)."""
+    return (_utc(instant) - EPOCH) // _ONE_MICRO
+
+
 def clip(interval: Interval, *bounds: Bound) -> Interval | None:
     """``interval`` ∩ every ``[start, end)`` bound (``end=None``: open-ended); None when empty."""
     lo, hi = interval
@@ -143,6 +152,25 @@ def _union_micros(intervals: Iterable[Interval]) -> int:
     if run_end is not None:
         total += run_end - run_start
     return (total.days * 86400 + total.seconds) * MICROS_PER_SECOND + total.microseconds
+
+
+def _union_length(intervals: Iterable[tuple[int, int]]) -> int:
+    """|∪ intervals| for intervals in epoch microseconds (the hot path of metered rating)."""
+    total = 0
+    run_start = run_end = None
+    for start, end in sorted(intervals):
+        if end <= start:
+            continue
+        if run_end is not None and start <= run_end:
+            if end > run_end:
+                run_end = end
+        else:
+            if run_end is not None:
+                total += run_end - run_start
+            run_start, run_end = start, end
+    if run_end is not None:
+        total += run_end - run_start
+    return total
 
 
 def union_seconds(intervals: Iterable[Interval]) -> Decimal:
@@ -252,6 +280,22 @@ class CardUsage:
                 raise ValueError("datetimes must be timezone-aware")
             if end < start:
                 raise ValueError("a usage interval must not end before it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class CardMicros:
+    """One card's usage as ``[starts[i], ends[i])`` in epoch microseconds (UTC): ``CardUsage`` as
+    billing reads it from SQL, in bulk, without a datetime per instant; rated exactly alike."""
+
+    card_id: int
+    starts: Sequence[int]
+    ends: Sequence[int]
+
+    def __post_init__(self) -> None:
+        if len(self.starts) != len(self.ends):
+            raise ValueError("a usage interval needs a start and an end")
+        if any(map(int.__gt__, self.starts, self.ends)):
+            raise ValueError("a usage interval must not end before it starts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,20 +514,26 @@ def _line_bound(line: LineInput) -> Bound:
 
 
 def _metered_intervals(
-    line: LineInput, window: Window, usage: Iterable[UsageRecord | CardUsage]
-) -> dict[tuple[str, int], tuple[Decimal, list[Interval]]]:
-    """Per allocated card (server for server lines): (weight, clipped intervals, not yet unioned)."""
-    by_card: dict[int, list[Interval]] = defaultdict(list)
-    by_server: dict[int, list[Interval]] = defaultdict(list)
+    line: LineInput, window: Window, usage: Iterable[UsageRecord | CardUsage | CardMicros]
+) -> dict[tuple[str, int], tuple[Decimal, list[tuple[int, int]]]]:
+    """Per allocated card (server for server lines): (weight, clipped intervals in epoch
+    microseconds, not yet unioned)."""
+    by_card: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    by_server: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for record in usage:
+        if isinstance(record, CardMicros):
+            by_card[record.card_id].extend(zip(record.starts, record.ends, strict=True))
+            continue
         if isinstance(record, CardUsage):
-            by_card[record.card_id].extend(record.intervals)
+            by_card[record.card_id].extend((epoch_micros(s), epoch_micros(e)) for s, e in record.intervals)
             continue
         target = by_card[record.card_id] if record.card_id is not None else by_server[record.server_id]
-        target.append((record.start, record.end))
-    units: dict[tuple[str, int], tuple[Decimal, list[Interval]]] = {}
+        target.append((epoch_micros(record.start), epoch_micros(record.end)))
+    units: dict[tuple[str, int], tuple[Decimal, list[tuple[int, int]]]] = {}
     for alloc in line.allocations:
         bounds = clip((window.start, window.end), _line_bound(line), (alloc.start, alloc.end))
+        if bounds is not None:
+            bounds = (epoch_micros(bounds[0]), epoch_micros(bounds[1]))
         if line.resource == "server":
             if alloc.server_id is None:
                 raise ValueError(f"server line {line.line_id} must be allocated whole servers")
@@ -515,7 +565,7 @@ def _metered_intervals(
 def _metered_scaled(line: LineInput, window: Window, usage: Iterable[UsageRecord]) -> Decimal:
     """Σ weight × |∪ intervals| in µs; quantity = this / ``_metered_scale``."""
     units = _metered_intervals(line, window, usage).values()
-    return sum((weight * _union_micros(intervals) for weight, intervals in units), ZERO)
+    return sum((weight * _union_length(intervals) for weight, intervals in units), ZERO)
 
 
 def _metered_scale(line: LineInput) -> Decimal | int:

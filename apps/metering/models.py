@@ -125,6 +125,12 @@ class UsageRecord(models.Model):
             # month for billing's late-usage screen at almost no cost to ingestion
             # (docs/rating.md#late-usage).
             BrinIndex(fields=["received_at"], name="usage_received_brin"),
+            # The metering agent's records of a card: billing's reconciliation asks, per card,
+            # whether the agent reported at all (docs/hardware-truth.md#reconciliation); a partial
+            # index holds only those records, so the answer does not read the partner's.
+            models.Index(
+                fields=["card", "start_at"], name="usage_agent_card_start", condition=Q(source="agent")
+            ),
         ]
         constraints = [
             # Per partition; the global key is UsageEvent's (docs/partitions.md#idempotency).

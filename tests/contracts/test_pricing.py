@@ -704,3 +704,44 @@ def test_card_usage_rates_exactly_like_the_same_records():
         CardUsage(1, ((base, base - timedelta(seconds=1)),))
     with pytest.raises(ValueError, match="timezone-aware"):
         CardUsage(1, ((datetime(2026, 11, 3), datetime(2026, 11, 4)),))
+
+
+def test_card_micros_rate_exactly_like_the_same_records_to_the_microsecond():
+    """Billing's bulk form (epoch microseconds from SQL) against records: the same charge, also
+    for intervals that cross the allocation's start and end and are off by one microsecond."""
+    from datetime import UTC, timezone
+
+    from apps.contracts.pricing import CardMicros, epoch_micros
+
+    plus8 = timezone(timedelta(hours=8))
+    alloc_start = datetime(2026, 11, 5, 9, tzinfo=plus8)
+    alloc_end = datetime(2026, 11, 20, 9, tzinfo=plus8)
+    one = timedelta(microseconds=1)
+    pairs = [
+        (alloc_start - timedelta(hours=2), alloc_start + timedelta(hours=1) + one),  # crosses the start
+        (datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 10, 7, 30, tzinfo=UTC) - one),
+        (datetime(2026, 11, 10, 6, tzinfo=UTC), datetime(2026, 11, 10, 8, tzinfo=UTC)),  # overlaps
+        (alloc_end - timedelta(minutes=30), alloc_end + timedelta(hours=4)),  # crosses the end
+    ]
+    card = CardRef(1, 10, Decimal("312"))
+    line = LineInput(
+        line_id=1,
+        resource="card",
+        term="hourly",
+        quantity=Decimal(1),
+        list_unit_price=Decimal("10.00"),
+        tax_rate=Decimal("0.06"),
+        start=datetime(2026, 11, 1, tzinfo=plus8),
+        allocations=(Allocation.card(card, alloc_start, alloc_end),),
+    )
+    records = [UsageRecord(s, e, card_id=1) for s, e in pairs]
+    as_records = rate_line(line, Period(2026, 11), records, prices_include_tax=True)
+    micros = CardMicros(1, [epoch_micros(s) for s, _ in pairs], [epoch_micros(e) for _, e in pairs])
+    as_micros = rate_line(line, Period(2026, 11), [micros], prices_include_tax=True)
+    assert as_micros == as_records
+    # 1 h + 1 µs after the start, 8 h less 1 µs on the 10th, 30 min before the end: 9.5 h
+    assert as_micros.quantity == Decimal("9.500000")
+    assert as_micros.amount == Decimal("95.00")
+    assert epoch_micros(datetime(1970, 1, 1, 8, tzinfo=plus8)) == 0
+    with pytest.raises(ValueError, match="must not end before"):
+        CardMicros(1, [10], [9])

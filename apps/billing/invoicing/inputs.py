@@ -9,7 +9,6 @@ then prices the merged intervals. SQL only reduces data; it never computes a cha
 from __future__ import annotations
 
 import datetime
-import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -289,7 +288,7 @@ def merged_usage(
     received_to: datetime.datetime,
     received_from: datetime.datetime = EPOCH,
     source: str = "partner",
-) -> dict[int, list[pricing.CardUsage]]:
+) -> dict[int, list[pricing.CardMicros]]:
     """Each card's usage in ``[start, end)``, received in ``(received_from, received_to]``, merged.
 
     ``server_ids`` are the cards' servers: their records count for each of the cards. Only records
@@ -315,20 +314,8 @@ def merged_usage(
             },
         )
         rows = cursor.fetchall()
-    # Epoch microseconds, one row of arrays per card: exact, and turned into datetimes by C-level
-    # maps (no Python call per interval) — far cheaper than reading a million timestamps.
-    to_instant = functools.partial(datetime.timedelta, 0, 0)
-    shift = EPOCH.__add__
-    usage = {
-        card_id: [
-            pricing.CardUsage(
-                card_id,
-                tuple(zip(map(shift, map(to_instant, los)), map(shift, map(to_instant, his)), strict=True)),
-            )
-        ]
-        for card_id, los, his in rows
-    }
-    return usage
+    # Epoch microseconds, one row of arrays per card, rated as they are: no datetime per instant.
+    return {card_id: [pricing.CardMicros(card_id, los, his)] for card_id, los, his in rows}
 
 
 # A scalar subquery with LIMIT 1 per window row: PostgreSQL probes the card (server) index once
@@ -375,16 +362,7 @@ WITH w AS (
 ), h AS (
     SELECT * FROM unnest(%(hardware_groups)s::int[], %(card_ids)s::bigint[], %(server_ids)s::bigint[])
            AS h(grp, card_id, server_id)
-), spans AS (
-    SELECT p_start, p_end, min(cutoff) AS cutoff FROM w GROUP BY p_start, p_end
-), late AS MATERIALIZED (
-    SELECT s.p_start, s.p_end, u.card_id, u.server_id, u.received_at
-      FROM spans s
-      JOIN LATERAL (
-           SELECT card_id, server_id, received_at FROM metering_usagerecord u
-            WHERE u.start_at < s.p_end AND u.start_at > s.p_start - %(span)s AND u.end_at > s.p_start
-              AND u.voided_at IS NULL AND u.received_at > s.cutoff AND u.received_at <= %(as_of)s) u ON true
-)
+), late AS MATERIALIZED ({arrivals})
 SELECT w.key FROM late l
   JOIN h ON h.card_id = l.card_id
   JOIN w ON w.grp = h.grp AND w.p_start = l.p_start AND w.p_end = l.p_end AND l.received_at > w.cutoff
@@ -392,6 +370,16 @@ UNION
 SELECT w.key FROM late l
   JOIN h ON h.server_id = l.server_id
   JOIN w ON w.grp = h.grp AND w.p_start = l.p_start AND w.p_end = l.p_end AND l.received_at > w.cutoff
+"""
+# One window's records received after a cutoff; the bounds are constants, so PostgreSQL prunes
+# to the window's partitions and, knowing from its statistics that few records arrived that late,
+# reads them through the BRIN index.
+LATE_ARRIVALS_PART = """
+SELECT %(start_{n})s::timestamptz AS p_start, %(end_{n})s::timestamptz AS p_end, u.card_id, u.server_id,
+       u.received_at
+  FROM metering_usagerecord u
+ WHERE u.start_at < %(end_{n})s AND u.start_at > %(reach_{n})s AND u.end_at > %(start_{n})s
+   AND u.voided_at IS NULL AND u.received_at > %(cutoff_{n})s AND u.received_at <= %(as_of)s
 """
 
 
@@ -418,13 +406,34 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
     after = [i for i, w in enumerate(windows) if w.cutoff >= w.end]
     early = [i for i, w in enumerate(windows) if w.cutoff < w.end]
     found: set[int] = set()
-    for indexes, sql in ((after, LATE_ARRIVALS_SQL), (early, LATE_CHECK_SQL)):
-        if indexes:
-            found |= {indexes[key] for key in _windows_query(sql, [windows[i] for i in indexes], as_of=as_of)}
+    if after:
+        # each distinct window once, from the earliest cutoff among the customers asking about it
+        spans: dict[tuple[datetime.datetime, datetime.datetime], datetime.datetime] = {}
+        for i in after:
+            w = windows[i]
+            spans[(w.start, w.end)] = min(w.cutoff, spans.get((w.start, w.end), w.cutoff))
+        extra = {}
+        for n, ((start, end), cutoff) in enumerate(sorted(spans.items())):
+            extra |= {
+                f"start_{n}": start,
+                f"end_{n}": end,
+                f"reach_{n}": start - RECORD_MAX_SPAN,
+                f"cutoff_{n}": cutoff,
+            }
+        sql = LATE_ARRIVALS_SQL.format(
+            arrivals=" UNION ALL ".join(LATE_ARRIVALS_PART.replace("{n}", str(n)) for n in range(len(spans)))
+        )
+        keys = _windows_query(sql, [windows[i] for i in after], as_of=as_of, extra=extra)
+        found |= {after[key] for key in keys}
+    if early:
+        keys = _windows_query(LATE_CHECK_SQL, [windows[i] for i in early], as_of=as_of)
+        found |= {early[key] for key in keys}
     return found
 
 
-def _windows_query(sql: str, windows: list[LateWindow], *, as_of: datetime.datetime) -> set[int]:
+def _windows_query(
+    sql: str, windows: list[LateWindow], *, as_of: datetime.datetime, extra: dict | None = None
+) -> set[int]:
     """Run a late-usage screen over ``windows``; the keys (positions in ``windows``) it finds."""
     # windows of one customer share its hardware: send each set once, and the windows by reference
     groups: dict[tuple[frozenset[int], frozenset[int]], int] = {}
@@ -441,8 +450,10 @@ def _windows_query(sql: str, windows: list[LateWindow], *, as_of: datetime.datet
         (list(column) for column in zip(*hardware, strict=True)) if hardware else ([], [], [])
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        # thousands of cheap index probes: compiling them (JIT) would cost more than running them
+        # thousands of cheap index probes, or a few small scans: compiling them (JIT) or starting
+        # parallel workers would cost more than running them
         cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cursor.execute(
             sql,
             {
@@ -456,6 +467,7 @@ def _windows_query(sql: str, windows: list[LateWindow], *, as_of: datetime.datet
                 "server_ids": servers,
                 "span": RECORD_MAX_SPAN,
                 "as_of": as_of,
+                **(extra or {}),
             },
         )
         return {key for (key,) in cursor.fetchall()}

@@ -248,10 +248,10 @@ class ChunkInputs:
     """Everything rating needs for some customers and a period, read in a constant number of queries."""
 
     contracts: dict[int, list[LoadedContract]]
-    usage: dict[int, list[pricing.CardUsage]]
+    usage: dict[int, list[pricing.CardMicros]]
     late: dict[int, list]
     sla: SlaInputs = field(default_factory=SlaInputs)
-    agent_usage: dict[int, list[pricing.CardUsage]] = field(default_factory=dict)
+    agent_usage: dict[int, list[pricing.CardMicros]] = field(default_factory=dict)
 
     def plan(self, customer_id: int, period: Period) -> dict[str, list[PlannedLine]]:
         return invoice_plan(
