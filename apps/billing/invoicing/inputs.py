@@ -318,15 +318,22 @@ def merged_usage(
     return {card_id: [pricing.CardMicros(card_id, los, his)] for card_id, los, his in rows}
 
 
+# The windows of a screen: thousands of them share a dozen (start, end) pairs and a few cutoffs,
+# so each window sends small indexes into those (1-based) rather than three timestamps of its own.
+WINDOWS_CTE = """w AS (
+    SELECT w.key, s.p_start, s.p_end, c.cutoff, w.grp
+      FROM unnest(%(keys)s::int[], %(spans)s::int[], %(cuts)s::int[], %(groups)s::int[]) AS w(key, span, cut, grp)
+      JOIN unnest(%(span_starts)s::timestamptz[], %(span_ends)s::timestamptz[]) WITH ORDINALITY
+           AS s(p_start, p_end, span) ON s.span = w.span
+      JOIN unnest(%(cutoff_values)s::timestamptz[]) WITH ORDINALITY AS c(cutoff, cut) ON c.cut = w.cut
+)"""
+
+
 # A scalar subquery with LIMIT 1 per window row: PostgreSQL probes the card (server) index once
 # per row and prunes partitions at run time; an EXISTS could be planned as a hash join that reads
 # every stored record of the servers.
 LATE_CHECK_SQL = """
-WITH w AS (
-    SELECT * FROM unnest(%(keys)s::int[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
-                         %(cutoffs)s::timestamptz[], %(groups)s::int[])
-           AS w(key, p_start, p_end, cutoff, grp)
-), k AS (
+WITH {windows}, k AS (
     SELECT w.key, w.p_start, w.p_end, w.cutoff, h.card_id, h.server_id
       FROM w JOIN unnest(%(hardware_groups)s::int[], %(card_ids)s::bigint[], %(server_ids)s::bigint[])
                   AS h(grp, card_id, server_id) ON h.grp = w.grp
@@ -355,11 +362,7 @@ SELECT key FROM k
 # many records the month holds — and those few are matched to the customers' hardware and exact
 # cutoffs (docs/rating.md#late-usage).
 LATE_ARRIVALS_SQL = """
-WITH w AS (
-    SELECT * FROM unnest(%(keys)s::int[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
-                         %(cutoffs)s::timestamptz[], %(groups)s::int[])
-           AS w(key, p_start, p_end, cutoff, grp)
-), h AS (
+WITH {windows}, h AS (
     SELECT * FROM unnest(%(hardware_groups)s::int[], %(card_ids)s::bigint[], %(server_ids)s::bigint[])
            AS h(grp, card_id, server_id)
 ), late AS MATERIALIZED ({arrivals})
@@ -421,12 +424,14 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
                 f"cutoff_{n}": cutoff,
             }
         sql = LATE_ARRIVALS_SQL.format(
-            arrivals=" UNION ALL ".join(LATE_ARRIVALS_PART.replace("{n}", str(n)) for n in range(len(spans)))
+            windows=WINDOWS_CTE,
+            arrivals=" UNION ALL ".join(LATE_ARRIVALS_PART.replace("{n}", str(n)) for n in range(len(spans))),
         )
         keys = _windows_query(sql, [windows[i] for i in after], as_of=as_of, extra=extra)
         found |= {after[key] for key in keys}
     if early:
-        keys = _windows_query(LATE_CHECK_SQL, [windows[i] for i in early], as_of=as_of)
+        sql = LATE_CHECK_SQL.format(windows=WINDOWS_CTE)
+        keys = _windows_query(sql, [windows[i] for i in early], as_of=as_of)
         found |= {early[key] for key in keys}
     return found
 
@@ -449,6 +454,10 @@ def _windows_query(
     hardware_groups, cards, servers = (
         (list(column) for column in zip(*hardware, strict=True)) if hardware else ([], [], [])
     )
+    spans: dict[tuple[datetime.datetime, datetime.datetime], int] = {}
+    cutoffs: dict[datetime.datetime, int] = {}
+    window_spans = [spans.setdefault((w.start, w.end), len(spans) + 1) for w in windows]
+    window_cuts = [cutoffs.setdefault(w.cutoff, len(cutoffs) + 1) for w in windows]
     with transaction.atomic(), connection.cursor() as cursor:
         # thousands of cheap index probes, or a few small scans: compiling them (JIT) or starting
         # parallel workers would cost more than running them
@@ -458,9 +467,11 @@ def _windows_query(
             sql,
             {
                 "keys": list(range(len(windows))),
-                "starts": [w.start for w in windows],
-                "ends": [w.end for w in windows],
-                "cutoffs": [w.cutoff for w in windows],
+                "spans": window_spans,
+                "cuts": window_cuts,
+                "span_starts": [start for start, _ in spans],
+                "span_ends": [end for _, end in spans],
+                "cutoff_values": list(cutoffs),
                 "groups": window_groups,
                 "hardware_groups": hardware_groups,
                 "card_ids": cards,

@@ -208,16 +208,25 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
         if cutoff is not None:
             cutoffs[customer_id][invoice_period] = cutoff
     windows: list[tuple[int, Period, LateWindow]] = []
+    periods: dict[str, tuple[Period, datetime.datetime, datetime.datetime]] = {}
     for customer_id, by_period in cutoffs.items():
         card_ids = frozenset(cid for loaded in contracts.get(customer_id, ()) for cid in loaded.card_ids)
         server_ids = frozenset(sid for loaded in contracts.get(customer_id, ()) for sid in loaded.server_ids)
         if not card_ids:
             continue
+        latest: dict[str, datetime.datetime] = {}  # the latest cutoff from each period on
+        cutoff = None
+        for invoiced_period in sorted(by_period, reverse=True):
+            cutoff = by_period[invoiced_period] if cutoff is None else max(cutoff, by_period[invoiced_period])
+            latest[invoiced_period] = cutoff
         for invoiced_period in sorted(by_period):
-            cutoff = max(c for p, c in by_period.items() if p >= invoiced_period)
-            p = Period.parse(invoiced_period)
-            start, end = p.bounds(_tz())
-            windows.append((customer_id, p, LateWindow(start, end, cutoff, card_ids, server_ids)))
+            if invoiced_period not in periods:
+                p = Period.parse(invoiced_period)
+                periods[invoiced_period] = (p, *p.bounds(_tz()))
+            p, start, end = periods[invoiced_period]
+            windows.append(
+                (customer_id, p, LateWindow(start, end, latest[invoiced_period], card_ids, server_ids))
+            )
     # One query finds the few (customer, period) pairs with late records; only those are merged.
     with_usage = windows_with_usage([window for _, _, window in windows], as_of=as_of)
     result: dict[int, list] = defaultdict(list)
