@@ -91,13 +91,20 @@ WITH retired_card AS (
     SELECT site_id, coalesce(sum(n) FILTER (WHERE NOT isempty(span)), 0) AS cards,
            sum(n * hours) AS hours, sum(n * hours * p_per_card) AS p_hours,
            coalesce(sum(n) FILTER (WHERE in_service AND created_at <= %(now)s), 0) AS in_service_now
-    FROM (SELECT *, {HOURS.format(r="span")} AS hours FROM life) l
+    FROM (
+        -- rows of like cards summed first: the hours are computed once per distinct life
+        SELECT site_id, p_per_card, in_service, created_at, span, sum(n) AS n, {HOURS.format(r="span")} AS hours
+        FROM life GROUP BY 1, 2, 3, 4, 5
+    ) l
     GROUP BY site_id
 ), allocated AS (
     SELECT site_id, sum(n * hours) AS hours, sum(n * hours * p_per_card) AS p_hours,
            coalesce(sum(n) FILTER (WHERE in_service AND created_at <= %(now)s AND held @> %(now)s::timestamptz), 0)
            AS held_now
-    FROM (SELECT *, {HOURS.format(r="span * held")} AS hours FROM held) h
+    FROM (
+        SELECT site_id, p_per_card, in_service, created_at, held, sum(n) AS n, {HOURS.format(r="span * held")} AS hours
+        FROM held GROUP BY 1, 2, 3, 4, 5, span
+    ) h
     GROUP BY site_id
 )
 SELECT pr.code, pr.name, s.name, s.hub, av.cards, av.hours, coalesce(al.hours, 0),
