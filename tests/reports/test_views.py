@@ -113,3 +113,41 @@ def test_the_landing_page_links_every_report_and_the_finance_home_links_it(demo,
     for url in PAGES[1:]:
         assert f'href="{url}"' in html
     assert 'href="/admin/reports/"' in client.get("/admin/").content.decode()
+
+
+def test_ar_aging_page_lists_the_largest_customers_of_a_bucket_and_the_csv_all(
+    client, make_staff, monkeypatch
+):
+    import datetime
+
+    import time_machine
+
+    from apps.accounts import roles
+    from apps.billing.models import Invoice
+    from apps.reports import views
+    from tests.factories.catalogue import CustomerFactory
+
+    monkeypatch.setattr(views, "PAGE_ROWS", 5)  # one customer per bucket on the page
+    due = datetime.date(2026, 11, 10)  # 18 days late on Nov 28
+    for n, amount in enumerate(["300.00", "100.00", "200.00"]):
+        Invoice.objects.create(
+            customer=CustomerFactory(code=f"age-{n}", name=f"Age {n}"),
+            period="2026-10",
+            status="issued",
+            number=f"AGE-{n}",
+            net_amount=Decimal(amount),
+            total_amount=Decimal(amount),
+            due_on=due,
+        )
+    client.force_login(make_staff(roles.FINANCE, username="fin-aging"))
+    with time_machine.travel(datetime.datetime(2026, 11, 28, 12, tzinfo=datetime.UTC), tick=False):
+        html = client.get("/admin/reports/ar-aging/").content.decode()
+        rows = csv_rows(client.get("/admin/reports/ar-aging/?format=csv"))
+    assert "Showing the 1 largest customers of each bucket; the CSV has them all." in html
+    table = html[html.index('id="report-table"') :]
+    assert "age-2" not in table and "age-1" not in table  # the largest of the bucket only
+    assert [(row[0], row[2], row[3], row[4]) for row in rows[1:] if row[2].startswith("age-")] == [
+        ("1–30 days 1–30天", "age-0 Age 0", "1", "300.00"),
+        ("1–30 days 1–30天", "age-2 Age 2", "1", "200.00"),
+        ("1–30 days 1–30天", "age-1 Age 1", "1", "100.00"),
+    ]
