@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
+import multiprocessing
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from celery import current_app
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -179,19 +182,56 @@ def billing_run_execute(
     run: BillingRun,
     progress: Callable[[int], None] | None = None,
     now: datetime.datetime | None = None,
+    workers: int = 1,
 ) -> BillingRun:
-    """Run every chunk in this process (the management command, eager mode, tests)."""
+    """Run every chunk from this process (the management command, eager mode, tests).
+
+    With ``workers`` > 1 the chunks run in that many forked processes at once, each on its own
+    database connection, as that many Celery worker processes would run them
+    (docs/invoices.md#parallel-runs); the data must be committed, so not inside a transaction.
+    """
     ids = billing_run_start(run=run, now=now)
+    chunks = list(customer_ids_split(ids=ids, size=chunk_size(len(ids), workers=workers)))
     invoice_ids: list[int] = []
-    for chunk in customer_ids_split(ids=ids):
-        invoice_ids += billing_run_chunk(run_id=run.pk, customer_ids=chunk, now=now)
-        if progress:
-            progress(len(chunk))
+    if workers > 1 and len(chunks) > 1:
+        if connection.in_atomic_block:
+            raise ValueError(
+                "a run in several processes reads committed data: start it outside a transaction"
+            )
+        connections.close_all()  # a forked process must not share its parent's connection
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_chunk_in_process, run.pk, chunk, now): len(chunk) for chunk in chunks}
+            for future in as_completed(futures):
+                invoice_ids += future.result()
+                if progress:
+                    progress(futures[future])
+    else:
+        for chunk in chunks:
+            invoice_ids += billing_run_chunk(run_id=run.pk, customer_ids=chunk, now=now)
+            if progress:
+                progress(len(chunk))
     if not ids:
         billing_run_finish_if_done(run_id=run.pk, now=now)
     run.refresh_from_db()
     run.invoice_ids = invoice_ids
     return run
+
+
+def chunk_size(customers: int, *, workers: int = 1) -> int:
+    """At most ``CHUNK_SIZE`` customers a chunk; with several workers, as many chunks as keep every
+    worker busy to the end (a multiple of ``workers``, of even size)."""
+    if workers <= 1 or customers <= 1:
+        return CHUNK_SIZE
+    count = math.ceil(math.ceil(customers / CHUNK_SIZE) / workers) * workers
+    return max(1, math.ceil(customers / count))
+
+
+def _chunk_in_process(run_id: int, customer_ids: list[int], now: datetime.datetime | None) -> list[int]:
+    try:
+        return billing_run_chunk(run_id=run_id, customer_ids=customer_ids, now=now)
+    finally:
+        connections.close_all()
 
 
 def _run_start_enqueue(run_id: int) -> None:

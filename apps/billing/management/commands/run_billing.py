@@ -1,4 +1,5 @@
-"""``run_billing --period YYYY-MM [--customer CODE]``: bill a period synchronously, with a progress bar."""
+"""``run_billing --period YYYY-MM [--customer CODE] [--workers N]``: bill a period synchronously, with a
+progress bar; ``--workers`` bills that many chunks of customers at once in forked processes."""
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -15,8 +16,16 @@ class Command(BaseCommand):
         parser.add_argument("--period", required=True, help="YYYY-MM")
         parser.add_argument("--customer", help="customer code: bill only this customer")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="processes billing chunks of customers at once (default 1; the machine's cores at most)",
+        )
 
-    def handle(self, *args, period, customer, no_progress, **options):
+    def handle(self, *args, period, customer, no_progress, workers, **options):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
         target = None
         if customer:
             target = Customer.objects.filter(code=customer).first()
@@ -33,7 +42,7 @@ class Command(BaseCommand):
                 bar.total = run.__class__.objects.get(pk=run.pk).customers_total
             bar.update(done)
 
-        run = billing_run_execute(run=run, progress=progress)
+        run = billing_run_execute(run=run, progress=progress, workers=workers)
         bar.close()
         self.stdout.write(
             f"Billing run #{run.pk} {run.period}: {run.status}; customers {run.customers_done}/{run.customers_total}, "
