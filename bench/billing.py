@@ -13,7 +13,11 @@ draft the run made (``invoice_issue_period``, the code behind ``issue_invoices``
 fapiao snapshot, the freeze, the issue steps of vouchers and customer credit) and prints the run,
 the issue and both together. The last line is
 
-    billing: <T> s for <N> customers, floor <F> s, ratio=<T/F>; issue <I> s, run + issue <T+I> s
+    billing: <T> s for <N> customers, floor <F> s, ratio=<T/F>; in <W> processes <P> s, ratio=<P/F>; issue <I> s, run + issue <T+I> s
+
+The run is timed twice: first in as many processes as the machine has cores (``--workers``;
+``billing_run_execute(workers=…)``, as a Celery worker with ``-c <cores>`` runs a month's chunks),
+then, the drafts deleted, in one process. The last line gives both against the same floor.
 """
 
 from __future__ import annotations
@@ -208,6 +212,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="processes of the parallel run (default: cores)"
+    )
     args = parser.parse_args()
 
     psql_admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
@@ -242,6 +249,25 @@ def main() -> None:
     print(f"loaded {args.customers} customers, {records} usage records in {time.perf_counter() - t0:.1f} s")
 
     as_of = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.UTC)
+    workers = args.workers or os.cpu_count() or 1
+    # with the machine's cores as worker processes (as `celery worker -c <cores>` runs a month),
+    # then the drafts deleted and the same month billed again in one process
+    parallel_run = billing_run_create(period="2026-11", as_of=as_of, now=as_of)
+    t0 = time.perf_counter()
+    parallel_run = billing_run_execute(run=parallel_run, workers=workers)
+    parallel = time.perf_counter() - t0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM billing_invoice WHERE status = 'draft'")
+        parallel_drafts = cursor.fetchone()[0]
+        cursor.execute(
+            "DELETE FROM billing_invoiceline WHERE invoice_id IN "
+            "(SELECT id FROM billing_invoice WHERE status = 'draft')"
+        )
+        cursor.execute("DELETE FROM billing_invoice WHERE status = 'draft'")
+    print(
+        f"run in {workers} processes: {parallel_run.status}, customers {parallel_run.customers_done}/"
+        f"{parallel_run.customers_total}, drafts {parallel_drafts}, errors {len(parallel_run.errors)}, {parallel:.2f} s"
+    )
     run = billing_run_create(period="2026-11", as_of=as_of, now=as_of)
     t0 = time.perf_counter()
     run = billing_run_execute(run=run)
@@ -275,6 +301,7 @@ def main() -> None:
         psql_admin(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
     print(
         f"billing: {total:.2f} s for {args.customers} customers, floor {floor:.2f} s, ratio={total / floor:.2f}; "
+        f"in {workers} processes {parallel:.2f} s, ratio={parallel / floor:.2f}; "
         f"issue {issue:.2f} s, run + issue {total + issue:.2f} s"
     )
 

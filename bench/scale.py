@@ -23,8 +23,9 @@ Then it measures, each against a floor taken in the same run:
    counts — *flatness* = API rate at the end ÷ at empty;
 2. the billing run of November 2026 (``billing_run_execute``) with ``--records``/10 and with
    ``--records`` records in the month, each against bench/billing.py's floor (one SQL query of the
-   same per-line usage sums plus a bulk insert of the same invoice lines) — *growth* = the second
-   run's time ÷ the first's;
+   same per-line usage sums plus a bulk insert of the same invoice lines), each size billed twice:
+   in as many processes as the machine has cores (as a Celery worker with ``-c <cores>`` runs a
+   month's chunks), then in one — *growth* = the second size's time ÷ the first's, in one process;
 3. server time of the admin's invoice and usage changelists (a superuser), the portal's invoice
    list, usage list and dashboard (the heavy customer's user) and the API's invoice and usage
    lists (a staff token): median and p95 over ``--requests`` requests, SQL queries per request;
@@ -269,36 +270,48 @@ def copy_floor(prefix: str, after: int) -> float:
 
 
 # -- billing -------------------------------------------------------------------------------------
-def bill(label: str) -> tuple[float, float]:
-    """Bill November 2026 for every customer; (seconds, floor seconds). Drafts are removed afterwards."""
+def bill(label: str) -> tuple[float, float, float]:
+    """Bill November 2026 for every customer, first in as many processes as the machine has cores
+    (as a Celery worker with ``-c <cores>`` runs a month's chunks), then in one; (seconds in one
+    process, seconds in several, floor seconds). Drafts are removed after each."""
     from django.db import connection
 
     from apps.billing.invoicing.services.runs import billing_run_create, billing_run_execute
 
     as_of = utc(2026, 12, 1, 3)
-    run = billing_run_create(period="2026-11", as_of=as_of, now=as_of)
-    t0 = time.perf_counter()
-    run = billing_run_execute(run=run)
-    seconds = time.perf_counter() - t0
-    with connection.cursor() as cursor:
-        floor, summed, copied = floor_seconds(
-            cursor, month_start(2026, 11), month_start(2026, 12), drafts_only=True
+    workers = os.cpu_count() or 1
+    timings = {}
+    for processes in (workers, 1):
+        run = billing_run_create(period="2026-11", as_of=as_of, now=as_of)
+        t0 = time.perf_counter()
+        run = billing_run_execute(run=run, workers=processes)
+        timings[processes] = time.perf_counter() - t0
+        if processes == 1:
+            with connection.cursor() as cursor:
+                floor, summed, copied = floor_seconds(
+                    cursor, month_start(2026, 11), month_start(2026, 12), drafts_only=True
+                )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM billing_invoiceline WHERE invoice_id IN "
+                "(SELECT id FROM billing_invoice WHERE status = 'draft')"
+            )
+            cursor.execute("DELETE FROM billing_invoice WHERE status = 'draft'")
+        print(
+            f"billing {label} in {processes} process(es): {run.status}, customers {run.customers_done}/"
+            f"{run.customers_total}, invoices {run.invoices_created}, errors {len(run.errors)}: "
+            f"{timings[processes]:.2f} s",
+            flush=True,
         )
-        cursor.execute(
-            "DELETE FROM billing_invoiceline WHERE invoice_id IN "
-            "(SELECT id FROM billing_invoice WHERE status = 'draft')"
-        )
-        cursor.execute("DELETE FROM billing_invoice WHERE status = 'draft'")
+    seconds, parallel = timings[1], timings[workers]
     print(
-        f"billing {label}: {run.status}, customers {run.customers_done}/{run.customers_total}, invoices "
-        f"{run.invoices_created}, errors {len(run.errors)}: {seconds:.2f} s; floor (sums of {summed} lines + "
-        f"{copied} invoice lines) {floor:.2f} s, ratio={seconds / floor:.2f}",
+        f"billing {label}: floor (sums of {summed} lines + {copied} invoice lines) {floor:.2f} s; ratio "
+        f"{seconds / floor:.2f} in one process, {parallel / floor:.2f} in {workers}",
         flush=True,
     )
-    return seconds, floor
+    return seconds, parallel, floor
 
 
-# -- pages ---------------------------------------------------------------------------------------
 def timed(client, url: str, requests: int, headers=None) -> tuple[float, float, int, int]:
     """Median and p95 ms, fewest and most SQL queries of ``requests`` GETs (after one warm-up)."""
     from django.db import connection
@@ -491,7 +504,7 @@ def main() -> None:
             )
 
         # 3. billing at a tenth and at all of --records in the month
-        small, small_floor = bill(f"at {args.records // 10:,} records")
+        small, small_parallel, small_floor = bill(f"at {args.records // 10:,} records")
         t0 = time.perf_counter()
         with connection.cursor() as cursor:
             add_usage(
@@ -514,7 +527,7 @@ def main() -> None:
                 f"database {db_size(cursor)}",
                 flush=True,
             )
-        large, large_floor = bill(f"at {in_month:,} records")
+        large, large_parallel, large_floor = bill(f"at {in_month:,} records")
         growth = large / small
 
         # 4. ingestion with every record stored
@@ -566,7 +579,9 @@ def main() -> None:
         with connection.cursor() as cursor:
             print(f"database {db_size(cursor)}; built and measured in {time.perf_counter() - started:.0f} s")
         print(
-            f"billing: growth {growth:.2f}x; floor ratio {small / small_floor:.2f} and {large / large_floor:.2f}"
+            f"billing: growth {growth:.2f}x ({large_parallel / small_parallel:.2f}x in {os.cpu_count()} processes); "
+            f"floor ratio {small / small_floor:.2f} and {large / large_floor:.2f} in one process, "
+            f"{small_parallel / small_floor:.2f} and {large_parallel / large_floor:.2f} in {os.cpu_count()}"
         )
         print(
             f"scale: worst p95 {worst:.0f} ms, billing growth {growth:.2f}x, ingest flatness {flatness:.2f}"
