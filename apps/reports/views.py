@@ -54,7 +54,8 @@ def csv_cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return str(value) if value.as_tuple().exponent == -2 else decimal_text(value)
+        text = str(value)  # an amount (two places) prints as itself, point third from the end
+        return text if text[-3:-2] == "." else decimal_text(value)
     return str(value)
 
 
