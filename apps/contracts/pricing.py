@@ -290,6 +290,9 @@ class CardMicros:
     card_id: int
     starts: Sequence[int]
     ends: Sequence[int]
+    # True when no two intervals overlap or touch, as PostgreSQL's range_agg returns them: the
+    # engine may then add up their lengths instead of sorting and merging them (not checked)
+    disjoint: bool = False
 
     def __post_init__(self) -> None:
         if len(self.starts) != len(self.ends):
@@ -515,21 +518,28 @@ def _line_bound(line: LineInput) -> Bound:
 
 def _metered_intervals(
     line: LineInput, window: Window, usage: Iterable[UsageRecord | CardUsage | CardMicros]
-) -> dict[tuple[str, int], tuple[Decimal, list[tuple[int, int]]]]:
-    """Per allocated card (server for server lines): (weight, clipped intervals in epoch
-    microseconds, not yet unioned)."""
+) -> dict[tuple[str, int], list]:
+    """Per allocated card (server for server lines): [weight, clipped intervals in epoch
+    microseconds not yet unioned, microseconds already added up]. A unit whose only usage is one
+    disjoint ``CardMicros`` inside its bounds, in one allocation, is added up at once (the bulk
+    case of a billing run); anything else is clipped and unioned."""
     by_card: dict[int, list[tuple[int, int]]] = defaultdict(list)
     by_server: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    bulk: dict[int, list[CardMicros]] = defaultdict(list)
     for record in usage:
         if isinstance(record, CardMicros):
-            by_card[record.card_id].extend(zip(record.starts, record.ends, strict=True))
+            if record.disjoint:
+                bulk[record.card_id].append(record)
+            else:
+                by_card[record.card_id].extend(zip(record.starts, record.ends, strict=True))
             continue
         if isinstance(record, CardUsage):
             by_card[record.card_id].extend((epoch_micros(s), epoch_micros(e)) for s, e in record.intervals)
             continue
         target = by_card[record.card_id] if record.card_id is not None else by_server[record.server_id]
         target.append((epoch_micros(record.start), epoch_micros(record.end)))
-    units: dict[tuple[str, int], tuple[Decimal, list[tuple[int, int]]]] = {}
+    keyed_by_alloc = []
+    allocations_of: dict[tuple[str, int], int] = defaultdict(int)
     for alloc in line.allocations:
         bounds = clip((window.start, window.end), _line_bound(line), (alloc.start, alloc.end))
         if bounds is not None:
@@ -540,7 +550,8 @@ def _metered_intervals(
             raw = by_server.get(alloc.server_id, []) + [
                 i for c in alloc.cards for i in by_card.get(c.card_id, [])
             ]
-            keyed = [(("server", alloc.server_id), Decimal(1), raw)]
+            pieces = [m for c in alloc.cards for m in bulk.get(c.card_id, ())]
+            keyed = [(("server", alloc.server_id), Decimal(1), raw, pieces)]
         else:
             keyed = [
                 (
@@ -548,24 +559,40 @@ def _metered_intervals(
                     card.tflops if line.resource == "p_unit" else Decimal(1),
                     by_card.get(card.card_id, [])
                     + (by_server.get(card.server_id, []) if card.server_id is not None else []),
+                    bulk.get(card.card_id, []),
                 )
                 for card in alloc.cards
             ]
-        for key, weight, raw in keyed:
-            _, intervals = units.setdefault(key, (weight, []))
-            if bounds is None or not raw:
+        for key, *_ in keyed:
+            allocations_of[key] += 1
+        keyed_by_alloc.append((bounds, keyed))
+    units: dict[tuple[str, int], list] = {}
+    for bounds, keyed in keyed_by_alloc:
+        for key, weight, raw, pieces in keyed:
+            unit = units.setdefault(key, [weight, [], 0])
+            if bounds is None:
+                continue
+            if not raw and len(pieces) == 1 and allocations_of[key] == 1:
+                piece = pieces[0]
+                if not piece.starts:
+                    continue
+                if min(piece.starts) >= bounds[0] and max(piece.ends) <= bounds[1]:
+                    unit[2] += sum(piece.ends) - sum(piece.starts)  # disjoint, inside: just add
+                    continue
+            raw = raw + [i for piece in pieces for i in zip(piece.starts, piece.ends, strict=True)]
+            if not raw:
                 continue
             if min(raw)[0] >= bounds[0] and max(end for _, end in raw) <= bounds[1]:
-                intervals.extend(raw)  # all inside the bounds already: nothing to clip
+                unit[1].extend(raw)  # all inside the bounds already: nothing to clip
             else:
-                intervals.extend(c for i in raw if (c := clip(i, bounds)) is not None)
+                unit[1].extend(c for i in raw if (c := clip(i, bounds)) is not None)
     return units
 
 
 def _metered_scaled(line: LineInput, window: Window, usage: Iterable[UsageRecord]) -> Decimal:
     """Σ weight × |∪ intervals| in µs; quantity = this / ``_metered_scale``."""
     units = _metered_intervals(line, window, usage).values()
-    return sum((weight * _union_length(intervals) for weight, intervals in units), ZERO)
+    return sum((weight * (_union_length(intervals) + added) for weight, intervals, added in units), ZERO)
 
 
 def _metered_scale(line: LineInput) -> Decimal | int:

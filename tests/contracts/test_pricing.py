@@ -745,3 +745,19 @@ def test_card_micros_rate_exactly_like_the_same_records_to_the_microsecond():
     assert epoch_micros(datetime(1970, 1, 1, 8, tzinfo=plus8)) == 0
     with pytest.raises(ValueError, match="must not end before"):
         CardMicros(1, [10], [9])
+
+    # as a billing run reads them: merged (disjoint), added up when inside the allocation, clipped
+    # when not — the same charge either way
+    merged = union(pairs)
+    disjoint = CardMicros(1, [epoch_micros(s) for s, _ in merged], [epoch_micros(e) for _, e in merged], True)
+    assert rate_line(line, Period(2026, 11), [disjoint], prices_include_tax=True) == as_records
+    inside = [(datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 10, 7, 30, tzinfo=UTC) - one)]
+    inside_micros = CardMicros(1, [epoch_micros(inside[0][0])], [epoch_micros(inside[0][1])], disjoint=True)
+    added_up = rate_line(line, Period(2026, 11), [inside_micros], prices_include_tax=True)
+    assert added_up == rate_line(
+        line, Period(2026, 11), [UsageRecord(*inside[0], card_id=1)], prices_include_tax=True
+    )
+    assert added_up.quantity == Decimal("7.500000")  # 7.5 h less 1 µs, rounded to the quantity's places
+    # two disjoint pieces of one card (billed and late usage together) are unioned, not added
+    twice = rate_line(line, Period(2026, 11), [inside_micros, inside_micros], prices_include_tax=True)
+    assert twice == added_up

@@ -314,8 +314,9 @@ def merged_usage(
             },
         )
         rows = cursor.fetchall()
-    # Epoch microseconds, one row of arrays per card, rated as they are: no datetime per instant.
-    return {card_id: [pricing.CardMicros(card_id, los, his)] for card_id, los, his in rows}
+    # Epoch microseconds, one row of arrays per card, rated as they are: no datetime per instant;
+    # range_agg's ranges never overlap or touch, so the engine may add their lengths up.
+    return {card_id: [pricing.CardMicros(card_id, los, his, disjoint=True)] for card_id, los, his in rows}
 
 
 # The windows of a screen: thousands of them share a dozen (start, end) pairs and a few cutoffs,

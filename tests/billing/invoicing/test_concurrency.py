@@ -127,9 +127,7 @@ class WorkerKilled(BaseException):
 def test_a_worker_killed_mid_chunk_loses_nothing_and_a_rerun_doubles_nothing(make_staff, monkeypatch):
     am = make_staff(roles.ACCOUNT_MANAGER, username="am-c")
     customers = _customers(am, 5)
-    monkeypatch.setattr(
-        runs, "customer_ids_split", lambda *, ids: [ids[i : i + 2] for i in range(0, len(ids), 2)]
-    )
+    monkeypatch.setattr(runs, "CHUNK_SIZE", 2)  # chunks of two customers
     real_write = invoicing._write
     calls = []
 
