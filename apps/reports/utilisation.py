@@ -78,15 +78,19 @@ WITH retired_card AS (
     JOIN {T["card"]} c ON c.id = a.card_id
     LEFT JOIN retired_card rc ON rc.id = c.id
     WHERE a.firm
-), life AS MATERIALIZED ({_life("cards")}
+), life AS MATERIALIZED ({_life("cards", ", k.in_service AS card_in_service, k.retired_at AS card_retired_at")}
 ), held AS (
     -- the cards' firm allocations: their whole server's, and their own (firm ones never overlap)
     SELECT l.site_id, l.p_per_card, l.in_service, l.created_at, l.n, l.span,
            tstzrange(a.start_at, a.end_at, '[)') AS held
     FROM life l JOIN {T["allocation"]} a ON a.server_id = l.server_id AND a.card_id IS NULL AND a.firm
     UNION ALL
-    SELECT site_id, p_per_card, in_service, created_at, n, span, held
-    FROM ({_life("own", ", k.held")}) o
+    -- a card's own ones: with the row of cards it belongs to (the same server and state)
+    SELECT l.site_id, l.p_per_card, l.in_service, l.created_at, o.n, l.span, o.held
+    FROM own o
+    JOIN life l ON l.server_id = o.server_id AND l.created_at = o.created_at
+               AND l.card_in_service = o.in_service
+               AND coalesce(l.card_retired_at, '-infinity') = coalesce(o.retired_at, '-infinity')
 ), available AS (
     SELECT site_id, coalesce(sum(n) FILTER (WHERE NOT isempty(span)), 0) AS cards,
            sum(n * hours) AS hours, sum(n * hours * p_per_card) AS p_hours,

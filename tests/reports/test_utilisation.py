@@ -209,3 +209,13 @@ def test_a_whole_server_allocation_counts_each_of_its_cards(make_staff, django_a
         ("East", 4, D("2880.0000"), D("1200.0000"), D("41.7"), D("524.1600"), 3),
         ("", 4, D("2880.0000"), D("1200.0000"), D("41.7"), D("524.1600"), 3),
     ]
+
+
+def test_a_retired_card_keeps_its_own_allocation_until_its_retirement(fleet):
+    with time_machine.travel(at(11, 21), tick=False):
+        card = Card.objects.get(server__site__name="North", slot=0)
+        card.status = "retired"
+        card.save()
+    rows = mine(utilisation.utilisation(period_range=NOVEMBER, now=AFTER))
+    # slot 0: 480 h to Nov 21, allocated from Nov 16: 120 h; slot 1: 240 h to Nov 11
+    assert rows[0] == ("North", 2, D("720.0000"), D("120.0000"), D("16.7"), D("600.0000"), D("187.2000"), 0)
