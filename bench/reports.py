@@ -1,6 +1,6 @@
 """Finance reports benchmark (not a test): every report selector and page over 100,000 invoices.
 
-    .venv/bin/python bench/reports.py [--customers 10000] [--months 10] [--runs 7] [--keep | --reuse]
+    .venv/bin/python bench/reports.py [--customers 10000] [--months 10] [--runs 7] [--keep | --reuse] [--only TEXT] [--jit]
 
 Builds a scratch PostgreSQL database (``suanli_bench_reports`` on the server of ``BENCH_DATABASE_URL``,
 default ``postgres://postgres@127.0.0.1:5432/postgres``), migrates it and fills it with set-based
@@ -16,7 +16,8 @@ attribution.py, utilisation.py) and every report page through Django's test clie
 user, HTML and CSV: median and p95 of ``--runs`` runs, SQL queries per call. The floor, measured
 in the same run, is the plainest query over the same rows: ``SELECT period, currency,
 sum(net_amount) FROM billing_invoice WHERE status IN ('issued', 'paid') AND period BETWEEN …
-GROUP BY 1, 2``. ``--keep`` leaves the scratch database in place; ``--reuse`` times a kept one again
+GROUP BY 1, 2``. Its connections are opened as the application's are (JIT off,
+config/settings/base.py) unless ``--jit``. ``--keep`` leaves the scratch database in place; ``--reuse`` times a kept one again
 without rebuilding it (and keeps it). The last line is
 
     reports: worst <x> ms (target 500)
@@ -203,11 +204,21 @@ def main() -> None:
         "--reuse", action="store_true", help="time the database a --keep run left, without rebuilding it"
     )
     parser.add_argument("--only", default="", help="time only the lines whose name contains this text")
+    parser.add_argument(
+        "--jit", action="store_true", help="PostgreSQL's default JIT, not the application's (off)"
+    )
     args = parser.parse_args()
     args.keep = args.keep or args.reuse
 
     env = {**os.environ, "DATABASE_URL": scratch_url(), "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    if not args.jit:
+        # the connections the application opens (config/settings/base.py); the test settings'
+        # own DATABASES keep PostgreSQL's default
+        from config.settings.base import JIT_OFF
+
+        env["PGOPTIONS"] = f"{os.environ.get('PGOPTIONS', '')} {JIT_OFF}".strip()
     print(f"machine: {machine()}")
+    print(f"connections: {env.get('PGOPTIONS') or 'PostgreSQL defaults'}")
     started = time.perf_counter()
     if not args.reuse:
         psql_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
