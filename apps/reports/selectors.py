@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
@@ -162,7 +162,8 @@ def ar_aging(*, today: datetime.date) -> list[dict]:
     """Issued, unpaid invoices' amount due (total − voucher − credited − paid) by days past due on
     ``today`` (a billing-zone date): one row per bucket and currency with its customers, largest
     first; one query."""
-    with connection.cursor() as cursor:
+    # read where the ORM would read invoices (the replica inside a report view, when one is set)
+    with connections[router.db_for_read(Invoice)].cursor() as cursor:
         cursor.execute(
             AR_AGING_SQL,
             {
