@@ -16,7 +16,7 @@ attribution.py, utilisation.py) and every report page through Django's test clie
 user, HTML and CSV: median and p95 of ``--runs`` runs, SQL queries per call. The floor, measured
 in the same run, is the plainest query over the same rows: ``SELECT period, currency,
 sum(net_amount) FROM billing_invoice WHERE status IN ('issued', 'paid') AND period BETWEEN …
-GROUP BY 1, 2``. Its connections are opened as the application's are (JIT off,
+GROUP BY 1, 2``. Its connections are opened as the application's are (JIT off, 64 MB work_mem,
 config/settings/base.py) unless ``--jit``. ``--keep`` leaves the scratch database in place; ``--reuse`` times a kept one again
 without rebuilding it (and keeps it). The last line is
 
@@ -214,9 +214,9 @@ def main() -> None:
     if not args.jit:
         # the connections the application opens (config/settings/base.py); the test settings'
         # own DATABASES keep PostgreSQL's default
-        from config.settings.base import JIT_OFF
+        from config.settings.base import CONNECTION_OPTIONS
 
-        env["PGOPTIONS"] = f"{os.environ.get('PGOPTIONS', '')} {JIT_OFF}".strip()
+        env["PGOPTIONS"] = f"{os.environ.get('PGOPTIONS', '')} {CONNECTION_OPTIONS}".strip()
     print(f"machine: {machine()}")
     print(f"connections: {env.get('PGOPTIONS') or 'PostgreSQL defaults'}")
     started = time.perf_counter()

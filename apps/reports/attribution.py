@@ -13,14 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection
-
 from apps.core.money import round_percent
 from apps.customers.models import Customer
 from apps.inventory.models import GpuModel
 from apps.providers.models import HubRegion, Provider
 from apps.reports import facts
-from apps.reports.selectors import PeriodRange
+from apps.reports.selectors import PeriodRange, report_cursor
 
 ZERO = Decimal("0.00")
 
@@ -64,9 +62,8 @@ HUB_LABELS = dict(HubRegion.choices)
 
 # The parts of the range's billed invoices, per fact key: the revenue facts of the keys not marked
 # changed, and the live parts of the marked ones (apps/reports/facts.py), read in one snapshot;
-# grouped by the dimension's value and whether the part is hardware / settled (few groups, so a
-# hash aggregate); the reason of a NULL value is named in Python. ``hardware`` NULL: the invoices'
-# net amount beyond their parts.
+# grouped by the dimension's value and, where it has none, the reason (named in Python); reason
+# ``rest``: the invoices' net amount beyond their parts.
 QUERY = """
 WITH marked_invoices AS MATERIALIZED ({marked_invoices}),
 live AS ({live}),
@@ -80,11 +77,16 @@ parts AS (
     FROM live p
     GROUP BY 1, 2, 3, 4
 )
-SELECT {key}, {label}, g.hardware, g.settled, g.currency, g.revenue, g.cost
+SELECT {key}, {label}, g.reason, g.currency, g.revenue, g.cost, g.unsettled
 FROM (
-    SELECT k, hardware, settled, currency, sum(revenue) AS revenue, sum(cost) AS cost
+    SELECT k,
+           CASE WHEN hardware IS NULL THEN 'rest' WHEN k IS NOT NULL THEN ''
+                WHEN NOT hardware THEN 'no_hardware' WHEN NOT settled THEN 'unsettled'
+                ELSE 'several_hubs' END AS reason,
+           currency, sum(revenue) AS revenue, sum(cost) AS cost,
+           coalesce(sum(revenue) FILTER (WHERE hardware AND NOT settled), 0) AS unsettled
     FROM parts
-    GROUP BY 1, 2, 3, 4
+    GROUP BY 1, 2, 3
 ) g {join}
 """
 
@@ -131,30 +133,21 @@ def revenue_margin(*, period_range: PeriodRange, by: str) -> list[MarginRow]:
         label=label,
         join=join,
     )
-    with connection.cursor() as cursor:
+    with report_cursor() as cursor:
         cursor.execute(
             sql, {**facts.parameters(), "first": str(period_range.first), "last": str(period_range.last)}
         )
         fetched = cursor.fetchall()
     outside: dict[str, Decimal] = {}  # per currency billed: the invoices' net amount beyond their parts
     sums: dict[tuple[str, str, str], list] = {}  # (reason, key, currency) → label, revenue, cost, unsettled
-    for row_key, row_label, hardware, settled, currency, revenue, cost in fetched:
-        if hardware is None:
+    for row_key, row_label, reason, currency, revenue, cost, unsettled in fetched:
+        if reason == "rest":
             outside[currency] = outside.get(currency, ZERO) + revenue
             continue
-        if row_key is not None:
-            reason = ""
-        elif not hardware:
-            reason = "no_hardware"
-        elif not settled:
-            reason = "unsettled"
-        else:
-            reason = "several_hubs"
         entry = sums.setdefault((reason, row_key or reason, currency), [row_label, ZERO, ZERO, ZERO])
         entry[1] += revenue
         entry[2] += cost
-        if hardware and not settled:
-            entry[3] += revenue
+        entry[3] += unsettled
     rows: list[MarginRow] = []
     for (reason, row_key, currency), (row_label, revenue, cost, unsettled) in sums.items():
         attributed = reason == ""

@@ -8,6 +8,8 @@ are summed per currency; nothing converts between currencies.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -137,6 +139,14 @@ def _amount_due():
 # Issued invoices with an amount due, summed per bucket, currency and customer id first (few
 # thousand groups of integers, held in memory), then named from the customers: grouping every
 # invoice by the customer's code and name would carry those strings through the aggregate.
+@contextmanager
+def report_cursor() -> Iterator:
+    """A cursor where the ORM would read invoices: the replica inside a report view, when one is set
+    (docs/scaling.md#read-replicas)."""
+    with connections[router.db_for_read(Invoice)].cursor() as cursor:
+        yield cursor
+
+
 AR_AGING_SQL = f"""
 SELECT g.bucket, g.currency, c.code, c.name, g.invoices, g.amount
 FROM (
@@ -162,8 +172,7 @@ def ar_aging(*, today: datetime.date) -> list[dict]:
     """Issued, unpaid invoices' amount due (total − voucher − credited − paid) by days past due on
     ``today`` (a billing-zone date): one row per bucket and currency with its customers, largest
     first; one query."""
-    # read where the ORM would read invoices (the replica inside a report view, when one is set)
-    with connections[router.db_for_read(Invoice)].cursor() as cursor:
+    with report_cursor() as cursor:
         cursor.execute(
             AR_AGING_SQL,
             {

@@ -13,14 +13,12 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
-from django.db import connection
-
 from apps.contracts.models import Allocation
 from apps.core.money import round_hours, round_percent
 from apps.core.units import TFLOPS_PER_P
 from apps.inventory.models import Card, GpuModel, HardwareStatus, Server
 from apps.providers.models import HubRegion, Provider, Site
-from apps.reports.selectors import PeriodRange
+from apps.reports.selectors import PeriodRange, report_cursor
 
 T = {
     "card": Card._meta.db_table,
@@ -131,7 +129,7 @@ def utilisation(*, period_range: PeriodRange, now: datetime.datetime) -> list[di
     range ends at ``now`` when now is earlier. One query."""
     start, end = period_range.bounds()
     end = max(start, min(end, now))
-    with connection.cursor() as cursor:
+    with report_cursor() as cursor:
         cursor.execute(
             QUERY,
             {

@@ -108,17 +108,19 @@ TEMPLATES = [
 
 # Database: PostgreSQL everywhere. DATABASE_URL wins; local settings fall back to an embedded server.
 DATABASE_URL = env("DATABASE_URL")
-# PostgreSQL's JIT compilation off on the application's connections: its heaviest reads (the
-# finance reports) aggregate a few hundred thousand rows, where compiling a plan costs 100–250 ms
-# and saves less (docs/reports.md#measured-benchreportspy).
-JIT_OFF = "-c jit=off"
+# The application's PostgreSQL sessions: JIT compilation off — its heaviest reads (the finance
+# reports) aggregate a few hundred thousand rows, where compiling a plan costs 100–250 ms and saves
+# less — and 64 MB for a sort or hash table, so a report grouping tens of thousands of rows (AR
+# aging's customers × buckets, margin by customer) does not spill to disk as with the default
+# 4 MB (docs/reports.md#measured-benchreportspy).
+CONNECTION_OPTIONS = "-c jit=off -c work_mem=64MB"
 
 
 def database_settings(url: str, *, conn_max_age: int = 60) -> dict:
-    """Django's DATABASES entry of ``url``, with JIT off (after any ``options`` the URL gives)."""
+    """Django's DATABASES entry of ``url``, with ``CONNECTION_OPTIONS`` (after any ``options`` the URL gives)."""
     parsed = dj_database_url.parse(url, conn_max_age=conn_max_age)
     options = parsed.setdefault("OPTIONS", {})
-    options["options"] = f"{options.get('options', '')} {JIT_OFF}".strip()
+    options["options"] = f"{options.get('options', '')} {CONNECTION_OPTIONS}".strip()
     return parsed
 
 
