@@ -360,21 +360,8 @@ SELECT key FROM k
 # The screen by arrival, for windows invoiced after they ended (the usual case): each distinct
 # window is scanned once for the records that arrived after the earliest cutoff among the chunk's
 # customers for it — by the BRIN index on received_at, so only the late arrivals are read, however
-# many records the month holds — and those few are matched to the customers' hardware and exact
-# cutoffs (docs/rating.md#late-usage).
-LATE_ARRIVALS_SQL = """
-WITH {windows}, h AS (
-    SELECT * FROM unnest(%(hardware_groups)s::int[], %(card_ids)s::bigint[], %(server_ids)s::bigint[])
-           AS h(grp, card_id, server_id)
-), late AS MATERIALIZED ({arrivals})
-SELECT w.key FROM late l
-  JOIN h ON h.card_id = l.card_id
-  JOIN w ON w.grp = h.grp AND w.p_start = l.p_start AND w.p_end = l.p_end AND l.received_at > w.cutoff
-UNION
-SELECT w.key FROM late l
-  JOIN h ON h.server_id = l.server_id
-  JOIN w ON w.grp = h.grp AND w.p_start = l.p_start AND w.p_end = l.p_end AND l.received_at > w.cutoff
-"""
+# many records the month holds — and those few are matched in Python to the windows' hardware and
+# exact cutoffs (docs/rating.md#late-usage). Nothing per window is sent.
 # One window's records received after a cutoff; the bounds are constants, so PostgreSQL prunes
 # to the window's partitions and, knowing from its statistics that few records arrived that late,
 # reads them through the BRIN index.
@@ -403,7 +390,7 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
 
     A cheap screen before :func:`merged_usage`: a chunk asks for each customer and earlier period
     whether anything arrived after that period was invoiced, and almost always nothing did. Windows
-    invoiced after they ended are screened by arrival (``LATE_ARRIVALS_SQL``: cost in proportion
+    invoiced after they ended are screened by arrival (``_late_arrivals``: cost in proportion
     to the late records, not to the customers × months × cards asked about); the rare window
     invoiced before its end (an early issue) by a probe of each of its cards (``LATE_CHECK_SQL``).
     """
@@ -415,21 +402,26 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
         spans: dict[tuple[datetime.datetime, datetime.datetime], datetime.datetime] = {}
         for i in after:
             w = windows[i]
-            spans[(w.start, w.end)] = min(w.cutoff, spans.get((w.start, w.end), w.cutoff))
-        extra = {}
-        for n, ((start, end), cutoff) in enumerate(sorted(spans.items())):
-            extra |= {
-                f"start_{n}": start,
-                f"end_{n}": end,
-                f"reach_{n}": start - RECORD_MAX_SPAN,
-                f"cutoff_{n}": cutoff,
-            }
-        sql = LATE_ARRIVALS_SQL.format(
-            windows=WINDOWS_CTE,
-            arrivals=" UNION ALL ".join(LATE_ARRIVALS_PART.replace("{n}", str(n)) for n in range(len(spans))),
-        )
-        keys = _windows_query(sql, [windows[i] for i in after], as_of=as_of, extra=extra)
-        found |= {after[key] for key in keys}
+            span = (w.start, w.end)
+            if span not in spans or w.cutoff < spans[span]:
+                spans[span] = w.cutoff
+        arrivals = _late_arrivals(spans, as_of=as_of)
+        if arrivals:  # rare: match the few late records to the windows that own their hardware
+            by_card: dict[tuple, list[int]] = defaultdict(list)
+            by_server: dict[tuple, list[int]] = defaultdict(list)
+            for i in after:
+                w = windows[i]
+                for card_id in w.card_ids:
+                    by_card[(w.start, w.end, card_id)].append(i)
+                for server_id in w.server_ids:
+                    by_server[(w.start, w.end, server_id)].append(i)
+            for start, end, card_id, server_id, received_at in arrivals:
+                owners = (
+                    by_card.get((start, end, card_id), ())
+                    if card_id is not None
+                    else by_server.get((start, end, server_id), ())
+                )
+                found.update(i for i in owners if received_at > windows[i].cutoff)
     if early:
         sql = LATE_CHECK_SQL.format(windows=WINDOWS_CTE)
         keys = _windows_query(sql, [windows[i] for i in early], as_of=as_of)
@@ -437,9 +429,29 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
     return found
 
 
-def _windows_query(
-    sql: str, windows: list[LateWindow], *, as_of: datetime.datetime, extra: dict | None = None
-) -> set[int]:
+def _late_arrivals(
+    spans: dict[tuple[datetime.datetime, datetime.datetime], datetime.datetime], *, as_of: datetime.datetime
+) -> list[tuple]:
+    """(start, end, card, server, received at) of each record in a span ``[start, end)`` received
+    after the span's cutoff and by ``as_of``; one query for all spans."""
+    params: dict[str, object] = {"as_of": as_of}
+    for n, ((start, end), cutoff) in enumerate(sorted(spans.items())):
+        params |= {
+            f"start_{n}": start,
+            f"end_{n}": end,
+            f"reach_{n}": start - RECORD_MAX_SPAN,
+            f"cutoff_{n}": cutoff,
+        }
+    sql = " UNION ALL ".join(LATE_ARRIVALS_PART.replace("{n}", str(n)) for n in range(len(spans)))
+    with transaction.atomic(), connection.cursor() as cursor:
+        # a few small scans: compiling them (JIT) or starting parallel workers would cost more
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _windows_query(sql: str, windows: list[LateWindow], *, as_of: datetime.datetime) -> set[int]:
     """Run a late-usage screen over ``windows``; the keys (positions in ``windows``) it finds."""
     # windows of one customer share its hardware: send each set once, and the windows by reference
     groups: dict[tuple[frozenset[int], frozenset[int]], int] = {}
@@ -479,7 +491,6 @@ def _windows_query(
                 "server_ids": servers,
                 "span": RECORD_MAX_SPAN,
                 "as_of": as_of,
-                **(extra or {}),
             },
         )
         return {key for (key,) in cursor.fetchall()}
