@@ -501,7 +501,7 @@ def main() -> None:
                 per_card=max(1, args.records // 10 // cards),
                 received=utc(2026, 11, 30, 12),
             )
-            cursor.execute("VACUUM (ANALYZE) metering_usagerecord")
+            cursor.execute("VACUUM (ANALYZE)")
             total = count(cursor, "SELECT count(*) FROM metering_usagerecord")
             print(
                 f"usage: {total} records ({per_month * cards * len(months)} backdrop, {args.heavy} heavy, "
@@ -521,7 +521,7 @@ def main() -> None:
                 per_card=max(1, (args.records - args.records // 10) // cards),
                 received=utc(2026, 11, 30, 12),
             )
-            cursor.execute("VACUUM (ANALYZE) metering_usagerecord")
+            cursor.execute("VACUUM (ANALYZE)")
             total = count(cursor, "SELECT count(*) FROM metering_usagerecord")
             in_month = count(
                 cursor,
