@@ -136,22 +136,8 @@ def union(intervals: Iterable[Interval]) -> list[Interval]:
 
 
 def _union_micros(intervals: Iterable[Interval]) -> int:
-    """|∪ intervals| in µs for aware datetimes (the hot path: one sort, one pass, one conversion)."""
-    total = timedelta(0)
-    run_start = run_end = None
-    for start, end in sorted(intervals):
-        if end <= start:
-            continue
-        if run_end is not None and start <= run_end:
-            if end > run_end:
-                run_end = end
-        else:
-            if run_end is not None:
-                total += run_end - run_start
-            run_start, run_end = start, end
-    if run_end is not None:
-        total += run_end - run_start
-    return (total.days * 86400 + total.seconds) * MICROS_PER_SECOND + total.microseconds
+    """|∪ intervals| in µs for aware datetimes."""
+    return _union_length((epoch_micros(start), epoch_micros(end)) for start, end in intervals)
 
 
 def _union_length(intervals: Iterable[tuple[int, int]]) -> int:

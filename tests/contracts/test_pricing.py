@@ -676,6 +676,23 @@ def test_a_union_is_never_longer_than_its_span_or_the_sum(usage):
     assert all(a[1] < b[0] for a, b in pairwise(merged))
 
 
+def _hourly_card_line(alloc_start, alloc_end=None) -> LineInput:
+    """Card 1 at 10.00 an hour (6 % VAT) from 1 November (+08:00), allocated over the given span."""
+    from datetime import timezone
+
+    card = CardRef(1, 10, Decimal("312"))
+    return LineInput(
+        line_id=1,
+        resource="card",
+        term="hourly",
+        quantity=Decimal(1),
+        list_unit_price=Decimal("10.00"),
+        tax_rate=Decimal("0.06"),
+        start=datetime(2026, 11, 1, tzinfo=timezone(timedelta(hours=8))),
+        allocations=(Allocation.card(card, alloc_start, alloc_end),),
+    )
+
+
 def test_card_usage_rates_exactly_like_the_same_records():
     from datetime import UTC, timezone
 
@@ -684,17 +701,7 @@ def test_card_usage_rates_exactly_like_the_same_records():
     plus8 = timezone(timedelta(hours=8))
     base = datetime(2026, 11, 3, tzinfo=UTC)
     pairs = [(base, base + timedelta(hours=3)), (base + timedelta(hours=2), base + timedelta(hours=5))]
-    card = CardRef(1, 10, Decimal("312"))
-    line = LineInput(
-        line_id=1,
-        resource="card",
-        term="hourly",
-        quantity=Decimal(1),
-        list_unit_price=Decimal("10.00"),
-        tax_rate=Decimal("0.06"),
-        start=datetime(2026, 11, 1, tzinfo=plus8),
-        allocations=(Allocation.card(card, datetime(2026, 11, 1, tzinfo=plus8)),),
-    )
+    line = _hourly_card_line(datetime(2026, 11, 1, tzinfo=plus8))
     records = [UsageRecord(s, e, card_id=1) for s, e in pairs]
     as_records = rate_line(line, Period(2026, 11), records, prices_include_tax=True)
     as_card_usage = rate_line(line, Period(2026, 11), [CardUsage(1, tuple(pairs))], prices_include_tax=True)
@@ -723,17 +730,7 @@ def test_card_micros_rate_exactly_like_the_same_records_to_the_microsecond():
         (datetime(2026, 11, 10, 6, tzinfo=UTC), datetime(2026, 11, 10, 8, tzinfo=UTC)),  # overlaps
         (alloc_end - timedelta(minutes=30), alloc_end + timedelta(hours=4)),  # crosses the end
     ]
-    card = CardRef(1, 10, Decimal("312"))
-    line = LineInput(
-        line_id=1,
-        resource="card",
-        term="hourly",
-        quantity=Decimal(1),
-        list_unit_price=Decimal("10.00"),
-        tax_rate=Decimal("0.06"),
-        start=datetime(2026, 11, 1, tzinfo=plus8),
-        allocations=(Allocation.card(card, alloc_start, alloc_end),),
-    )
+    line = _hourly_card_line(alloc_start, alloc_end)
     records = [UsageRecord(s, e, card_id=1) for s, e in pairs]
     as_records = rate_line(line, Period(2026, 11), records, prices_include_tax=True)
     micros = CardMicros(1, [epoch_micros(s) for s, _ in pairs], [epoch_micros(e) for _, e in pairs])
