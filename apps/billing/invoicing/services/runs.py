@@ -28,6 +28,7 @@ from apps.billing.invoicing.services.reconciliation import invoice_reconcile
 from apps.billing.invoicing.services.sla_credits import sla_late_credit_notes
 from apps.contracts.models import Contract
 from apps.core.errors import DomainError
+from apps.core.memory import cycle_collection_paused
 from apps.core.periods import Period
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,10 @@ def billing_run_chunk(
     drafts unchanged and issues whatever the first attempt did not.
     """
     run = BillingRun.objects.get(pk=run_id)
-    result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
-    # docs/hardware-truth.md#reconciliation
-    invoice_reconcile(invoice_ids=result.invoice_ids, changes=result.changes)
+    with cycle_collection_paused():  # docs/scaling.md#garbage-collection
+        result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
+        # docs/hardware-truth.md#reconciliation
+        invoice_reconcile(invoice_ids=result.invoice_ids, changes=result.changes)
     invoice_auto_issue(result=result, now=now or timezone.now())
     # incidents reported after an invoice was issued: credit notes, never a change to the invoice
     _, sla_errors = sla_late_credit_notes(
