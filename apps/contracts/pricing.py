@@ -288,6 +288,24 @@ class CardMicros:
 
 
 @dataclass(frozen=True, slots=True)
+class CardTotal:
+    """One card's merged usage summed up in SQL: ``micros`` of usage, all of it inside
+    ``[first, last)`` (epoch microseconds). The form of a billing run for a card whose line and
+    allocation cover the whole period: nothing needs clipping, so the engine adds the total up
+    (docs/rating.md#usage-summed-up-in-sql). Rated like the intervals it sums; the engine refuses
+    it where it would have to clip or union it with other usage of the card."""
+
+    card_id: int
+    first: int
+    last: int
+    micros: int
+
+    def __post_init__(self) -> None:
+        if self.micros < 0 or self.micros > self.last - self.first:
+            raise ValueError("a usage total must fit between its first and last instant")
+
+
+@dataclass(frozen=True, slots=True)
 class Tier:
     """Graduated tier: quantity up to ``up_to`` (None: no limit) at ``list_unit_price``."""
 
@@ -503,7 +521,7 @@ def _line_bound(line: LineInput) -> Bound:
 
 
 def _metered_intervals(
-    line: LineInput, window: Window, usage: Iterable[UsageRecord | CardUsage | CardMicros]
+    line: LineInput, window: Window, usage: Iterable[UsageRecord | CardUsage | CardMicros | CardTotal]
 ) -> dict[tuple[str, int], list]:
     """Per allocated card (server for server lines): [weight, clipped intervals in epoch
     microseconds not yet unioned, microseconds already added up]. A unit whose only usage is one
@@ -511,8 +529,11 @@ def _metered_intervals(
     case of a billing run); anything else is clipped and unioned."""
     by_card: dict[int, list[tuple[int, int]]] = defaultdict(list)
     by_server: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    bulk: dict[int, list[CardMicros]] = defaultdict(list)
+    bulk: dict[int, list[CardMicros | CardTotal]] = defaultdict(list)
     for record in usage:
+        if isinstance(record, CardTotal):
+            bulk[record.card_id].append(record)
+            continue
         if isinstance(record, CardMicros):
             if record.disjoint:
                 bulk[record.card_id].append(record)
@@ -560,11 +581,21 @@ def _metered_intervals(
                 continue
             if not raw and len(pieces) == 1 and allocations_of[key] == 1:
                 piece = pieces[0]
-                if not piece.starts:
-                    continue
-                if min(piece.starts) >= bounds[0] and max(piece.ends) <= bounds[1]:
-                    unit[2] += sum(piece.ends) - sum(piece.starts)  # disjoint, inside: just add
-                    continue
+                if isinstance(piece, CardTotal):
+                    if piece.first >= bounds[0] and piece.last <= bounds[1]:
+                        unit[2] += piece.micros  # summed up in SQL, inside: just add
+                        continue
+                else:
+                    if not piece.starts:
+                        continue
+                    if min(piece.starts) >= bounds[0] and max(piece.ends) <= bounds[1]:
+                        unit[2] += sum(piece.ends) - sum(piece.starts)  # disjoint, inside: just add
+                        continue
+            if any(isinstance(piece, CardTotal) for piece in pieces):
+                raise ValueError(
+                    f"line {line.line_id}: the usage of {key[0]} {key[1]} was summed up, but the line or its "
+                    "allocations need it clipped or unioned: read its intervals"
+                )
             raw = raw + [i for piece in pieces for i in zip(piece.starts, piece.ends, strict=True)]
             if not raw:
                 continue

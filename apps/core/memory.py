@@ -1,4 +1,4 @@
-"""The cyclic garbage collector, paused around bulk work (docs/scaling.md#garbage-collection)."""
+"""The cyclic garbage collector, paused around bulk work (docs/scaling.md#billing)."""
 
 from __future__ import annotations
 

@@ -758,3 +758,33 @@ def test_card_micros_rate_exactly_like_the_same_records_to_the_microsecond():
     # two disjoint pieces of one card (billed and late usage together) are unioned, not added
     twice = rate_line(line, Period(2026, 11), [inside_micros, inside_micros], prices_include_tax=True)
     assert twice == added_up
+
+
+def test_a_card_total_rates_like_the_intervals_it_sums_and_is_refused_where_they_need_clipping():
+    """Billing reads a card's merged usage summed up in SQL when its line and allocation cover the
+    whole month (docs/rating.md#usage-summed-up-in-sql): the same charge as the intervals; where
+    the allocation would clip them, the engine refuses the total instead of billing it whole."""
+    from datetime import timezone
+
+    from apps.contracts.pricing import CardMicros, CardTotal, epoch_micros
+
+    plus8 = timezone(timedelta(hours=8))
+    merged = [
+        (datetime(2026, 11, 3, 8, tzinfo=plus8), datetime(2026, 11, 3, 16, tzinfo=plus8)),  # 8 h
+        (datetime(2026, 11, 20, 9, tzinfo=plus8), datetime(2026, 11, 20, 10, 45, tzinfo=plus8)),  # 1.75 h
+    ]
+    starts, ends = [epoch_micros(s) for s, _ in merged], [epoch_micros(e) for _, e in merged]
+    total = CardTotal(1, starts[0], ends[-1], sum(ends) - sum(starts))
+    whole_month = _hourly_card_line(datetime(2026, 11, 1, tzinfo=plus8))
+    as_intervals = rate_line(
+        whole_month, Period(2026, 11), [CardMicros(1, starts, ends, True)], prices_include_tax=True
+    )
+    as_total = rate_line(whole_month, Period(2026, 11), [total], prices_include_tax=True)
+    assert as_total == as_intervals
+    assert (as_total.quantity, as_total.amount) == (Decimal("9.750000"), Decimal("97.50"))
+    # allocated from the 10th: the first interval falls outside, which a total cannot tell
+    from_the_10th = _hourly_card_line(datetime(2026, 11, 10, tzinfo=plus8))
+    with pytest.raises(ValueError, match="summed up, but the line or its allocations need it clipped"):
+        rate_line(from_the_10th, Period(2026, 11), [total], prices_include_tax=True)
+    with pytest.raises(ValueError, match="must fit between its first and last"):
+        CardTotal(1, 0, 10, 11)

@@ -72,9 +72,16 @@ class LoadedContract:
     agent_card_ids: set[int] = field(default_factory=set)
 
 
+def array_literal(ids) -> str:
+    """``{1,2,3}``: ids as one PostgreSQL array literal, sent as text and cast in SQL
+    (``%s::bigint[]``). A chunk sends tens of thousands of ids; quoting one string costs a third
+    of adapting a list element by element."""
+    return "{" + ",".join(map(str, sorted(ids))) + "}"
+
+
 def id_array(ids) -> RawSQL:
     """``… IN (SELECT unnest(%s::bigint[]))``: one array parameter instead of thousands of placeholders."""
-    return RawSQL("SELECT unnest(%s::bigint[])", [sorted(ids)])
+    return RawSQL("SELECT unnest(%s::bigint[])", [array_literal(ids)])
 
 
 CONTRACT_FIELDS = (
@@ -247,6 +254,41 @@ def _to_input(row, line_rows, tiers, allocations, cards_by_server) -> LoadedCont
     )
 
 
+def summable_cards(
+    loaded: list[LoadedContract], start: datetime.datetime, end: datetime.datetime
+) -> set[int]:
+    """Cards whose usage in ``[start, end)`` the run may read summed up (``merged_usage(summed=…)``).
+
+    A card qualifies when it is allocated once among these contracts, by an hourly card or P-unit
+    line, and both the line and the allocation cover the whole window: the engine then adds its
+    merged usage up without clipping it (docs/rating.md#usage-summed-up-in-sql). A server line's
+    cards are unioned per server, so they never qualify.
+    """
+    allocated: dict[int, int] = defaultdict(int)
+    whole: set[int] = set()
+    for contract in loaded:
+        for line in contract.rating.lines:
+            if line.term != "hourly":
+                continue
+            line_whole = (
+                line.resource != "server"
+                and line.start is not None
+                and line.start <= start
+                and (line.end is None or line.end >= end)
+            )
+            for allocation in line.allocations:
+                covers = (
+                    line_whole
+                    and allocation.start <= start
+                    and (allocation.end is None or allocation.end >= end)
+                )
+                for card in allocation.cards:
+                    allocated[card.card_id] += 1
+                    if covers:
+                        whole.add(card.card_id)
+    return {card_id for card_id in whole if allocated[card_id] == 1}
+
+
 # A record spans at most 31 days (docs/usage-api.md, record length): one overlapping a window
 # starts less than that before it. Bounding ``start_at`` on both sides keeps the scan of the
 # (card, start_at) index to the window instead of the card's whole history.
@@ -254,26 +296,33 @@ RECORD_MAX_SPAN = datetime.timedelta(days=31)
 
 MERGED_USAGE_SQL = """
 WITH cards AS (
-    SELECT id AS card_id, server_id FROM inventory_card WHERE server_id = ANY(%(server_ids)s)
-       AND id = ANY(%(card_ids)s)
+    SELECT id AS card_id, server_id FROM inventory_card WHERE server_id = ANY(%(server_ids)s::bigint[])
+       AND id = ANY(%(card_ids)s::bigint[])
 ), records AS (
     SELECT u.card_id, u.start_at, u.end_at
       FROM metering_usagerecord u
-     WHERE u.card_id = ANY(%(card_ids)s)
+     WHERE u.card_id = ANY(%(card_ids)s::bigint[])
        AND u.voided_at IS NULL AND u.received_at <= %(received_to)s AND u.received_at > %(received_from)s
        AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s AND u.source = %(source)s
     UNION ALL
     SELECT c.card_id, u.start_at, u.end_at
       FROM metering_usagerecord u JOIN cards c ON c.server_id = u.server_id
-     WHERE u.server_id = ANY(%(server_ids)s)
+     WHERE u.server_id = ANY(%(server_ids)s::bigint[])
        AND u.voided_at IS NULL AND u.received_at <= %(received_to)s AND u.received_at > %(received_from)s
        AND u.start_at < %(end)s AND u.start_at > %(reach)s AND u.end_at > %(start)s AND u.source = %(source)s
 )
-SELECT card_id,
-       ARRAY(SELECT (extract(epoch FROM lower(x)) * 1000000)::bigint FROM unnest(merged) x),
-       ARRAY(SELECT (extract(epoch FROM upper(x)) * 1000000)::bigint FROM unnest(merged) x)
-  FROM (SELECT card_id, range_agg(tstzrange(greatest(start_at, %(start)s), least(end_at, %(end)s))) AS merged
-          FROM records GROUP BY card_id) by_card
+SELECT card_id, summed,
+       CASE WHEN summed THEN ARRAY[(extract(epoch FROM lower(merged)) * 1000000)::bigint]
+            ELSE ARRAY(SELECT (extract(epoch FROM lower(x)) * 1000000)::bigint FROM unnest(merged) x) END,
+       CASE WHEN summed THEN ARRAY[(extract(epoch FROM upper(merged)) * 1000000)::bigint]
+            ELSE ARRAY(SELECT (extract(epoch FROM upper(x)) * 1000000)::bigint FROM unnest(merged) x) END,
+       CASE WHEN summed
+            THEN (extract(epoch FROM (SELECT sum(upper(x) - lower(x)) FROM unnest(merged) x)) * 1000000)::bigint END
+  FROM (SELECT card_id, card_id = ANY(%(summed)s::bigint[]) AND NOT isempty(range_agg(r)) AS summed,
+               range_agg(r) AS merged
+          FROM (SELECT card_id, tstzrange(greatest(start_at, %(start)s), least(end_at, %(end)s)) AS r
+                  FROM records) clipped
+         GROUP BY card_id) by_card
 """
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -288,11 +337,14 @@ def merged_usage(
     received_to: datetime.datetime,
     received_from: datetime.datetime = EPOCH,
     source: str = "partner",
-) -> dict[int, list[pricing.CardMicros]]:
+    summed: set[int] | frozenset[int] = frozenset(),
+) -> dict[int, list[pricing.CardMicros | pricing.CardTotal]]:
     """Each card's usage in ``[start, end)``, received in ``(received_from, received_to]``, merged.
 
     ``server_ids`` are the cards' servers: their records count for each of the cards. Only records
-    of ``source`` (``partner`` or ``agent``) count. One query.
+    of ``source`` (``partner`` or ``agent``) count. The cards in ``summed`` come summed up
+    (``CardTotal``: the microseconds used, first and last instant), the others as intervals
+    (``CardMicros``); see docs/rating.md#usage-summed-up-in-sql. One query.
     """
     if not card_ids:
         return {}
@@ -303,20 +355,28 @@ def merged_usage(
         cursor.execute(
             MERGED_USAGE_SQL,
             {
-                "card_ids": sorted(card_ids),
-                "server_ids": sorted(server_ids),
+                "card_ids": array_literal(card_ids),
+                "server_ids": array_literal(server_ids),
                 "start": start,
                 "end": end,
                 "reach": start - RECORD_MAX_SPAN,
                 "received_to": received_to,
                 "received_from": received_from,
                 "source": source,
+                "summed": array_literal(summed),
             },
         )
         rows = cursor.fetchall()
-    # Epoch microseconds, one row of arrays per card, rated as they are: no datetime per instant;
+    # Epoch microseconds, one row per card, rated as they are: no datetime per instant;
     # range_agg's ranges never overlap or touch, so the engine may add their lengths up.
-    return {card_id: [pricing.CardMicros(card_id, los, his, disjoint=True)] for card_id, los, his in rows}
+    return {
+        card_id: [
+            pricing.CardTotal(card_id, los[0], his[0], micros)
+            if is_summed
+            else pricing.CardMicros(card_id, los, his, disjoint=True)
+        ]
+        for card_id, is_summed, los, his, micros in rows
+    }
 
 
 # The windows of a screen: thousands of them share a dozen (start, end) pairs and a few cutoffs,

@@ -25,6 +25,7 @@ from apps.billing.invoicing.inputs import (
     contracts_for,
     id_array,
     merged_usage,
+    summable_cards,
     windows_with_usage,
 )
 from apps.billing.invoicing.models import BillingRun, Invoice, InvoiceLine, InvoiceStatus
@@ -280,10 +281,13 @@ def billing_inputs_load(*, customer_ids: list[int], period: Period, as_of: datet
     loaded_all = [loaded for loaded_list in contracts.values() for loaded in loaded_list]
     all_cards = {cid for loaded in loaded_all for cid in loaded.card_ids}
     all_servers = {sid for loaded in loaded_all for sid in loaded.server_ids}
-    usage = merged_usage(all_cards, all_servers, start, end, received_to=as_of)
+    summed = summable_cards(loaded_all, start, end)
+    usage = merged_usage(all_cards, all_servers, start, end, received_to=as_of, summed=summed)
     agent_cards = {cid for loaded in loaded_all for cid in loaded.agent_card_ids}
     agent_usage = (
-        merged_usage(agent_cards, set(), start, end, received_to=as_of, source="agent") if agent_cards else {}
+        merged_usage(agent_cards, set(), start, end, received_to=as_of, source="agent", summed=summed)
+        if agent_cards
+        else {}
     )
     late = (
         _late_inputs(customer_ids, contracts, period, as_of)

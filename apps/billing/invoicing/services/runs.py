@@ -116,7 +116,7 @@ def billing_run_chunk(
     drafts unchanged and issues whatever the first attempt did not.
     """
     run = BillingRun.objects.get(pk=run_id)
-    with cycle_collection_paused():  # docs/scaling.md#garbage-collection
+    with cycle_collection_paused():  # docs/scaling.md#billing
         result = invoice_drafts_refresh(run=run, customer_ids=customer_ids)
         # docs/hardware-truth.md#reconciliation
         invoice_reconcile(invoice_ids=result.invoice_ids, changes=result.changes)
