@@ -488,7 +488,8 @@ _INVOICE_JSON_FIELDS = frozenset(f.attname for f in INVOICE_FIELDS if f.get_inte
 
 
 def _copy_invoices(invoices: list[Invoice]) -> None:
-    """Insert new drafts with COPY and read their ids back (one query); the bulk path of a chunk.
+    """Insert new drafts with COPY, their ids drawn from the table's sequence first (one query);
+    the bulk path of a chunk.
 
     The partial unique index on (customer, currency, period) still guards against doubles: the
     caller holds the customers' advisory locks, and a concurrent writer fails the whole chunk.
@@ -496,29 +497,31 @@ def _copy_invoices(invoices: list[Invoice]) -> None:
     if not invoices:
         return
     now = datetime.datetime.now(datetime.UTC)
-    for inv in invoices:
-        inv.status, inv.created_at, inv.updated_at = InvoiceStatus.DRAFT, now, now
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN") as copy:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('billing_invoice', 'id')) FROM generate_series(1, %s)",
+            [len(invoices)],
+        )
+        for inv, (pk,) in zip(invoices, cursor.fetchall(), strict=True):
+            inv.pk, inv.status, inv.created_at, inv.updated_at = pk, InvoiceStatus.DRAFT, now, now
+            inv._state.adding = False
+        json_fields = [f.attname in _INVOICE_JSON_FIELDS for f in INVOICE_FIELDS]
+        with cursor.cursor.copy(
+            f"COPY billing_invoice (id, {', '.join(INVOICE_COLUMNS)}) FROM STDIN"
+        ) as copy:
             for inv in invoices:
                 values = inv.__dict__
                 copy.write_row(
                     [
-                        f.get_db_prep_save(values[f.attname], connection)
-                        if f.attname in _INVOICE_JSON_FIELDS
-                        else values[f.attname]
-                        for f in INVOICE_FIELDS
+                        inv.pk,
+                        *(
+                            f.get_db_prep_save(values[f.attname], connection)
+                            if is_json
+                            else values[f.attname]
+                            for f, is_json in zip(INVOICE_FIELDS, json_fields, strict=True)
+                        ),
                     ]
                 )
-        cursor.execute(
-            "SELECT customer_id, currency, id FROM billing_invoice WHERE period = %s AND status = 'draft' "
-            "AND customer_id = ANY(%s)",
-            [invoices[0].period, sorted({inv.customer_id for inv in invoices})],
-        )
-        ids = {(customer_id, currency): pk for customer_id, currency, pk in cursor.fetchall()}
-    for inv in invoices:
-        inv.pk = ids[(inv.customer_id, inv.currency)]
-        inv._state.adding = False
 
 
 LINE_FIELDS = tuple(f for f in InvoiceLine._meta.concrete_fields if not f.primary_key)
