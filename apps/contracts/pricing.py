@@ -38,6 +38,7 @@ line is rounded once, half up, from exact intermediate values (multiply first, d
 from __future__ import annotations
 
 import calendar
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -443,16 +444,21 @@ class ContractCharges:
 # --- pricing ---------------------------------------------------------------------------------
 
 
-def _price_tiers(line: LineInput) -> list[tuple[Decimal | None, Decimal, Decimal]]:
-    tiers = line.tiers or (Tier(None, line.list_unit_price),)
-    return [
-        (
-            t.up_to,
-            t.list_unit_price,
-            effective_unit_price(t.list_unit_price, line.term_discount_percent, line.discount_percent),
-        )
-        for t in tiers
-    ]
+def _price_tiers(line: LineInput) -> tuple[tuple[Decimal | None, Decimal, Decimal], ...]:
+    """(up to, list price, effective price) per tier; a line without tiers is one unlimited tier."""
+    return _priced_tiers(line.tiers, line.list_unit_price, line.term_discount_percent, line.discount_percent)
+
+
+@functools.lru_cache(maxsize=4096)
+def _priced_tiers(
+    tiers: tuple[Tier, ...], list_unit_price: Decimal, term_discount: Decimal, discount: Decimal
+) -> tuple[tuple[Decimal | None, Decimal, Decimal], ...]:
+    # a pure function of its (immutable) arguments, asked for several times per line and shared by
+    # the many lines of one price list: a billing run computes each effective price once
+    return tuple(
+        (t.up_to, t.list_unit_price, effective_unit_price(t.list_unit_price, term_discount, discount))
+        for t in (tiers or (Tier(None, list_unit_price),))
+    )
 
 
 def _graduated(line: LineInput, scaled: Decimal, scale: Decimal | int) -> tuple[Decimal, Decimal]:
@@ -674,11 +680,18 @@ def _month_pieces(active: Interval, zone: ZoneInfo) -> list[tuple[int, int]]:
     """(active µs, month µs) for each billing month that ``active`` touches."""
     pieces = []
     for period in periods_between(active[0], active[1], zone):
-        month_start, month_end = (_utc(b) for b in period.bounds(zone))
+        month_start, month_end, month_micros = _month_span(period, zone)
         piece = clip(active, (month_start, month_end))
         if piece is not None:
-            pieces.append((micros_between(*piece), micros_between(month_start, month_end)))
+            pieces.append((micros_between(*piece), month_micros))
     return pieces
+
+
+@functools.lru_cache(maxsize=1024)
+def _month_span(period: Period, zone: ZoneInfo) -> tuple[datetime, datetime, int]:
+    """A billing month's bounds in UTC and its length in µs (every recurring line asks)."""
+    month_start, month_end = (_utc(b) for b in period.bounds(zone))
+    return month_start, month_end, micros_between(month_start, month_end)
 
 
 def _anniversary(start: datetime, years: int, zone: ZoneInfo) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 from apps.contracts import pricing
@@ -16,6 +17,7 @@ TERM_LABELS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # prices and discounts repeat across a run's lines
 def _number(value: Decimal) -> str:
     """``1440`` → ``"1,440"``, ``Decimal("12.500000")`` → ``"12.5"``, never scientific notation.
 
