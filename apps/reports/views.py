@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.billing.invoicing.selectors import billing_today
 from apps.core.db_router import replica_view
+from apps.core.memory import cycle_collection_paused
 from apps.core.money import decimal_text
 from apps.core.periods import Period
 from apps.reports import attribution, selectors, utilisation
@@ -66,7 +67,14 @@ def report_view(view):
     def wrapped(request, *args, **kwargs):
         if not request.user.has_perm(PERMISSION):
             raise PermissionDenied
-        return view(request, *args, **kwargs)
+        # A report turns tens of thousands of rows into objects and then text; the cyclic garbage
+        # collector would walk them all several times over (docs/reports.md#measured-benchreportspy).
+        # The page is rendered here, inside the pause, rather than on the way out.
+        with cycle_collection_paused():
+            response = view(request, *args, **kwargs)
+            if isinstance(response, TemplateResponse):
+                response.render()
+        return response
 
     return wrapped
 
