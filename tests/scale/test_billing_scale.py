@@ -128,3 +128,45 @@ def test_the_screen_finds_each_window_with_a_record_received_after_its_own_cutof
     assert [bool(windows_with_usage([w], as_of=AS_OF)) for w in windows] == [False, True, False, True, False]
     # nothing received after as_of counts
     assert windows_with_usage(windows, as_of=h(19)) == {1}
+
+
+def test_usage_after_an_early_issue_is_billed_late_and_only_to_its_customer(make_staff):
+    """October issued early for one customer (cut off on 20 October): its record of the 25th is late
+    usage on November's invoice. The screen names that customer a suspect without any arrival scan
+    of the rest of October; the other customer, issued after October ended, gets no late line."""
+    am = make_staff(roles.ACCOUNT_MANAGER, username="am1")
+    cards = {}
+    for code in ("early", "on-time"):
+        customer, server = CustomerFactory(code=code), ServerFactory()
+        contract = draft(
+            customer, am, [card_line(server, 1, price="10.00", discount="0")], start=h(1, month=10)
+        )
+        services.contract_activate(contract=contract, actor=am, now=NOW)
+        cards[code] = server.cards.get(slot=0)
+        usage(card=cards[code], start=h(2, month=10), end=h(2, 1, month=10), received_at=h(2, 2, month=10))
+    early_cut = h(20, month=10)
+    with time_machine.travel(early_cut, tick=False):
+        call_command(
+            "run_billing", "--period", "2026-10", "--customer", "early", "--no-progress", stdout=StringIO()
+        )
+    invoice_issue(
+        invoice=Invoice.objects.get(customer__code="early", period="2026-10"),
+        now=early_cut,
+        early_reason="customer's year-end closing",
+    )
+    for card in cards.values():  # 3 hours on 25 October, reported that day: after the early cutoff only
+        usage(card=card, start=h(25, month=10), end=h(25, 3, month=10), received_at=h(25, 4, month=10))
+    with time_machine.travel(h(1, 3), tick=False):
+        call_command(
+            "run_billing", "--period", "2026-10", "--customer", "on-time", "--no-progress", stdout=StringIO()
+        )
+    invoice_issue(invoice=Invoice.objects.get(customer__code="on-time", period="2026-10"), now=h(1, 3))
+    with time_machine.travel(AS_OF, tick=False):
+        call_command("run_billing", "--period", "2026-11", "--no-progress", stdout=StringIO())
+    late = InvoiceLine.objects.filter(kind="late_usage", invoice__period="2026-11")
+    assert [(line.invoice.customer.code, line.quantity, line.amount) for line in late] == [
+        ("early", Decimal("3.000000"), Decimal("30.00"))
+    ]
+    # the on-time customer's October invoice already billed its 25 October hours (4 h in all)
+    on_time = Invoice.objects.get(customer__code="on-time", period="2026-10")
+    assert on_time.lines.get().quantity == Decimal("4.000000")

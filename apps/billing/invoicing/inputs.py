@@ -450,7 +450,7 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
 
     A cheap screen before :func:`merged_usage`: a chunk asks for each customer and earlier period
     whether anything arrived after that period was invoiced, and almost always nothing did. Windows
-    invoiced after they ended are screened by arrival (``_late_arrivals``: cost in proportion
+    invoiced after they ended are screened by arrival (``late_arrivals``: cost in proportion
     to the late records, not to the customers × months × cards asked about); the rare window
     invoiced before its end (an early issue) by a probe of each of its cards (``LATE_CHECK_SQL``).
     """
@@ -465,7 +465,7 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
             span = (w.start, w.end)
             if span not in spans or w.cutoff < spans[span]:
                 spans[span] = w.cutoff
-        arrivals = _late_arrivals(spans, as_of=as_of)
+        arrivals = late_arrivals(spans, as_of=as_of)
         if arrivals:  # rare: match the few late records to the windows that own their hardware
             by_card: dict[tuple, list[int]] = defaultdict(list)
             by_server: dict[tuple, list[int]] = defaultdict(list)
@@ -489,7 +489,7 @@ def windows_with_usage(windows: list[LateWindow], *, as_of: datetime.datetime) -
     return found
 
 
-def _late_arrivals(
+def late_arrivals(
     spans: dict[tuple[datetime.datetime, datetime.datetime], datetime.datetime], *, as_of: datetime.datetime
 ) -> list[tuple]:
     """(start, end, card, server, received at) of each record in a span ``[start, end)`` received

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Func, JSONField, Value
+from django.db.models import F, Func, JSONField, Min, Value
 
 from apps.billing.invoicing.descriptions import line_description
 from apps.billing.invoicing.inputs import (
@@ -24,6 +24,7 @@ from apps.billing.invoicing.inputs import (
     LoadedContract,
     contracts_for,
     id_array,
+    late_arrivals,
     merged_usage,
     summable_cards,
     windows_with_usage,
@@ -203,9 +204,15 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
         status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PAID],
         period__gte=str(earliest),
         period__lt=str(period),
-    ).values_list("customer_id", "period", "usage_cutoff_at")
+        usage_cutoff_at__isnull=False,
+    )
+    suspects = _late_suspects(issued, contracts, as_of)
+    if not suspects:
+        return {}
     cutoffs: dict[int, dict[str, datetime.datetime]] = defaultdict(dict)
-    for customer_id, invoice_period, cutoff in issued:
+    for customer_id, invoice_period, cutoff in issued.filter(customer_id__in=id_array(suspects)).values_list(
+        "customer_id", "period", "usage_cutoff_at"
+    ):
         if cutoff is not None:
             cutoffs[customer_id][invoice_period] = cutoff
     windows: list[tuple[int, Period, LateWindow]] = []
@@ -243,6 +250,51 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
         billed = merged_usage(w.card_ids, w.server_ids, w.start, w.end, received_to=w.cutoff)
         result[customer_id].append((p, all_usage, billed))
     return result
+
+
+def _late_suspects(issued, contracts: dict[int, list[LoadedContract]], as_of) -> set[int]:
+    """The chunk's customers that may have late usage: a superset, cheap to find, of those the exact
+    screen (``windows_with_usage``) would pick; the others have none (docs/rating.md#late-usage).
+
+    One aggregate gives each earlier month's earliest usage cutoff among ``issued``; one arrival scan
+    reads the records of those months received after it. Their hardware names the suspects. A month
+    some customer invoiced before it ended (an early issue) would make that scan read the rest of
+    the month: its early customers are suspects outright, and the scan starts from the others'
+    earliest cutoff. Most runs find no late record and skip the per-customer windows altogether.
+    """
+    firsts = (
+        issued.order_by()
+        .values("period")
+        .annotate(first=Min("usage_cutoff_at"))
+        .values_list("period", "first")
+    )
+    suspects: set[int] = set()
+    spans: dict[tuple[datetime.datetime, datetime.datetime], datetime.datetime] = {}
+    for text, first in sorted(firsts):
+        start, end = Period.parse(text).bounds(_tz())
+        if first >= end:
+            spans[(start, end)] = first
+            continue
+        rows = list(issued.filter(period=text).values_list("customer_id", "usage_cutoff_at"))
+        suspects |= {customer_id for customer_id, cutoff in rows if cutoff < end}
+        after = [cutoff for _, cutoff in rows if cutoff >= end]
+        if after:
+            spans[(start, end)] = min(after)
+    arrivals = late_arrivals(spans, as_of=as_of) if spans else []
+    if arrivals:
+        by_card: dict[int, set[int]] = defaultdict(set)
+        by_server: dict[int, set[int]] = defaultdict(set)
+        for customer_id, loaded_list in contracts.items():
+            for loaded in loaded_list:
+                for card_id in loaded.card_ids:
+                    by_card[card_id].add(customer_id)
+                for server_id in loaded.server_ids:
+                    by_server[server_id].add(customer_id)
+        for _, _, card_id, server_id, _ in arrivals:
+            suspects |= (
+                by_card.get(card_id, set()) if card_id is not None else by_server.get(server_id, set())
+            )
+    return suspects
 
 
 def _has_issued_late_periods(customer_ids: list[int], period: Period) -> bool:
