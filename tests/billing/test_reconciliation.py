@@ -252,6 +252,32 @@ def test_without_agent_records_nothing_is_reconciled(world):
     assert not ReconciliationCard.objects.exists()
 
 
+def test_reconciliation_looks_only_when_the_agent_reported_near_the_period(world, am):
+    """Evidence is an agent record in a line's window: with none from 31 days before the period
+    to its end, nothing is read; one in late October makes it look, and find no evidence for
+    November; one in November is compared."""
+    from apps.billing.invoicing.reconciliation import agent_records_exist
+
+    customer, server, _ = world
+    use(server, 100)
+    observe(server, at(10, month=9), at(10, 2, month=9))  # September: too early to matter
+    invoice = bill(customer)
+    assert not agent_records_exist(invoice_ids=[invoice.pk])
+    assert (invoice.status, invoice.reconciliation_status) == ("issued", "not_needed")
+    other = CustomerFactory(auto_issue=False)
+    other_server = ServerFactory()
+    card_contract(other, am, other_server, price="10.00")
+    use(other_server, 10)
+    observe(other_server, at(20, month=10), at(20, 2, month=10))  # inside the reach, before the line
+    draft = bill(other)
+    assert agent_records_exist(invoice_ids=[draft.pk])
+    assert draft.reconciliation_status == "not_needed" and not ReconciliationCard.objects.exists()
+    observe_hours(other_server, 10)
+    draft = bill(other)
+    assert draft.reconciliation_status == "matched"
+    assert figures(draft) == [(Decimal("10"), Decimal("10"), Decimal("10"), Decimal("0"), Decimal("0"), True)]
+
+
 def test_a_line_that_bills_the_agent_bills_its_records_and_is_not_reconciled(world):
     customer, server, contract = world
     ContractLine.objects.filter(contract=contract).update(usage_source="agent")

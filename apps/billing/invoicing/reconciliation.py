@@ -124,6 +124,43 @@ class LineToReconcile:
     period_seconds: int
 
 
+# Any metering-agent record that could be evidence for a line of these periods: the partial index
+# of agent records (``usage_agent_card_start``) answers at once, and holds nothing where no agent runs.
+AGENT_RECORDS_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM metering_usagerecord u
+     WHERE u.source = 'agent' AND u.voided_at IS NULL AND u.start_at < %(end)s AND u.start_at > %(reach)s
+)
+"""
+
+
+def agent_records_exist(*, invoice_ids: list[int]) -> bool:
+    """Whether the agent reported anything in the periods of these invoices (two queries).
+
+    Every line's window lies inside its invoice's period, and evidence is an agent record in a
+    window, so without one in any of the periods no line has evidence: reconciliation then skips
+    reading the lines and probing each of their cards.
+    """
+    periods = (
+        Invoice.objects.filter(pk__in=id_array(invoice_ids))
+        .order_by()
+        .values_list("period", flat=True)
+        .distinct()
+    )
+    bounds = [Period.parse(period).bounds(settings.BILLING_TIME_ZONE) for period in periods]
+    if not bounds:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            AGENT_RECORDS_SQL,
+            {
+                "reach": min(start for start, _ in bounds) - RECORD_MAX_SPAN,
+                "end": max(end for _, end in bounds),
+            },
+        )
+        return cursor.fetchone()[0]
+
+
 def lines_to_reconcile(*, invoice_ids: list[int]) -> list[LineToReconcile]:
     """The metered usage lines of these drafts whose contract line bills the partner's reports."""
     rows = (

@@ -26,7 +26,11 @@ from apps.billing.invoicing.models import (
     ReconciliationDecision,
     ReconciliationStatus,
 )
-from apps.billing.invoicing.reconciliation import lines_to_reconcile, reconciliation_figures
+from apps.billing.invoicing.reconciliation import (
+    agent_records_exist,
+    lines_to_reconcile,
+    reconciliation_figures,
+)
 from apps.billing.invoicing.services.invoicing import _copy_lines, _set_totals, billing_inputs_load
 from apps.contracts import pricing
 from apps.core.errors import DomainError, InvalidState
@@ -67,7 +71,8 @@ def invoice_reconcile(*, invoice_ids: list[int], changes: dict[str, dict] | None
     """
     if not invoice_ids:
         return {}
-    fresh = reconciliation_figures(lines_to_reconcile(invoice_ids=invoice_ids))
+    with_evidence = agent_records_exist(invoice_ids=invoice_ids)
+    fresh = reconciliation_figures(lines_to_reconcile(invoice_ids=invoice_ids) if with_evidence else [])
     by_invoice: dict[int, list[ReconciliationCard]] = defaultdict(list)
     for row in fresh:
         by_invoice[row.invoice_id].append(row)
