@@ -213,8 +213,7 @@ def _late_inputs(customer_ids: list[int], contracts: dict[int, list[LoadedContra
     for customer_id, invoice_period, cutoff in issued.filter(customer_id__in=id_array(suspects)).values_list(
         "customer_id", "period", "usage_cutoff_at"
     ):
-        if cutoff is not None:
-            cutoffs[customer_id][invoice_period] = cutoff
+        cutoffs[customer_id][invoice_period] = cutoff
     windows: list[tuple[int, Period, LateWindow]] = []
     periods: dict[str, tuple[Period, datetime.datetime, datetime.datetime]] = {}
     for customer_id, by_period in cutoffs.items():
