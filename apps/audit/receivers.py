@@ -133,8 +133,10 @@ def _after_save(sender, instance, created, raw=False, **kwargs):
         action = AuditAction.CREATED
     else:
         changes = {}
-        for field in fields:
-            before, after = old.get(field.attname), getattr(instance, field.attname)
+        # a save with update_fields read (and wrote) only those: the others are not compared, so a
+        # deferred field is not loaded and an unsaved one is not recorded as changed
+        for field in (f for f in fields if f.attname in old):
+            before, after = old[field.attname], getattr(instance, field.attname)
             if not _same(field, before, after):
                 changes[field.name] = [_shown(field.name, before), _shown(field.name, after)]
         if not changes:

@@ -15,6 +15,7 @@ from apps.accounts import roles
 from apps.accounts.models import CustomerMembership
 from apps.audit.models import AuditAction, AuditEvent
 from apps.audit.services import audit_context, object_key
+from apps.billing.invoicing.models import BillingRun, BillingRunStatus
 from apps.billing.invoicing.services.issuing import credit_note_create, invoice_void
 from apps.billing.models import CreditNote, Invoice, Payment, SettlementStatement
 from apps.billing.payments.services.credit import bank_transfer_record
@@ -241,3 +242,16 @@ def test_confirming_a_settlement_through_the_api_is_recorded(world, api_client):
     change = events(statement, AuditAction.CHANGED)[-1]
     assert change.actor == world.finance
     assert change.changes["status"] == ["draft", "confirmed"]
+
+
+def test_a_save_of_some_fields_records_only_what_it_wrote(world):
+    run = BillingRun.objects.create(period="2026-11", as_of=DEC_2)
+    run = BillingRun.objects.defer("draft_changes").get(pk=run.pk)
+    run.customers_done = 7  # changed in memory, not saved
+    run.status = BillingRunStatus.DONE
+    run.save(update_fields=["status"])
+
+    (changed,) = events(run, AuditAction.CHANGED)
+    assert changed.changes == {"status": ["queued", "done"]}
+    assert run.get_deferred_fields() == {"draft_changes"}  # not loaded to be compared
+    assert BillingRun.objects.get(pk=run.pk).customers_done == 0
