@@ -4,6 +4,7 @@ process, every chunk counted once (docs/invoices.md#parallel-runs)."""
 from __future__ import annotations
 
 import datetime
+import threading
 from decimal import Decimal
 from io import StringIO
 
@@ -11,7 +12,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.accounts import roles
 from apps.billing.invoicing.services import runs
@@ -74,3 +75,43 @@ def test_a_run_in_processes_refuses_uncommitted_data_and_bad_worker_counts(custo
         runs.billing_run_execute(run=run, workers=2, now=AS_OF)
     with pytest.raises(CommandError, match="at least 1"):
         bill("--workers", "0")
+
+
+def test_one_process_reads_the_next_chunk_ahead_and_bills_the_same(customers, monkeypatch):
+    monkeypatch.setattr(runs, "CHUNK_SIZE", 2)
+    readers = []
+    real_load = runs.billing_inputs_load
+
+    def spied(**kwargs):
+        readers.append((threading.current_thread().name, kwargs["customer_ids"]))
+        return real_load(**kwargs)
+
+    monkeypatch.setattr(runs, "billing_inputs_load", spied)
+
+    run = bill()
+
+    assert (run.status, run.customers_done, run.invoices_created) == ("done", 5, 5)
+    totals = dict(Invoice.objects.filter(period="2026-11").values_list("customer__code", "total_amount"))
+    assert totals == {f"c{n}": Decimal(10 * (n + 1)).quantize(Decimal("0.01")) for n in range(5)}
+    # the 3 chunks' inputs were all read on the read-ahead thread, each chunk once, in order
+    assert [name.startswith("billing-read-ahead") for name, _ in readers] == [True, True, True]
+    assert [len(ids) for _, ids in readers] == [2, 2, 1]
+    # the thread is gone and its connection closed: only this test's connection is left
+    assert not [t for t in threading.enumerate() if t.name.startswith("billing-read-ahead")]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_inside_a_transaction_each_chunk_reads_its_own_inputs(customers, monkeypatch):
+    monkeypatch.setattr(runs, "CHUNK_SIZE", 2)
+    passed = []
+    real_chunk = runs.billing_run_chunk
+    monkeypatch.setattr(
+        runs, "billing_run_chunk", lambda **kw: passed.append(kw["inputs"]) or real_chunk(**kw)
+    )
+    run = runs.billing_run_create(period="2026-11", as_of=AS_OF, now=AS_OF)
+    with transaction.atomic():
+        run = runs.billing_run_execute(run=run, now=AS_OF)
+        assert run.invoices_created == 5
+    assert passed == [None, None, None]  # a second connection would not see uncommitted rows

@@ -354,12 +354,18 @@ def billing_inputs_load(*, customer_ids: list[int], period: Period, as_of: datet
     return ChunkInputs(contracts=contracts, usage=usage, late=late, agent_usage=agent_usage, sla=sla)
 
 
-def invoice_drafts_refresh(*, run: BillingRun, customer_ids: list[int]) -> ChunkResult:
-    """Create or refresh the draft invoices of ``customer_ids`` for the run's period."""
+def invoice_drafts_refresh(
+    *, run: BillingRun, customer_ids: list[int], inputs: ChunkInputs | None = None
+) -> ChunkResult:
+    """Create or refresh the draft invoices of ``customer_ids`` for the run's period.
+
+    ``inputs``: the customers' ``billing_inputs_load`` for the run, when the caller read them ahead.
+    """
     period = Period.parse(run.period)
     customer_ids = sorted(customer_ids)
     result = ChunkResult()
-    inputs = billing_inputs_load(customer_ids=customer_ids, period=period, as_of=run.as_of)
+    if inputs is None:
+        inputs = billing_inputs_load(customer_ids=customer_ids, period=period, as_of=run.as_of)
     contracts = inputs.contracts
 
     plans: dict[int, dict[str, list[PlannedLine]]] = {}
