@@ -714,7 +714,57 @@ def _upfront_years(line: LineInput, window: Window, zone: ZoneInfo) -> list[int]
     return years
 
 
+# Recurring charges already computed, by everything but the line's id (see _rate_recurring).
+_RECURRING_CHARGES: dict[tuple, LineCharge | None] = {}
+_RECURRING_CHARGES_MAX = 4096
+
+
 def _rate_recurring(
+    line: LineInput, window: Window, zone: ZoneInfo, *, prices_include_tax: bool
+) -> LineCharge | None:
+    """The recurring charge of ``line``: computed once per distinct (prices, quantity, active span,
+    window) and given the line's id, since alike lines rate alike (docs/rating.md#alike-lines).
+
+    A line running the whole window is active over the window whatever its start, so the lines of
+    one price list, quantity and term share one computation; an upfront yearly line's years come
+    from its own dates, which are part of its key.
+    """
+    upfront = line.term == "yearly" and line.yearly_billing == "upfront"
+    if upfront:
+        span: Bound | None = _line_bound(line)
+    else:
+        span = clip((window.start, window.end), _line_bound(line))
+        if span is None:
+            return None
+    key = (
+        line.resource,
+        line.term,
+        line.yearly_billing,
+        line.quantity,
+        line.list_unit_price,
+        line.tax_rate,
+        line.term_discount_percent,
+        line.discount_percent,
+        line.tiers,
+        span,
+        window.start,
+        window.end,
+        zone,
+        prices_include_tax,
+    )
+    try:
+        charge = _RECURRING_CHARGES[key]
+    except KeyError:
+        charge = _recurring_charge(line, window, zone, prices_include_tax=prices_include_tax)
+        if len(_RECURRING_CHARGES) >= _RECURRING_CHARGES_MAX:
+            _RECURRING_CHARGES.clear()
+        _RECURRING_CHARGES[key] = charge
+    if charge is None or charge.line_id == line.line_id:
+        return charge
+    return replace(charge, line_id=line.line_id)
+
+
+def _recurring_charge(
     line: LineInput, window: Window, zone: ZoneInfo, *, prices_include_tax: bool
 ) -> LineCharge | None:
     """Pieces (active µs, unit µs) × price / ``per_unit``: a day, the month, the month with

@@ -9,11 +9,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apps.contracts import pricing
 from apps.contracts.pricing import (
     Allocation,
     CardRef,
@@ -239,6 +241,79 @@ def test_upfront_service_period_is_the_contract_year():
         at("2029-02-28T10:00+08:00"),
         at("2030-02-28T10:00+08:00"),
     )
+
+
+def test_alike_recurring_lines_rate_alike_each_with_its_own_id():
+    """Recurring charges are computed once per distinct prices, quantity and active span
+    (docs/rating.md#alike-lines): lines that differ only in id or in a start before the window share
+    one; a start inside the window, another discount or an upfront year of its own do not."""
+    monthly = {"term": "monthly", "list_unit_price": D("30000.00")}
+    nov = Period(2026, 11)
+    since_jan = rate_line(
+        line(line_id=1, start=at("2026-01-01T00:00+08:00"), **monthly), nov, prices_include_tax=True, tz=SH
+    )
+    since_jun = rate_line(
+        line(line_id=2, start=at("2026-06-01T00:00+08:00"), **monthly), nov, prices_include_tax=True, tz=SH
+    )
+    mid_nov = rate_line(
+        line(line_id=3, start=at("2026-11-16T00:00+08:00"), **monthly), nov, prices_include_tax=True, tz=SH
+    )
+    discounted = rate_line(
+        line(line_id=4, discount_percent=D("10"), **monthly), nov, prices_include_tax=True, tz=SH
+    )
+    assert [(c.line_id, c.amount) for c in (since_jan, since_jun, mid_nov, discounted)] == [
+        (1, D("30000.00")),
+        (2, D("30000.00")),
+        (3, D("15000.00")),
+        (4, D("27000.00")),
+    ]
+    assert replace(since_jun, line_id=1) == since_jan
+
+    upfront = {"term": "yearly", "yearly_billing": "upfront", "list_unit_price": D("1000")}
+    this_year = rate_line(
+        line(line_id=5, start=at("2026-11-05T00:00+08:00"), **upfront), nov, prices_include_tax=True, tz=SH
+    )
+    last_year = rate_line(
+        line(line_id=6, start=at("2025-11-05T00:00+08:00"), **upfront), nov, prices_include_tax=True, tz=SH
+    )
+    assert (this_year.line_id, this_year.service_start) == (5, at("2026-11-05T00:00+08:00"))
+    assert (last_year.line_id, last_year.service_start) == (6, at("2026-11-05T00:00+08:00"))
+    assert this_year.service_end == last_year.service_end == at("2027-11-05T00:00+08:00")
+    assert (
+        rate_line(
+            line(line_id=7, start=at("2025-11-05T00:00+08:00"), end=at("2026-11-01T00:00+08:00"), **upfront),
+            nov,
+            prices_include_tax=True,
+            tz=SH,
+        )
+        is None
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    term=st.sampled_from(["daily", "monthly", "yearly"]),
+    upfront=st.booleans(),
+    start_day=st.integers(-800, 40),
+    length=st.one_of(st.none(), st.integers(1, 900)),
+    price=st.decimals(min_value=D("0.01"), max_value=D("99999.99"), places=2),
+    quantity=st.integers(1, 16),
+)
+def test_a_recurring_charge_is_the_same_computed_afresh(term, upfront, start_day, length, price, quantity):
+    start = at("2026-11-01T00:00+08:00") + timedelta(days=start_day, hours=start_day % 7)
+    recurring = line(
+        line_id=start_day + 1000,
+        term=term,
+        yearly_billing="upfront" if upfront and term == "yearly" else "monthly_instalments",
+        list_unit_price=price,
+        quantity=D(quantity),
+        start=start,
+        end=None if length is None else start + timedelta(days=length),
+    )
+    window = Window.of(Period(2026, 11), SH)
+    cached = rate_line(recurring, window, prices_include_tax=False, tz=SH)
+    afresh = pricing._recurring_charge(recurring, window, ZoneInfo(SH), prices_include_tax=False)
+    assert cached == afresh
 
 
 # --- metered usage ---------------------------------------------------------------------------
