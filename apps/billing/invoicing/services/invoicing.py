@@ -9,6 +9,7 @@ over the same customers queue instead of deadlocking). Issued invoices are never
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -430,11 +431,11 @@ def _write(
             invoice = existing.pop((customer_id, currency), None)
             include_tax[(customer_id, currency)] = _include_tax(planned)
             if invoice is None:
-                invoice = Invoice(
+                invoice = _new_draft(
                     customer_id=customer_id,
                     currency=currency,
                     period=str(period),
-                    billing_run=run,
+                    billing_run_id=run.pk,
                     usage_cutoff_at=run.as_of,
                 )
                 new_invoices.append((invoice, planned))
@@ -461,7 +462,7 @@ def _write(
     for invoice, planned in new_invoices + refresh:
         _set_totals(invoice, planned)
         invoice.prices_include_tax = include_tax[(invoice.customer_id, invoice.currency)]
-        invoice.billing_run = run
+        invoice.billing_run_id = run.pk
         invoice.usage_cutoff_at = run.as_of
     _copy_invoices([inv for inv, _ in new_invoices])
     if refresh:
@@ -531,6 +532,28 @@ def _set_totals(invoice: Invoice, planned: list[PlannedLine]) -> None:
     invoice.updated_at = datetime.datetime.now(datetime.UTC)
 
 
+_INVOICE_CONCRETE = tuple(Invoice._meta.concrete_fields)
+_INVOICE_POSITION = {f.attname: index for index, f in enumerate(_INVOICE_CONCRETE)}
+# a mutable default (the fapiao snapshot's dict) is made afresh for every draft
+_INVOICE_FRESH_DEFAULTS = tuple(index for index, f in enumerate(_INVOICE_CONCRETE) if callable(f.default))
+
+
+@functools.cache
+def _invoice_defaults() -> tuple:
+    return tuple(f.get_default() for f in _INVOICE_CONCRETE)
+
+
+def _new_draft(**values) -> Invoice:
+    """``Invoice(**values)``, built positionally from the fields' defaults: Django's fast path (the
+    one rows loaded from the database take) at a third of the cost; a chunk makes thousands."""
+    row = list(_invoice_defaults())
+    for index in _INVOICE_FRESH_DEFAULTS:
+        row[index] = _INVOICE_CONCRETE[index].get_default()
+    for name, value in values.items():
+        row[_INVOICE_POSITION[name]] = value
+    return Invoice(*row)
+
+
 # The COPY column lists come from the models, so a new field is written (or fails loudly) without
 # a second list to update. Invoice columns left out are the ones a draft leaves NULL.
 _INVOICE_NULL_ON_DRAFT = frozenset(
@@ -583,6 +606,7 @@ def _copy_invoices(invoices: list[Invoice]) -> None:
 
 LINE_FIELDS = tuple(f for f in InvoiceLine._meta.concrete_fields if not f.primary_key)
 LINE_COLUMNS = tuple(f.column for f in LINE_FIELDS)
+_LINE_ATTNAMES = tuple(f.attname for f in LINE_FIELDS)
 # What a refresh compares to tell whether a draft's line changed: all but its invoice and place.
 LINE_VALUE_FIELDS = tuple(f.attname for f in LINE_FIELDS if f.attname not in ("invoice_id", "position"))
 
@@ -596,8 +620,9 @@ def _copy_lines(rows: list[tuple[int, int, PlannedLine]]) -> None:
         cursor.cursor.copy(f"COPY billing_invoiceline ({', '.join(LINE_COLUMNS)}) FROM STDIN") as copy,
     ):
         for invoice_id, position, planned in rows:
-            values = {"invoice_id": invoice_id, "position": position, **planned.fields()}
-            copy.write_row([values[f.attname] for f in LINE_FIELDS])
+            values = planned.fields()
+            values["invoice_id"], values["position"] = invoice_id, position
+            copy.write_row([values[name] for name in _LINE_ATTNAMES])
 
 
 def _stored_values(line: InvoiceLine) -> tuple:
