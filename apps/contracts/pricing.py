@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import calendar
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -415,6 +416,9 @@ class LineCharge:
         return self.tax.net
 
 
+_charge_after_id = operator.attrgetter(*[f.name for f in fields(LineCharge)][1:])  # all but line_id
+
+
 @dataclass(frozen=True, slots=True)
 class ContractCharges:
     """A contract's charges for a window; ``total_amount`` = Σ rounded lines incl. shortfall."""
@@ -761,7 +765,7 @@ def _rate_recurring(
         _RECURRING_CHARGES[key] = charge
     if charge is None or charge.line_id == line.line_id:
         return charge
-    return replace(charge, line_id=line.line_id)
+    return LineCharge(line.line_id, *_charge_after_id(charge))
 
 
 def _recurring_charge(

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from apps.billing.invoicing.inputs import id_array
 from apps.billing.invoicing.models import BillingRun, BillingRunStatus, Invoice, InvoiceStatus
 from apps.billing.invoicing.reconciliation import reconciliation_issue_refusal
 from apps.billing.invoicing.services.invoicing import (
@@ -151,7 +152,7 @@ def invoice_auto_issue(*, result: ChunkResult, now: datetime.datetime) -> list[I
     """
     drafts = (
         Invoice.objects.filter(
-            pk__in=result.invoice_ids, status=InvoiceStatus.DRAFT, customer__auto_issue=True
+            pk__in=id_array(result.invoice_ids), status=InvoiceStatus.DRAFT, customer__auto_issue=True
         )
         .select_related("customer")
         .order_by("customer__code", "currency")
