@@ -159,9 +159,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.test.utils import setup_test_environment
+    from bench.harness import test_client_environment
 
-    setup_test_environment()  # the test client's host is allowed; e-mail stays in memory
+    test_client_environment()  # docs/scaling.md#the-benchmarks
     from django.contrib.auth import get_user_model
     from django.test import Client
     from django.urls import reverse

@@ -236,7 +236,6 @@ def main() -> None:
     from django.contrib.auth.models import Group
     from django.db import connection
     from django.test import Client
-    from django.test.utils import setup_test_environment
     from django.utils import timezone
 
     from apps.accounts import roles
@@ -244,8 +243,9 @@ def main() -> None:
     from apps.core.periods import Period
     from apps.reports import attribution, selectors, utilisation
     from apps.reports.selectors import PeriodRange
+    from bench.harness import test_client_environment
 
-    setup_test_environment()  # the test client's host is allowed
+    test_client_environment()  # docs/scaling.md#the-benchmarks
     migrated = time.perf_counter()
     with connection.cursor() as cursor:
         if not args.reuse:

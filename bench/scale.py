@@ -407,9 +407,9 @@ def main() -> None:
 
     django.setup()
     logging.disable(logging.WARNING)
-    from django.test.utils import setup_test_environment
+    from bench.harness import test_client_environment
 
-    setup_test_environment()  # the test client's host is allowed; e-mail stays in memory
+    test_client_environment()  # docs/scaling.md#the-benchmarks
     from django.db import connection, transaction
     from django.test import Client
     from django.utils import timezone
