@@ -24,10 +24,14 @@ gigabytes of WAL set off spreads its writes over the next minutes, under whateve
 Then it measures, each against a floor taken in the same run:
 
 1. ingestion through the real API (``POST /api/v1/usage/`` with a partner key, Django's test
-   client, batches of 500 new records) at an empty usage table and again with every record
-   stored, in three rounds each; the floor of each round is COPY of the same rows, 500 per
-   transaction, into the usage table as it stands then (its indexes and triggers); the best round
-   counts — *flatness* = API rate at the end ÷ at empty;
+   client, batches of 500 new records) at an empty usage table and with every record stored;
+   the floor of each round is COPY of the same rows, 500 per transaction, into the usage table as
+   it stands then (its indexes and triggers). The empty table is measured once at the start and
+   again at the end, on a copy of the database made before any usage was loaded
+   (``CREATE DATABASE … TEMPLATE``), in rounds alternating with the full table's (three each), so
+   that the machine's speed, which drifts by a quarter over minutes, weighs on both alike; the
+   best round of each counts — *flatness* = API rate at the full table ÷ at the empty one, from
+   the alternating rounds;
 2. the billing run of November 2026 (``billing_run_execute``) with ``--records``/10 and with
    ``--records`` records in the month, each against bench/billing.py's floor (one SQL query of the
    same per-line usage sums plus a bulk insert of the same invoice lines), each size billed twice:
@@ -55,11 +59,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DB_NAME = "suanli_bench_scale"
+EMPTY_DB_NAME = "suanli_bench_scale_empty"  # ingestion's empty table, alternating with the full one
+INGEST_ROUNDS = 3
 INGEST_BATCH = 500
 HEAVY = "bench-1"
 
@@ -227,6 +235,22 @@ def ingest(phase: str, key: str, uuids: list[str], batches: int, rounds: int = 3
         posted += len(bodies) * INGEST_BATCH
         copy_rates.append(copy_floor(f"{prefix}-", after))
     return max(api_rates), max(copy_rates), posted
+
+
+@contextmanager
+def database(name: str) -> Iterator[None]:
+    """Point Django's default connection at database ``name`` for the block."""
+    from django.db import connections
+
+    wrapper = connections["default"]
+    before = wrapper.settings_dict["NAME"]
+    wrapper.close()
+    wrapper.settings_dict["NAME"] = name
+    try:
+        yield
+    finally:
+        wrapper.close()
+        wrapper.settings_dict["NAME"] = before
 
 
 def max_usage_id() -> int:
@@ -458,6 +482,13 @@ def main() -> None:
             user=portal_user, customer=Customer.objects.get(code=HEAVY), role="admin"
         )
 
+        # the empty usage table, kept for ingestion's alternating rounds at the end
+        from django.db import connections
+
+        connections.close_all()
+        psql_admin(f'DROP DATABASE IF EXISTS "{EMPTY_DB_NAME}" WITH (FORCE)')
+        psql_admin(f'CREATE DATABASE "{EMPTY_DB_NAME}" TEMPLATE "{DB_NAME}"')
+
         # 1. ingestion at an empty usage table
         api_empty, floor_empty, sent = ingest("empty", key, uuids, args.ingest_batches)
         print(
@@ -542,14 +573,25 @@ def main() -> None:
         large, large_parallel, large_floor = bill(f"at {in_month:,} records")
         growth = large / small
 
-        # 4. ingestion with every record stored
-        api_full, floor_full, sent = ingest("full", key, uuids, args.ingest_batches)
+        # 4. ingestion with every record stored, in rounds alternating with the empty table's
+        full_rounds, empty_rounds = [], []
+        for r in range(INGEST_ROUNDS):
+            full_rounds.append(
+                ingest(f"full-{r}", key, uuids, args.ingest_batches // INGEST_ROUNDS, rounds=1)
+            )
+            with database(EMPTY_DB_NAME):
+                empty_rounds.append(
+                    ingest(f"empty-{r}", key, uuids, args.ingest_batches // INGEST_ROUNDS, rounds=1)
+                )
+        api_full, floor_full = max(a for a, _, _ in full_rounds), max(f for _, f, _ in full_rounds)
+        api_empty, floor_empty = max(a for a, _, _ in empty_rounds), max(f for _, f, _ in empty_rounds)
+        sent = sum(n for _, _, n in full_rounds)
         flatness = api_full / api_empty
         print(
             f"ingest at {total:,}: {sent} records via API at {api_full:.0f}/s; COPY floor {floor_full:.0f}/s, "
-            f"ratio={api_full / floor_full:.2f}; flatness {flatness:.2f} (of the COPY floor "
-            f"{floor_full / floor_empty:.2f}; of the API's ratio to its floor "
-            f"{(api_full / floor_full) / (api_empty / floor_empty):.2f})",
+            f"ratio={api_full / floor_full:.2f}; at empty, alternating with it: {api_empty:.0f}/s, COPY floor "
+            f"{floor_empty:.0f}/s; flatness {flatness:.2f} (of the COPY floor {floor_full / floor_empty:.2f}; "
+            f"of the API's ratio to its floor {(api_full / floor_full) / (api_empty / floor_empty):.2f})",
             flush=True,
         )
 
@@ -604,6 +646,7 @@ def main() -> None:
 
             connections.close_all()
             psql_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        psql_admin(f'DROP DATABASE IF EXISTS "{EMPTY_DB_NAME}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
