@@ -28,10 +28,9 @@ Then it measures, each against a floor taken in the same run:
    the floor of each round is COPY of the same rows, 500 per transaction, into the usage table as
    it stands then (its indexes and triggers). The empty table is measured once at the start and
    again at the end, on a copy of the database made before any usage was loaded
-   (``CREATE DATABASE … TEMPLATE``), in rounds alternating with the full table's (three each), so
-   that the machine's speed, which drifts by a quarter over minutes, weighs on both alike; the
-   best round of each counts — *flatness* = API rate at the full table ÷ at the empty one, from
-   the alternating rounds;
+   (``CREATE DATABASE … TEMPLATE``), in five pairs of rounds, one at each table (which goes first
+   alternates), so that the machine's speed, which drifts by a quarter over minutes, weighs on
+   both alike — *flatness* = the median pair's API rate at the full table ÷ at the empty one;
 2. the billing run of November 2026 (``billing_run_execute``) with ``--records``/10 and with
    ``--records`` records in the month, each against bench/billing.py's floor (one SQL query of the
    same per-line usage sums plus a bulk insert of the same invoice lines), each size billed twice:
@@ -67,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DB_NAME = "suanli_bench_scale"
 EMPTY_DB_NAME = "suanli_bench_scale_empty"  # ingestion's empty table, alternating with the full one
-INGEST_ROUNDS = 3
+INGEST_PAIRS = 5
 INGEST_BATCH = 500
 HEAVY = "bench-1"
 
@@ -573,25 +572,29 @@ def main() -> None:
         large, large_parallel, large_floor = bill(f"at {in_month:,} records")
         growth = large / small
 
-        # 4. ingestion with every record stored, in rounds alternating with the empty table's
+        # 4. ingestion with every record stored, in pairs of rounds with the empty table's (which
+        # goes first alternates), so a drift of the machine's speed weighs on both alike
         full_rounds, empty_rounds = [], []
-        for r in range(INGEST_ROUNDS):
-            full_rounds.append(
-                ingest(f"full-{r}", key, uuids, args.ingest_batches // INGEST_ROUNDS, rounds=1)
-            )
-            with database(EMPTY_DB_NAME):
-                empty_rounds.append(
-                    ingest(f"empty-{r}", key, uuids, args.ingest_batches // INGEST_ROUNDS, rounds=1)
-                )
-        api_full, floor_full = max(a for a, _, _ in full_rounds), max(f for _, f, _ in full_rounds)
-        api_empty, floor_empty = max(a for a, _, _ in empty_rounds), max(f for _, f, _ in empty_rounds)
+        per_round = max(1, args.ingest_batches // INGEST_PAIRS)
+        for r in range(INGEST_PAIRS):
+            for side in ("full", "empty") if r % 2 == 0 else ("empty", "full"):
+                if side == "full":
+                    full_rounds.append(ingest(f"full-{r}", key, uuids, per_round, rounds=1))
+                else:
+                    with database(EMPTY_DB_NAME):
+                        empty_rounds.append(ingest(f"empty-{r}", key, uuids, per_round, rounds=1))
+        pair_ratios = [full[0] / empty[0] for full, empty in zip(full_rounds, empty_rounds, strict=True)]
+        floor_ratios = [full[1] / empty[1] for full, empty in zip(full_rounds, empty_rounds, strict=True)]
+        api_full, floor_full = (statistics.median(x[i] for x in full_rounds) for i in (0, 1))
+        api_empty, floor_empty = (statistics.median(x[i] for x in empty_rounds) for i in (0, 1))
         sent = sum(n for _, _, n in full_rounds)
-        flatness = api_full / api_empty
+        flatness = statistics.median(pair_ratios)
         print(
-            f"ingest at {total:,}: {sent} records via API at {api_full:.0f}/s; COPY floor {floor_full:.0f}/s, "
-            f"ratio={api_full / floor_full:.2f}; at empty, alternating with it: {api_empty:.0f}/s, COPY floor "
-            f"{floor_empty:.0f}/s; flatness {flatness:.2f} (of the COPY floor {floor_full / floor_empty:.2f}; "
-            f"of the API's ratio to its floor {(api_full / floor_full) / (api_empty / floor_empty):.2f})",
+            f"ingest at {total:,}: {sent} records via API at {api_full:.0f}/s (median of {INGEST_PAIRS} rounds); "
+            f"COPY floor {floor_full:.0f}/s, ratio={api_full / floor_full:.2f}; at empty, in rounds paired with "
+            f"them: {api_empty:.0f}/s, COPY floor {floor_empty:.0f}/s; full ÷ empty per pair "
+            f"{' '.join(f'{x:.2f}' for x in pair_ratios)} (COPY floor {' '.join(f'{x:.2f}' for x in floor_ratios)}); "
+            f"flatness {flatness:.2f} (median pair; of the COPY floor {statistics.median(floor_ratios):.2f})",
             flush=True,
         )
 
