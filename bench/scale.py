@@ -401,7 +401,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--ingest-batches", type=int, default=60, help="API batches of 500 per phase")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch database (and its empty-usage copy)"
+    )
     args = parser.parse_args()
 
     env = {
@@ -649,7 +651,7 @@ def main() -> None:
 
             connections.close_all()
             psql_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        psql_admin(f'DROP DATABASE IF EXISTS "{EMPTY_DB_NAME}" WITH (FORCE)')
+            psql_admin(f'DROP DATABASE IF EXISTS "{EMPTY_DB_NAME}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
