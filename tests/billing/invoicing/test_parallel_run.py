@@ -115,3 +115,22 @@ def test_inside_a_transaction_each_chunk_reads_its_own_inputs(customers, monkeyp
         run = runs.billing_run_execute(run=run, now=AS_OF)
         assert run.invoices_created == 5
     assert passed == [None, None, None]  # a second connection would not see uncommitted rows
+
+
+def test_a_run_on_tables_analysed_while_empty_leaves_their_statistics_counting_its_rows(customers):
+    # as after a VACUUM of emptied tables: the planner would read every id look-up as a scan
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE billing_invoice, billing_invoiceline")
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN ('billing_invoice', 'billing_invoiceline')"
+        )
+        assert dict(cursor.fetchall()) == {"billing_invoice": 0, "billing_invoiceline": 0}
+
+    run = bill()
+
+    assert run.invoices_created == 5
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN ('billing_invoice', 'billing_invoiceline')"
+        )
+        assert dict(cursor.fetchall()) == {"billing_invoice": 5, "billing_invoiceline": 5}

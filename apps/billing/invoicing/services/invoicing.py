@@ -602,6 +602,22 @@ def _copy_invoices(invoices: list[Invoice]) -> None:
                         ),
                     ]
                 )
+        _analyze_if_planned_empty(cursor, "billing_invoice")
+
+
+def _analyze_if_planned_empty(cursor, table: str) -> None:
+    """``ANALYZE`` ``table`` when PostgreSQL's statistics say it is empty (vacuumed or analysed
+    while it was), now that rows went in (docs/scaling.md#billing).
+
+    On such a table the planner reads ``WHERE id = $1`` as a sequential scan, and the foreign-key
+    checks of the lines — planned once per connection and kept — then scan every draft written so
+    far, for every line, as does the next chunk's look-up of its customers' drafts: 10,000
+    customers in chunks of 250 took 9.0 s instead of 4.4 s. The statistics of a table that has rows
+    are left to autovacuum.
+    """
+    cursor.execute("SELECT reltuples = 0 FROM pg_class WHERE oid = %s::regclass", [table])
+    if cursor.fetchone()[0]:
+        cursor.execute(f"ANALYZE {table}")
 
 
 LINE_FIELDS = tuple(f for f in InvoiceLine._meta.concrete_fields if not f.primary_key)
@@ -623,6 +639,8 @@ def _copy_lines(rows: list[tuple[int, int, PlannedLine]]) -> None:
             values = planned.fields()
             values["invoice_id"], values["position"] = invoice_id, position
             copy.write_row([values[name] for name in _LINE_ATTNAMES])
+    with connection.cursor() as cursor:
+        _analyze_if_planned_empty(cursor, "billing_invoiceline")
 
 
 def _stored_values(line: InvoiceLine) -> tuple:
