@@ -8,7 +8,14 @@ whose month has no partition yet, so none is ever refused for it. ``partitions_e
 and the next three, and of every month that has records in the DEFAULT partition, moving those
 records into their month: in normal operation the DEFAULT partition stays empty.
 
-The DDL functions take a DB-API cursor, so migration 0007 runs the same code as the task.
+Each month is itself partitioned by RANGE of ``start_at`` into four parts, days 1–8, 9–16, 17–24
+and 25 to the month's end (``…_pYYYY_MM_d01``, ``_d09``, ``_d17``, ``_d25``): the part being
+written stays a quarter of the month, so its indexes — the ``(card_id, start_at)`` one above all,
+where every reporting card writes to its own leaf — stay small however full the month grows
+(docs/partitions.md#month-parts). The month table is still the unit that is made, listed and
+detached.
+
+The DDL functions take a DB-API cursor, so migrations 0007 and 0012 run the same code as the task.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ MONTHS_AHEAD = 3
 # Billing looks back LATE_LOOKBACK_MONTHS for late usage: a month is archived only after that.
 KEEP_MONTHS = LATE_LOOKBACK_MONTHS + 1
 _NAME = re.compile(rf"^{PARENT}_p(\d{{4}})_(\d{{2}})$")
+# The first day of each part of a month (docs/partitions.md#month-parts).
+PART_DAYS = (1, 9, 17, 25)
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('metering_usagerecord partitions'))"
 
 
@@ -57,6 +66,78 @@ def month_add(period: Period, months: int) -> Period:
 def _bounds(period: Period, tz: str) -> tuple[str, str]:
     start, end = period.bounds(tz)
     return start.isoformat(), end.isoformat()
+
+
+def part_name(period: Period, day: int) -> str:
+    return f"{partition_name(period)}_d{day:02d}"
+
+
+def part_bounds(period: Period, tz: str) -> list[tuple[str, str, str]]:
+    """``(name, from, to)`` of the month's parts: from each of ``PART_DAYS`` at 00:00 in ``tz`` to
+    the next one, the last to the month's end; together exactly the month's bounds."""
+    start, end = period.bounds(tz)
+    starts = [start.replace(day=day) for day in PART_DAYS]
+    ends = starts[1:] + [end]
+    return [
+        (part_name(period, day), lower.isoformat(), upper.isoformat())
+        for day, lower, upper in zip(PART_DAYS, starts, ends, strict=True)
+    ]
+
+
+def _make_parts(cursor, period: Period, tz: str) -> None:
+    """The four parts of the month table ``partition_name(period)`` (made ``PARTITION BY RANGE``)."""
+    name = partition_name(period)
+    for part, lower, upper in part_bounds(period, tz):
+        cursor.execute(
+            f"CREATE TABLE {part} PARTITION OF {name} FOR VALUES FROM (%s) TO (%s)", [lower, upper]
+        )
+
+
+def split_month(cursor, name: str, period: Period, tz: str) -> None:
+    """Turn the plain month partition ``name`` (as migration 0007 made them before month parts)
+    into a month table of four parts, its rows copied over; inside the caller's transaction.
+
+    Statements on a partition do not fire the parent's statement triggers, so the event rows stay
+    as they are; the parent's indexes are built on the parts when the month is attached again.
+    """
+    lower, upper = _bounds(period, tz)
+    whole = f"{name}_whole"
+    cursor.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {name}")
+    cursor.execute(f"ALTER TABLE {name} RENAME TO {whole}")
+    cursor.execute(
+        f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        " PARTITION BY RANGE (start_at)"
+    )
+    _make_parts(cursor, period, tz)
+    cursor.execute(
+        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute"
+        " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        [PARENT],
+    )
+    (columns,) = cursor.fetchone()
+    cursor.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {whole}")
+    cursor.execute(
+        f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [lower, upper]
+    )
+    cursor.execute(f"DROP TABLE {whole}")
+
+
+def split_whole_months(cursor, *, tz: str | None = None) -> list[str]:
+    """``split_month`` every attached month partition that is still one plain table; their names."""
+    tz = tz or settings.BILLING_TIME_ZONE
+    cursor.execute(_LOCK)
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = %s::regclass AND c.relkind = 'r' ORDER BY c.relname",
+        [PARENT],
+    )
+    split = []
+    for (name,) in cursor.fetchall():
+        period = partition_period(name)
+        if period is not None:  # not the DEFAULT partition
+            split_month(cursor, name, period, tz)
+            split.append(name)
+    return split
 
 
 def attached_partitions(cursor) -> list[str]:
@@ -113,7 +194,11 @@ def ensure_partitions(
             # The month's records wait in the DEFAULT partition: move them into a new table and
             # attach it (a row may live in one partition only). Statement triggers of the parent
             # do not fire for statements on a partition, so their event ids stay as they are.
-            cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+            cursor.execute(
+                f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                " PARTITION BY RANGE (start_at)"
+            )
+            _make_parts(cursor, period, tz)
             cursor.execute(
                 f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE start_at >= %s AND start_at < %s"
                 f" RETURNING *) INSERT INTO {name} SELECT * FROM moved",
@@ -124,8 +209,11 @@ def ensure_partitions(
             )
         else:
             cursor.execute(
-                f"CREATE TABLE {name} PARTITION OF {PARENT} FOR VALUES FROM (%s) TO (%s)", [lower, upper]
+                f"CREATE TABLE {name} PARTITION OF {PARENT} FOR VALUES FROM (%s) TO (%s)"
+                " PARTITION BY RANGE (start_at)",
+                [lower, upper],
             )
+            _make_parts(cursor, period, tz)
         made.append(name)
     return made
 
@@ -150,7 +238,9 @@ def partitions_list() -> list[PartitionInfo]:
     and its size on disk (table, indexes and TOAST)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), pg_total_relation_size(c.oid)"
+            # a month's size is its parts' (a partitioned table itself holds no data)
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid),"
+            "       (SELECT sum(pg_total_relation_size(t.relid))::bigint FROM pg_partition_tree(c.oid) t)"
             "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " WHERE i.inhparent = %s::regclass",
             [PARENT],

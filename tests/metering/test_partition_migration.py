@@ -120,11 +120,12 @@ def test_a_usage_table_with_records_migrates_into_monthly_partitions_with_nothin
         placed = dict(
             conn.execute("SELECT event_id, tableoid::regclass::text FROM metering_usagerecord").fetchall()
         )
+        # each in its month's part by day (docs/partitions.md#month-parts)
         assert placed == {
-            "e-2023-07": "metering_usagerecord_p2023_07",
-            "e-2026-09-last": "metering_usagerecord_p2026_09",
-            "e-2026-10-first": "metering_usagerecord_p2026_10",
-            "e-2026-11": "metering_usagerecord_p2026_11",
+            "e-2023-07": "metering_usagerecord_p2023_07_d09",
+            "e-2026-09-last": "metering_usagerecord_p2026_09_d25",
+            "e-2026-10-first": "metering_usagerecord_p2026_10_d01",
+            "e-2026-11": "metering_usagerecord_p2026_11_d17",
         }
         events = conn.execute(
             "SELECT provider_id, event_id, start_at, content_hash FROM metering_usageevent ORDER BY event_id"

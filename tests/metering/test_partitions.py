@@ -88,9 +88,100 @@ def test_records_land_in_the_partition_of_their_month_in_billing_time(months, ca
     december = datetime.datetime(2026, 12, 1, 0, 0, tzinfo=SHANGHAI)  # 2026-11-30 16:00 UTC
     november = stored_usage(card=card, start=last_second, end=last_second + MINUTE)
     first = stored_usage(card=card, start=december, end=december + MINUTE)
-    assert partition_of(november) == "metering_usagerecord_p2026_11"
-    assert partition_of(first) == "metering_usagerecord_p2026_12"
+    assert partition_of(november) == "metering_usagerecord_p2026_11_d25"
+    assert partition_of(first) == "metering_usagerecord_p2026_12_d01"
     assert rows_in(partitions.DEFAULT_PARTITION) == 0
+
+
+def test_a_month_is_in_four_parts_by_day_of_the_billing_time_zone(months, card):
+    """Days 1–8, 9–16, 17–24 and 25 to the end, each from 00:00 in Shanghai (docs/partitions.md#month-parts)."""
+    placed = {}
+    for when in [
+        datetime.datetime(2026, 11, 8, 23, 59, 59, tzinfo=SHANGHAI),
+        datetime.datetime(2026, 11, 9, 0, 0, tzinfo=SHANGHAI),
+        datetime.datetime(2026, 11, 16, 23, 59, 59, tzinfo=SHANGHAI),
+        datetime.datetime(2026, 11, 17, 0, 0, tzinfo=SHANGHAI),
+        datetime.datetime(2026, 11, 24, 23, 59, 59, tzinfo=SHANGHAI),
+        datetime.datetime(2026, 11, 25, 0, 0, tzinfo=SHANGHAI),
+    ]:
+        placed[when.day, when.hour] = partition_of(stored_usage(card=card, start=when, end=when + MINUTE))
+    assert placed == {
+        (8, 23): "metering_usagerecord_p2026_11_d01",
+        (9, 0): "metering_usagerecord_p2026_11_d09",
+        (16, 23): "metering_usagerecord_p2026_11_d09",
+        (17, 0): "metering_usagerecord_p2026_11_d17",
+        (24, 23): "metering_usagerecord_p2026_11_d17",
+        (25, 0): "metering_usagerecord_p2026_11_d25",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'metering_usagerecord_p2027_02'::regclass"
+            " ORDER BY c.relname"
+        )
+        parts = cursor.fetchall()
+    # February's last part ends with the month: 2027-03-01 00:00+08
+    assert parts == [
+        (
+            "metering_usagerecord_p2027_02_d01",
+            "FOR VALUES FROM ('2027-01-31 16:00:00+00') TO ('2027-02-08 16:00:00+00')",
+        ),
+        (
+            "metering_usagerecord_p2027_02_d09",
+            "FOR VALUES FROM ('2027-02-08 16:00:00+00') TO ('2027-02-16 16:00:00+00')",
+        ),
+        (
+            "metering_usagerecord_p2027_02_d17",
+            "FOR VALUES FROM ('2027-02-16 16:00:00+00') TO ('2027-02-24 16:00:00+00')",
+        ),
+        (
+            "metering_usagerecord_p2027_02_d25",
+            "FOR VALUES FROM ('2027-02-24 16:00:00+00') TO ('2027-02-28 16:00:00+00')",
+        ),
+    ]
+
+
+def test_a_month_made_as_one_table_is_split_into_parts_with_nothing_lost(provider, card):
+    """What migration 0012 does to the months an earlier release made as one plain table each."""
+    month = Period(2030, 1)
+    lower, upper = (moment.isoformat() for moment in month.bounds("Asia/Shanghai"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE metering_usagerecord_p2030_01 PARTITION OF metering_usagerecord"
+            " FOR VALUES FROM (%s) TO (%s)",
+            [lower, upper],
+        )
+    starts = [datetime.datetime(2030, 1, day, 9, 0, tzinfo=SHANGHAI) for day in (2, 12, 31)]
+    before = [stored_usage(card=card, start=s, end=s + MINUTE, event_id=f"e-{s.day}") for s in starts]
+    assert {partition_of(r) for r in before} == {"metering_usagerecord_p2030_01"}
+
+    with connection.cursor() as cursor:
+        split = partitions.split_whole_months(cursor)
+        again = partitions.split_whole_months(cursor)
+
+    assert split == ["metering_usagerecord_p2030_01"]
+    assert again == []
+    assert [partition_of(r) for r in before] == [
+        "metering_usagerecord_p2030_01_d01",
+        "metering_usagerecord_p2030_01_d09",
+        "metering_usagerecord_p2030_01_d25",
+    ]
+    after = UsageRecord.objects.filter(pk__in=[r.pk for r in before]).order_by("pk")
+    assert [(r.event_id, r.start_at, r.card_id) for r in after] == [
+        (r.event_id, r.start_at, r.card_id) for r in before
+    ]
+    assert UsageEvent.objects.filter(event_id__in=["e-2", "e-12", "e-31"]).count() == 3
+    # the indexes came with the parts, the event key still holds across months
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'metering_usagerecord_p2030_01_d25'"
+        )
+        assert cursor.fetchone()[0] == 7
+    with pytest.raises(IntegrityError, match="uniq_usage_provider_event"), transaction.atomic():
+        stored_usage(card=card, start=NOV, end=NOV + MINUTE, event_id="e-12")
+    info = next(p for p in partitions.partitions_list() if p.name == "metering_usagerecord_p2030_01")
+    assert (info.period, info.rows) == (month, 3)
+    assert info.size_bytes > 0
 
 
 def test_the_ids_a_record_had_stay_its_own_and_the_orm_reads_by_id(months, card):
@@ -112,7 +203,7 @@ def test_an_event_id_resent_is_a_duplicate_and_resent_in_another_month_a_conflic
     assert [(e["index"], e["code"]) for e in info.value.errors] == [(0, "conflict")]
     stored = UsageRecord.objects.get()
     assert (stored.event_id, stored.start_at) == ("e-1", NOV)
-    assert partition_of(stored) == "metering_usagerecord_p2026_11"
+    assert partition_of(stored) == "metering_usagerecord_p2026_11_d09"
     assert list(UsageEvent.objects.values_list("event_id", "start_at")) == [("e-1", NOV)]
 
 
@@ -198,7 +289,7 @@ def test_records_of_a_month_without_partition_wait_in_default_and_the_daily_task
     made = ensure_partitions_task.apply().get()
 
     assert "metering_usagerecord_p2024_03" in made
-    assert partition_of(record) == "metering_usagerecord_p2024_03"
+    assert partition_of(record) == "metering_usagerecord_p2024_03_d01"
     assert rows_in(partitions.DEFAULT_PARTITION) == 0
     assert UsageRecord.objects.get(event_id="e-old").pk == record.pk
     # the event id stayed: the same id in another month is still refused
@@ -300,7 +391,10 @@ def test_the_command_lists_partitions_with_rows_and_detaches_an_issued_month(old
     with pytest.raises(CommandError, match="period must look like YYYY-MM"):
         run("--detach", "June")
     invoice(old_month, InvoiceStatus.ISSUED)
-    assert "Detached 2025-06: table metering_usagerecord_p2025_06" in run("--detach", "2025-06")
+    assert run("--detach", "2025-06") == (
+        "Detached 2025-06: table metering_usagerecord_p2025_06 is no longer part of the usage table. "
+        "Archive it with its four parts (pg_dump -t 'metering_usagerecord_p2025_06*'), then drop it.\n"
+    )
     assert not any(line.startswith("2025-06") for line in run().splitlines())
 
 

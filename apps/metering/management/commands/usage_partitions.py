@@ -55,7 +55,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
             self.stdout.write(
                 f"Detached {period}: table {name} is no longer part of the usage table. "
-                f"Archive it (pg_dump -t {name}), then drop it."
+                f"Archive it with its four parts (pg_dump -t '{name}*'), then drop it."
             )
         if ensure or detach:
             return
