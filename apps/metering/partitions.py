@@ -77,7 +77,7 @@ def part_bounds(period: Period, tz: str) -> list[tuple[str, str, str]]:
     the next one, the last to the month's end; together exactly the month's bounds."""
     start, end = period.bounds(tz)
     starts = [start.replace(day=day) for day in PART_DAYS]
-    ends = starts[1:] + [end]
+    ends = [*starts[1:], end]
     return [
         (part_name(period, day), lower.isoformat(), upper.isoformat())
         for day, lower, upper in zip(PART_DAYS, starts, ends, strict=True)
