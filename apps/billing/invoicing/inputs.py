@@ -355,7 +355,7 @@ def merged_usage(
         # A chunk reads a fifth of a month's records, spread over a month's four parts: a bitmap of
         # each part's (card, start) index reads them in 12 ms a part; costed by the defaults, the
         # planner scans each part whole instead, or walks the index row by row (3x slower either
-        # way). Cached pages cost little more at random than in sequence (docs/partitions.md#month-parts).
+        # way). Cached pages cost little more at random than in sequence (docs/scaling.md#measured).
         cursor.execute("SET LOCAL random_page_cost = 1.1")
         cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute(
